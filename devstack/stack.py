@@ -1,0 +1,242 @@
+"""`make dev`: the whole local stack on loopback, its endpoints file, and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from devstack import probes
+from devstack.auth_emulator import AuthEmulator, AuthEmulatorError
+from devstack.emulators import LOOPBACK, ROOT, EmulatorHosts, EmulatorPorts, Emulators
+from devstack.function_targets import discover_targets
+from devstack.procs import ManagedProcess, ensure_port_free, wait_ready
+from devstack.pubsub_setup import apply_topology
+from shared.topology import Topology, load_topology
+
+FUNCTIONS_MAIN = ROOT / "functions" / "main.py"
+DEMO_EMAIL = "demo@apex.test"
+DEMO_WORKSPACE = "demo"
+PUBLIC_FUNCTION_BASE_PORT = 8101
+WORKER_BASE_PORT = 8201
+RELAY_PORT = 8000
+
+
+@dataclass(frozen=True)
+class DevConfig:
+    project: str
+    port_offset: int
+    state_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DevConfig:
+        offset_text = environ.get("DEVSTACK_PORT_OFFSET", "0")
+        try:
+            offset = int(offset_text)
+        except ValueError as e:
+            raise SystemExit(
+                f"DEVSTACK_PORT_OFFSET must be a whole number, not {offset_text!r}"
+            ) from e
+        return cls(
+            project=environ.get("GOOGLE_CLOUD_PROJECT", "demo-apex"),
+            port_offset=offset,
+            state_dir=Path(environ.get("DEVSTACK_DIR", str(ROOT / ".devstack"))),
+        )
+
+    def function_ports(self, topology: Topology, targets: list[str]) -> dict[str, int]:
+        """Workers get stable ports in topology order; public functions in name order."""
+        workers = topology.workers()
+        ports = {w: WORKER_BASE_PORT + self.port_offset + i for i, w in enumerate(workers)}
+        public = sorted(t for t in targets if t not in workers)
+        for i, name in enumerate(public):
+            ports[name] = PUBLIC_FUNCTION_BASE_PORT + self.port_offset + i
+        return ports
+
+
+@dataclass
+class RunningStack:
+    hosts: EmulatorHosts
+    project: str
+    functions: dict[str, str]
+    workers: dict[str, str]
+    missing_workers: list[str]
+    demo_password: str
+    ready_seconds: float
+    watched: list[ManagedProcess | Emulators] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        for item in self.watched:
+            item.check_alive()
+
+    def endpoints(self) -> dict[str, object]:
+        """The `.devstack/endpoints.json` document of DESIGN §6."""
+        return {
+            "relay": None,
+            "functions": self.functions,
+            "workers": self.workers,
+            "emulators": self.hosts.as_json(),
+            "project": self.project,
+        }
+
+
+def _function_process(
+    name: str, port: int, env: Mapping[str, str], log_dir: Path
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--source",
+        str(FUNCTIONS_MAIN),
+        "--target",
+        name,
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
+    return ManagedProcess(f"function {name}", argv, log_dir / f"{name}.log", ROOT, env)
+
+
+def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> str:
+    """Sign up demo@apex.test (workspace claim `demo`) with a fresh password each run."""
+    password = secrets.token_urlsafe(12)
+    with AuthEmulator(hosts.auth, project) as auth:
+        try:
+            user = auth.sign_up(DEMO_EMAIL, password)
+            uid = user.uid
+        except AuthEmulatorError as e:
+            if e.message != "EMAIL_EXISTS":
+                raise
+            # Emulators kept from an earlier run (the *_EMULATOR_HOST variables).
+            existing = auth.find_uid(DEMO_EMAIL)
+            if existing is None:
+                raise
+            uid = existing
+            auth.update(uid, password=password)
+        auth.set_claims(uid, {"workspace": DEMO_WORKSPACE})
+    return password
+
+
+@contextmanager
+def run_stack(config: DevConfig, environ: Mapping[str, str]) -> Iterator[RunningStack]:
+    """Start everything, yield the running stack, stop everything on the way out."""
+    started = time.monotonic()
+    topology = load_topology()
+    targets = discover_targets(FUNCTIONS_MAIN)
+    ports = config.function_ports(topology, targets)
+    for name in targets:
+        ensure_port_free(f"function {name}", LOOPBACK, ports[name])
+
+    with ExitStack() as stack:
+        emulators = Emulators(
+            config.state_dir / "emulators",
+            EmulatorPorts.defaults(config.port_offset),
+            config.project,
+            environ,
+        )
+        hosts = stack.enter_context(emulators)
+
+        urls = {name: f"http://{LOOPBACK}:{port}/" for name, port in ports.items()}
+        child_env = {
+            **environ,
+            **hosts.env(),
+            "GOOGLE_CLOUD_PROJECT": config.project,
+            "PYTHONPATH": str(ROOT),
+        }
+        processes = [
+            _function_process(name, ports[name], child_env, config.state_dir / "logs")
+            for name in targets
+        ]
+        for proc in processes:
+            stack.callback(proc.stop)
+            proc.start()
+
+        # The Google clients find emulators only through these variables.
+        os.environ.update(hosts.env())
+        publisher = PublisherClient()
+        subscriber = SubscriberClient()
+        stack.callback(subscriber.close)
+        apply_topology(topology, config.project, urls, publisher, subscriber)
+        demo_password = _ensure_demo_user(hosts, config.project)
+
+        for proc, name in zip(processes, targets, strict=True):
+            wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)
+
+        workers = topology.workers()
+        running = RunningStack(
+            hosts=hosts,
+            project=config.project,
+            functions={n: urls[n] for n in targets if n not in workers},
+            workers={n: urls[n] for n in workers if n in targets},
+            missing_workers=[w for w in workers if w not in targets],
+            demo_password=demo_password,
+            ready_seconds=time.monotonic() - started,
+            watched=[*processes, emulators],
+        )
+        write_endpoints(config.state_dir / "endpoints.json", running.endpoints())
+        stack.callback((config.state_dir / "endpoints.json").unlink, missing_ok=True)
+        yield running
+
+
+def write_endpoints(path: Path, document: Mapping[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)  # readers never see a half-written file
+
+
+def print_table(running: RunningStack, out: object = sys.stdout) -> None:
+    rows: list[tuple[str, str]] = [
+        ("auth emulator", running.hosts.auth),
+        ("firestore emulator", running.hosts.firestore),
+        ("pubsub emulator", running.hosts.pubsub),
+    ]
+    rows += [(f"function {n}", u) for n, u in running.functions.items()]
+    rows += [(f"worker {n}", u) for n, u in running.workers.items()]
+    rows += [(f"worker {n}", "not in functions/main.py yet") for n in running.missing_workers]
+    rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    print(f"Apex local stack, project {running.project}:", *lines, sep="\n", file=out)  # type: ignore[call-overload]
+
+
+def serve(config: DevConfig, environ: Mapping[str, str]) -> int:
+    """Run until Ctrl-C or SIGTERM (exit 0) or until a child dies (exit 1)."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        with run_stack(config, environ) as running:
+            print_table(running)
+            print(f"ready in {running.ready_seconds:.1f} s; Ctrl-C stops everything.", flush=True)
+            while True:
+                running.check_alive()
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopped.", flush=True)
+        return 0
+
+
+def main() -> int:
+    from devstack.procs import StackError
+
+    environ = dict(os.environ)
+    try:
+        return serve(DevConfig.from_env(environ), environ)
+    except StackError as e:
+        print(f"make dev: {e}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,162 @@
+"""`python -m devstack` (what `make dev` runs), end to end, on shifted ports.
+
+The ports are shifted with DEVSTACK_PORT_OFFSET so this runs beside a developer's own
+`make dev`; everything else is exactly what `make dev` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import firebase_admin
+import pytest
+from firebase_admin import auth as fb_auth
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import SubscriberClient
+
+from devstack.auth_emulator import AuthEmulator
+from devstack.emulators import ROOT
+from devstack.procs import PortInUse, ensure_port_free
+from shared.topology import load_topology
+
+BASE_PORTS = (9099, 8080, 8085, 4400, 4500, 8000, 8101, 8201)
+READY_TIMEOUT_S = 90
+
+
+def _free_offset() -> int:
+    for offset in range(21000, 40000, 137):
+        try:
+            for port in BASE_PORTS:
+                ensure_port_free("probe", "127.0.0.1", port + offset)
+        except PortInUse:
+            continue
+        return offset
+    raise AssertionError("no free block of ports for a second stack")
+
+
+def _env(offset: int, state_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_EMULATOR_HOST") and k != "GOOGLE_CLOUD_PROJECT"
+    }
+    env.update({"DEVSTACK_PORT_OFFSET": str(offset), "DEVSTACK_DIR": str(state_dir)})
+    return env
+
+
+class Dev:
+    def __init__(self, proc: subprocess.Popen[str], state_dir: Path) -> None:
+        self.proc = proc
+        self.state_dir = state_dir
+        self.lines: list[str] = []
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"make dev ended early: {''.join(self.lines)}")
+            self.lines.append(line)
+            if m := re.search(pattern, line):
+                return m
+        raise AssertionError(f"no {pattern!r} within {timeout} s: {''.join(self.lines)}")
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Dev]:
+    offset = _free_offset()
+    state_dir = tmp_path / "devstack"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=_env(offset, state_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield Dev(proc, state_dir)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+
+
+def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
+    dev: Dev, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = dev.wait_for(r"ready in ([\d.]+) s", READY_TIMEOUT_S)
+    assert float(ready.group(1)) < 60
+    password = re.search(r"demo@apex\.test / (\S+) \(workspace demo\)", "".join(dev.lines))
+    assert password, "the demo user's password is printed"
+
+    endpoints = json.loads((dev.state_dir / "endpoints.json").read_text())
+    assert set(endpoints) == {"relay", "functions", "workers", "emulators", "project"}
+    assert endpoints["project"] == "demo-apex"
+    hosts = endpoints["emulators"]
+    assert set(hosts) == {"auth", "firestore", "pubsub"}
+    for name, var in (
+        ("auth", "FIREBASE_AUTH_EMULATOR_HOST"),
+        ("firestore", "FIRESTORE_EMULATOR_HOST"),
+        ("pubsub", "PUBSUB_EMULATOR_HOST"),
+    ):
+        monkeypatch.setenv(var, hosts[name])
+
+    # The demo user signs in with the printed password, and carries workspace "demo".
+    with AuthEmulator(hosts["auth"], "demo-apex") as auth:
+        user = auth.sign_in("demo@apex.test", password.group(1))
+    app = firebase_admin.initialize_app(options={"projectId": "demo-apex"}, name="make-dev")
+    try:
+        assert fb_auth.verify_id_token(user.id_token, app=app)["workspace"] == "demo"
+    finally:
+        firebase_admin.delete_app(app)
+
+    # Every topic and subscription of the shared topology exists.
+    topology = load_topology()
+    subscriber = SubscriberClient()
+    try:
+        subs = {
+            s.name.rsplit("/", 1)[1]
+            for s in subscriber.list_subscriptions(project="projects/demo-apex")
+        }
+    finally:
+        subscriber.close()
+    assert subs == {s.name for s in topology.subscriptions()}
+
+    # Firestore answers the official client.
+    db = firestore.Client(project="demo-apex")
+    db.collection("probe").document("x").set({"ok": True})
+    assert db.collection("probe").document("x").get().to_dict() == {"ok": True}
+    db.close()
+
+    # A second `make dev` on the same ports fails at once, saying which port.
+    second = subprocess.run(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=_env(_offset_of(hosts["auth"]), dev.state_dir.parent / "second"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 1
+    assert re.search(r"auth emulator: port \d+ on 127\.0\.0\.1 is already in use", second.stderr)
+
+    # Ctrl-C stops everything it started and removes the endpoints file.
+    dev.proc.send_signal(signal.SIGINT)
+    assert dev.proc.wait(timeout=30) == 0
+    assert not (dev.state_dir / "endpoints.json").exists()
+    for host in hosts.values():
+        ensure_port_free("stopped emulator", "127.0.0.1", int(host.rsplit(":", 1)[1]))
+
+
+def _offset_of(auth_host: str) -> int:
+    return int(auth_host.rsplit(":", 1)[1]) - 9099
