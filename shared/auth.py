@@ -1,0 +1,94 @@
+"""Firebase ID token → principal (uid + workspace).
+
+Verification has two stages, both always run:
+1. the token itself: firebase-admin checks signature, audience, issuer and expiry (with the
+   Auth emulator it checks neither signature nor expiry, so Apex checks `exp` itself);
+2. the account: disabled, or its tokens revoked since this one was issued (the same test as
+   firebase-admin's `check_revoked=True`, done here so the stages can be tested apart).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import firebase_admin
+from firebase_admin import auth as fb_auth
+from firebase_admin import exceptions as fb_exceptions
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import Forbidden, Unauthenticated, Unavailable
+
+WORKSPACE_CLAIM = "workspace"
+_WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class Principal(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    uid: str
+    workspace_id: str
+    email: str | None
+    expires_at: int  # the token's `exp`, seconds since the epoch
+
+
+def workspace_of(claims: dict[str, Any]) -> str:
+    """The `workspace` custom claim if set, else the uid (DESIGN §4)."""
+    claim = claims.get(WORKSPACE_CLAIM)
+    if claim is None:
+        return str(claims["uid"])
+    if not isinstance(claim, str) or not _WORKSPACE_ID.match(claim):
+        raise Forbidden("the account's workspace claim is malformed; ask an administrator")
+    return claim
+
+
+class TokenVerifier:
+    def __init__(self, app: firebase_admin.App, clock: Callable[[], float] = time.time) -> None:
+        self._app = app
+        self._clock = clock
+
+    def verify(self, token: str) -> Principal:
+        claims = self.verify_token(token)
+        self.check_account(claims)
+        return Principal(
+            uid=claims["uid"],
+            workspace_id=workspace_of(claims),
+            email=claims.get("email"),
+            expires_at=int(claims["exp"]),
+        )
+
+    def verify_token(self, token: str) -> dict[str, Any]:
+        if not token:
+            raise Unauthenticated("no ID token was given")
+        try:
+            claims: dict[str, Any] = fb_auth.verify_id_token(token, app=self._app)
+        except fb_auth.ExpiredIdTokenError as e:
+            raise Unauthenticated("the ID token has expired; sign in again") from e
+        except fb_auth.CertificateFetchError as e:
+            raise Unavailable("cannot fetch Google's token certificates", retry_after_s=5) from e
+        except (fb_auth.InvalidIdTokenError, ValueError) as e:
+            raise Unauthenticated(f"the ID token is not valid: {_first_sentence(e)}") from e
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= self._clock():
+            raise Unauthenticated("the ID token has expired; sign in again")
+        return claims
+
+    def check_account(self, claims: dict[str, Any]) -> None:
+        try:
+            user = fb_auth.get_user(claims["uid"], app=self._app)
+        except fb_auth.UserNotFoundError as e:
+            raise Unauthenticated("the account no longer exists") from e
+        except fb_exceptions.FirebaseError as e:
+            raise Unavailable("cannot reach Firebase Auth to check the account") from e
+        if user.disabled:
+            raise Unauthenticated("the account is disabled")
+        # tokens_valid_after_timestamp is in ms, iat in s: revocation has 1 s granularity.
+        valid_after_ms = user.tokens_valid_after_timestamp or 0
+        if int(claims.get("iat", 0)) * 1000 < valid_after_ms:
+            raise Unauthenticated("the ID token has been revoked; sign in again")
+
+
+def _first_sentence(error: Exception) -> str:
+    return str(error).split(". ")[0].rstrip(".")
