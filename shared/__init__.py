@@ -1,0 +1,1 @@
+"""Apex: the package every deployable imports (config, auth, models, store, bus, agents)."""

@@ -1,0 +1,1 @@
+"""The agents: triage, data and optimization, and the step runner between them."""

@@ -1,0 +1,1 @@
+"""Pydantic models shared by the functions, the relay and the agents."""
