@@ -1,0 +1,1 @@
+"""Usage aggregation: daily rollups of usage records (pure functions, no storage)."""

@@ -1,0 +1,500 @@
+"""Daily usage rollups: usage records → additive deltas, and the Firestore layout they use.
+
+Two rollups, both per UTC day, stored under ``workspaces/{ws}/``:
+
+- ``usage_daily/{day}_{provider}_{model}_{feature}``: ``DailyRollup``;
+- ``usage_daily_users/{day}_{user}``: ``UserDailyRollup``.
+
+Every counter is an integer (money in 1e-9 USD), so deltas are exact and are applied with
+Firestore ``Increment`` transforms; ``min_input_tokens`` with a ``Minimum`` transform.
+``merge`` is associative and commutative, and ``accumulate(a + b)`` equals
+``merge(accumulate(a), accumulate(b, seen_request_hashes=<a's new hash markers>))``.
+
+Idempotence (the aggregator's protocol; this module only provides the pure parts):
+
+- a record is applied at most once: the aggregator creates
+  ``usage_applied/{record_marker_id(record_id)}`` (create-if-absent) in the same atomic
+  write as the increments, and drops records whose marker already exists;
+- repeated identical requests: a request is a *repeat* when a request with the same
+  ``request_hash`` was already seen on the same day, provider, model and feature. The first
+  one creates ``usage_request_hashes/{request_hash_marker_id(record)}``; pass the markers
+  that already exist as ``seen_request_hashes`` and create ``RollupBatch.new_request_hashes``
+  in the same atomic write as the increments (retry the batch if a create fails).
+
+One atomic Firestore write holds at most 500 operations, so the aggregator accumulates and
+commits records in chunks that fit (markers plus touched rollups per chunk); chunking is
+safe because accumulations merge exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, ClassVar, Final, Self, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import pricing
+from shared.models.usage import UsageRecord
+
+USAGE_DAILY_COLLECTION: Final = "usage_daily"
+USAGE_DAILY_USERS_COLLECTION: Final = "usage_daily_users"
+APPLIED_RECORDS_COLLECTION: Final = "usage_applied"
+REQUEST_HASHES_COLLECTION: Final = "usage_request_hashes"
+
+# Upper bounds (inclusive) of the fixed histogram buckets; a last, open bucket holds the rest.
+# Fixed so that histograms from any day, model or batch add up bucket by bucket.
+LATENCY_BOUNDS_MS: Final[tuple[int, ...]] = (
+    25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000,
+    20000, 30000, 60000, 120000,
+)  # fmt: skip
+OUTPUT_TOKEN_BOUNDS: Final[tuple[int, ...]] = (
+    16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
+)  # fmt: skip
+OVERFLOW_BUCKET: Final = "le_inf"
+
+# Characters kept as they are in document ids; everything else (notably "_", the separator,
+# "~", the hashed-id mark, "/", which Firestore forbids, and "%") is percent-encoded, so ids
+# are unambiguous.
+_ID_SAFE: Final = "-.:"
+# Firestore allows 1,500 bytes; a longer id (long non-ASCII names) is replaced by a hash.
+MAX_DOC_ID_BYTES: Final = 1400
+
+
+def bucket_key(bounds: Sequence[int], index: int) -> str:
+    """Map key of bucket ``index``: ``le_<bound>``, or ``le_inf`` for the open last one."""
+    return OVERFLOW_BUCKET if index == len(bounds) else f"le_{bounds[index]}"
+
+
+def bucket_index(bounds: Sequence[int], value: float) -> int:
+    """Index of the bucket holding ``value``: the first bound ``>= value``."""
+    for index, bound in enumerate(bounds):
+        if value <= bound:
+            return index
+    return len(bounds)
+
+
+def histogram_percentile(hist: Mapping[str, int], bounds: Sequence[int], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a fixed-bucket histogram, interpolated within its bucket.
+
+    Linear interpolation between the bucket's lower bound (the previous bound, 0 for the first
+    bucket) and its upper bound. A quantile landing in the open last bucket is reported as the
+    last bound (the histogram says only "more than that"). None for an empty histogram.
+    """
+    if not 0 <= q <= 1:
+        raise ValueError("q must be within 0..1")
+    counts = [hist.get(bucket_key(bounds, i), 0) for i in range(len(bounds) + 1)]
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = 0 if index == 0 else bounds[index - 1]
+            if index == len(bounds):
+                return float(lower)
+            return lower + (bounds[index] - lower) * (rank - seen) / count
+        seen += count
+    raise AssertionError("unreachable: the ranks are exhausted before the counts")
+
+
+def latency_percentile(hist: Mapping[str, int], q: float) -> float | None:
+    """Latency quantile in ms from a ``latency_hist``."""
+    return histogram_percentile(hist, LATENCY_BOUNDS_MS, q)
+
+
+def output_tokens_percentile(hist: Mapping[str, int], q: float) -> float | None:
+    """Output-token quantile from an ``output_hist``."""
+    return histogram_percentile(hist, OUTPUT_TOKEN_BOUNDS, q)
+
+
+@lru_cache(maxsize=65536)
+def _id_part(value: str | None) -> str:
+    # An absent feature or user is the empty part: real names are never empty.
+    # quote() never encodes "_" or "~", but here they are the separator and the hash mark.
+    if value is None:
+        return ""
+    return quote(value, safe=_ID_SAFE).replace("_", "%5F").replace("~", "%7E")
+
+
+def _bounded(prefix: str, doc_id: str) -> str:
+    """``doc_id``, or ``{prefix}_~{sha256 of it}`` when it is too long for Firestore."""
+    if len(doc_id) <= MAX_DOC_ID_BYTES:  # ids are ASCII: characters are bytes
+        return doc_id
+    return f"{prefix}_~{hashlib.sha256(doc_id.encode()).hexdigest()}"
+
+
+def rollup_doc_id(day: str, provider: str, model: str, feature: str | None) -> str:
+    """``{day}_{provider}_{model}_{feature}``, each part percent-encoded (see ``_ID_SAFE``)."""
+    parts = (day, _id_part(provider), _id_part(model), _id_part(feature))
+    return _bounded(day, "_".join(parts))
+
+
+def user_rollup_doc_id(day: str, user: str | None) -> str:
+    """``{day}_{user}``, the user percent-encoded; ``{day}_`` for calls with no end user."""
+    return _bounded(day, f"{day}_{_id_part(user)}")
+
+
+def record_marker_id(record_id: str) -> str:
+    """Document id of the "record applied" marker (record ids may hold ``.`` or ``__``)."""
+    return _bounded("r", "r_" + _id_part(record_id))
+
+
+def request_hash_marker_id(record: UsageRecord) -> str | None:
+    """Document id of the "hash seen" marker for the record's repeat scope; None if unhashed."""
+    if record.request_hash is None:
+        return None
+    return _hash_marker(rollup_key(record), record.request_hash)
+
+
+def _hash_marker(rollup_id: str, request_hash: str) -> str:
+    return _bounded(rollup_id[:10], f"{rollup_id}_{_id_part(request_hash)}")
+
+
+def rollup_key(record: UsageRecord) -> str:
+    """The ``usage_daily`` document id the record is added to."""
+    provider = pricing.resolve_provider(record.provider, record.model)
+    return rollup_doc_id(record.day, provider, record.model, record.feature)
+
+
+def _merge_hist(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    merged = dict(a)
+    for key, count in b.items():
+        merged[key] = merged.get(key, 0) + count
+    return merged
+
+
+class _Rollup(BaseModel):
+    """Counters merged by addition; identity fields (``IDENTITY``) must agree to merge."""
+
+    # Documents read back from Firestore may carry bookkeeping fields of the aggregator.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ()
+    # Fields merged by taking the minimum (applied with Firestore ``Minimum`` transforms).
+    MINIMUMS: ClassVar[tuple[str, ...]] = ()
+
+    requests: int = Field(default=0, ge=0)
+
+    def merge(self, other: Self) -> Self:
+        """The sum of two rollups of the same key (associative and commutative)."""
+        merged = dict(vars(self))
+        _add_into(type(self), merged, vars(other))
+        return self.model_copy(update=merged)
+
+    def firestore_increments(self) -> dict[str, int]:
+        """Field path → amount for ``Increment`` transforms (histogram buckets as map paths)."""
+        increments: dict[str, int] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in self.IDENTITY or name in self.MINIMUMS:
+                continue
+            if isinstance(value, dict):
+                increments.update({f"{name}.{key}": count for key, count in value.items()})
+            else:
+                increments[name] = value
+        return increments
+
+    def firestore_minimums(self) -> dict[str, int]:
+        """Field path → value for ``Minimum`` transforms (none for a rollup of no requests)."""
+        if not self.requests:
+            return {}
+        return {name: getattr(self, name) for name in self.MINIMUMS}
+
+    def identity(self) -> dict[str, str | None]:
+        """The fields set (not incremented) on the document: what the id is made of."""
+        return {name: getattr(self, name) for name in self.IDENTITY}
+
+
+def _add_into(cls: type[_Rollup], total: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    """Add the fields of ``delta`` into ``total`` (both of rollup class ``cls``), in place."""
+    total_requests, delta_requests = total["requests"], delta["requests"]
+    for name in cls.model_fields:
+        mine, theirs = total[name], delta[name]
+        if name in cls.IDENTITY:
+            if mine != theirs:
+                raise ValueError(f"cannot merge rollups with different {name}")
+        elif name in cls.MINIMUMS:
+            # A rollup of no requests has no minimum to offer.
+            if not total_requests:
+                total[name] = theirs
+            elif delta_requests:
+                total[name] = min(mine, theirs)
+        elif isinstance(mine, dict):
+            total[name] = _merge_hist(mine, theirs)
+        else:
+            total[name] = mine + theirs
+
+
+Count = int
+NonNegative: Final = Field(default=0, ge=0)
+
+
+class UserDailyRollup(_Rollup):
+    """One end user's usage on one UTC day (``user`` None: calls with no end user)."""
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("day", "user")
+
+    day: str
+    user: str | None
+    errors: Count = NonNegative
+    input_tokens: Count = NonNegative
+    cached_input_tokens: Count = NonNegative
+    output_tokens: Count = NonNegative
+    cost_nanousd: Count = NonNegative
+    unpriced_requests: Count = NonNegative
+
+    @property
+    def doc_id(self) -> str:
+        return user_rollup_doc_id(self.day, self.user)
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanousd / 1e9
+
+    @classmethod
+    def of_record(cls, record: UsageRecord, cost_nanousd: int | None) -> UserDailyRollup:
+        """The delta one record adds (``cost_nanousd`` None: the model could not be priced)."""
+        return cls.model_construct(**_user_delta(record, cost_nanousd))
+
+
+def _user_delta(record: UsageRecord, cost_nanousd: int | None) -> dict[str, Any]:
+    return {
+        "day": record.day,
+        "user": record.user,
+        "requests": record.requests,
+        "errors": record.requests if record.status == "error" else 0,
+        "input_tokens": record.input_tokens,
+        "cached_input_tokens": record.cached_input_tokens,
+        "output_tokens": record.output_tokens,
+        "cost_nanousd": cost_nanousd or 0,
+        "unpriced_requests": record.requests if cost_nanousd is None else 0,
+    }
+
+
+class DailyRollup(_Rollup):
+    """Usage of one (UTC day, provider, model, feature): requests, tokens, 1e-9 USD, histograms.
+
+    Subsets, each with its own token and cost counters:
+    ``no_user_*``: calls with no end user that were not batched (batch API candidates);
+    ``batch_*``: calls that already went through a batch API;
+    ``error_*``: failed calls (spend wasted);
+    ``repeat_*``: repeated identical requests (response-cache candidates);
+    ``hashed_requests`` counts the calls that carried a ``request_hash`` at all.
+    Aggregate records (``requests > 1``) enter the histograms and ``min_input_tokens`` with
+    their per-call averages, and no latency.
+    """
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("day", "provider", "model", "feature")
+    MINIMUMS: ClassVar[tuple[str, ...]] = ("min_input_tokens",)
+
+    day: str
+    provider: str
+    model: str
+    feature: str | None
+    errors: Count = NonNegative
+    input_tokens: Count = NonNegative
+    cached_input_tokens: Count = NonNegative
+    output_tokens: Count = NonNegative
+    cost_nanousd: Count = NonNegative
+    unpriced_requests: Count = NonNegative
+    latency_count: Count = NonNegative
+    latency_ms_sum: Count = NonNegative
+    latency_hist: dict[str, Count] = Field(default_factory=dict)
+    output_hist: dict[str, Count] = Field(default_factory=dict)
+    # Smallest per-call input: every call shared at most this prefix (cacheable-prefix floor).
+    min_input_tokens: Count = NonNegative
+    no_user_requests: Count = NonNegative
+    no_user_input_tokens: Count = NonNegative
+    no_user_cached_input_tokens: Count = NonNegative
+    no_user_output_tokens: Count = NonNegative
+    no_user_cost_nanousd: Count = NonNegative
+    batch_requests: Count = NonNegative
+    batch_cost_nanousd: Count = NonNegative
+    error_input_tokens: Count = NonNegative
+    error_cached_input_tokens: Count = NonNegative
+    error_output_tokens: Count = NonNegative
+    error_cost_nanousd: Count = NonNegative
+    hashed_requests: Count = NonNegative
+    repeat_requests: Count = NonNegative
+    repeat_input_tokens: Count = NonNegative
+    repeat_cached_input_tokens: Count = NonNegative
+    repeat_output_tokens: Count = NonNegative
+    repeat_cost_nanousd: Count = NonNegative
+
+    @property
+    def doc_id(self) -> str:
+        return rollup_doc_id(self.day, self.provider, self.model, self.feature)
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanousd / 1e9
+
+    @classmethod
+    def of_record(
+        cls, record: UsageRecord, cost_nanousd: int | None, *, repeat: bool
+    ) -> DailyRollup:
+        """The delta one record adds. ``repeat``: its request hash was seen before in scope."""
+        return cls.model_construct(**_daily_delta(record, cost_nanousd, repeat=repeat))
+
+    def latency_p50_p95(self) -> tuple[float | None, float | None]:
+        """Latency p50 and p95 in ms, from the histogram."""
+        return latency_percentile(self.latency_hist, 0.5), latency_percentile(
+            self.latency_hist, 0.95
+        )
+
+
+def _daily_delta(record: UsageRecord, cost_nanousd: int | None, *, repeat: bool) -> dict[str, Any]:
+    n = record.requests
+    cost = cost_nanousd or 0
+    tokens = (record.input_tokens, record.cached_input_tokens, record.output_tokens)
+
+    def subset(selected: bool) -> tuple[int, int, int, int, int]:
+        return (n, *tokens, cost) if selected else (0, 0, 0, 0, 0)
+
+    no_user = subset(record.user is None and not record.batch)
+    failed = subset(record.status == "error")
+    repeated = subset(repeat)
+    latency_hist: dict[str, int] = {}
+    if record.latency_ms is not None:
+        key = bucket_key(LATENCY_BOUNDS_MS, bucket_index(LATENCY_BOUNDS_MS, record.latency_ms))
+        latency_hist[key] = n
+    output_key = bucket_key(
+        OUTPUT_TOKEN_BOUNDS, bucket_index(OUTPUT_TOKEN_BOUNDS, record.output_tokens / n)
+    )
+    return dict(
+        day=record.day,
+        provider=pricing.resolve_provider(record.provider, record.model),
+        model=record.model,
+        feature=record.feature,
+        requests=n,
+        errors=failed[0],
+        input_tokens=record.input_tokens,
+        cached_input_tokens=record.cached_input_tokens,
+        output_tokens=record.output_tokens,
+        cost_nanousd=cost,
+        unpriced_requests=n if cost_nanousd is None else 0,
+        latency_count=n if record.latency_ms is not None else 0,
+        latency_ms_sum=round(record.latency_ms) if record.latency_ms is not None else 0,
+        latency_hist=latency_hist,
+        output_hist={output_key: n},
+        min_input_tokens=record.input_tokens // n,
+        no_user_requests=no_user[0],
+        no_user_input_tokens=no_user[1],
+        no_user_cached_input_tokens=no_user[2],
+        no_user_output_tokens=no_user[3],
+        no_user_cost_nanousd=no_user[4],
+        batch_requests=n if record.batch else 0,
+        batch_cost_nanousd=cost if record.batch else 0,
+        error_input_tokens=failed[1],
+        error_cached_input_tokens=failed[2],
+        error_output_tokens=failed[3],
+        error_cost_nanousd=failed[4],
+        hashed_requests=n if record.request_hash is not None else 0,
+        repeat_requests=repeated[0],
+        repeat_input_tokens=repeated[1],
+        repeat_cached_input_tokens=repeated[2],
+        repeat_output_tokens=repeated[3],
+        repeat_cost_nanousd=repeated[4],
+    )
+
+
+class RollupBatch(BaseModel):
+    """The deltas of a batch of records, by document id, and the markers to create with them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    daily: dict[str, DailyRollup] = Field(default_factory=dict)
+    users: dict[str, UserDailyRollup] = Field(default_factory=dict)
+    record_ids: frozenset[str] = frozenset()
+    new_request_hashes: frozenset[str] = frozenset()
+
+    def merge(self, other: RollupBatch) -> RollupBatch:
+        """Both batches' deltas (``other`` accumulated after this one: see the module doc)."""
+        overlap = self.record_ids & other.record_ids
+        if overlap:
+            raise ValueError(f"{len(overlap)} record(s) would be applied twice")
+        return RollupBatch(
+            daily=_merge_maps(self.daily, other.daily),
+            users=_merge_maps(self.users, other.users),
+            record_ids=self.record_ids | other.record_ids,
+            new_request_hashes=self.new_request_hashes | other.new_request_hashes,
+        )
+
+
+_R = TypeVar("_R", bound=_Rollup)
+
+
+def _merge_maps(a: Mapping[str, _R], b: Mapping[str, _R]) -> dict[str, _R]:
+    merged = dict(a)
+    for key, rollup in b.items():
+        merged[key] = merged[key].merge(rollup) if key in merged else rollup
+    return merged
+
+
+def _fold(
+    cls: type[_Rollup], totals: dict[str, dict[str, Any]], key: str, delta: dict[str, Any]
+) -> None:
+    if key in totals:
+        _add_into(cls, totals[key], delta)
+    else:
+        totals[key] = delta
+
+
+def record_cost_nanousd(record: UsageRecord) -> int | None:
+    """The record's cost in 1e-9 USD at the prices of its timestamp; None if unpriced."""
+    try:
+        usd = pricing.call_cost(
+            record.provider,
+            record.model,
+            input_tokens=record.input_tokens,
+            cached_input_tokens=record.cached_input_tokens,
+            output_tokens=record.output_tokens,
+            at=record.ts,
+            batch=record.batch,
+            requests=record.requests,
+        )
+    except pricing.UnknownModelError:
+        return None
+    return pricing.to_nanousd(usd)
+
+
+def accumulate(
+    records: Iterable[UsageRecord],
+    *,
+    seen_request_hashes: Collection[str] = frozenset(),
+    applied_record_ids: Collection[str] = frozenset(),
+) -> RollupBatch:
+    """Fold records into rollup deltas.
+
+    Records whose id is in ``applied_record_ids``, or repeats an id earlier in ``records``,
+    are skipped (applied at most once). A hashed record is a repeat when its
+    ``request_hash_marker_id`` is in ``seen_request_hashes`` or came earlier in ``records``.
+    """
+    # Plain dicts while folding: building a model per record would dominate ingest time.
+    daily: dict[str, dict[str, Any]] = {}
+    users: dict[str, dict[str, Any]] = {}
+    record_ids: set[str] = set()
+    new_hashes: set[str] = set()
+    for record in records:
+        if record.record_id in applied_record_ids or record.record_id in record_ids:
+            continue
+        record_ids.add(record.record_id)
+        key = rollup_key(record)
+        marker = None if record.request_hash is None else _hash_marker(key, record.request_hash)
+        repeat = marker is not None and (marker in seen_request_hashes or marker in new_hashes)
+        if marker is not None and not repeat:
+            new_hashes.add(marker)
+        cost = record_cost_nanousd(record)
+        _fold(DailyRollup, daily, key, _daily_delta(record, cost, repeat=repeat))
+        user_key = user_rollup_doc_id(record.day, record.user)
+        _fold(UserDailyRollup, users, user_key, _user_delta(record, cost))
+    return RollupBatch(
+        daily={key: DailyRollup.model_construct(**data) for key, data in daily.items()},
+        users={key: UserDailyRollup.model_construct(**data) for key, data in users.items()},
+        record_ids=frozenset(record_ids),
+        new_request_hashes=frozenset(new_hashes),
+    )
