@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
@@ -21,7 +22,7 @@ from devstack import probes
 from devstack.auth_emulator import AuthEmulator, AuthEmulatorError
 from devstack.emulators import LOOPBACK, ROOT, EmulatorHosts, EmulatorPorts, Emulators
 from devstack.function_targets import discover_targets
-from devstack.procs import ManagedProcess, ensure_port_free, wait_ready
+from devstack.procs import ManagedProcess, StackError, ensure_port_free, wait_ready
 from devstack.pubsub_setup import apply_topology
 from shared.topology import Topology, load_topology
 
@@ -45,7 +46,7 @@ class DevConfig:
         try:
             offset = int(offset_text)
         except ValueError as e:
-            raise SystemExit(
+            raise StackError(
                 f"DEVSTACK_PORT_OFFSET must be a whole number, not {offset_text!r}"
             ) from e
         return cls(
@@ -197,7 +198,7 @@ def write_endpoints(path: Path, document: Mapping[str, object]) -> None:
     tmp.replace(path)  # readers never see a half-written file
 
 
-def print_table(running: RunningStack, out: object = sys.stdout) -> None:
+def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows: list[tuple[str, str]] = [
         ("auth emulator", running.hosts.auth),
         ("firestore emulator", running.hosts.firestore),
@@ -209,7 +210,7 @@ def print_table(running: RunningStack, out: object = sys.stdout) -> None:
     rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
     width = max(len(r[0]) for r in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
-    print(f"Apex local stack, project {running.project}:", *lines, sep="\n", file=out)  # type: ignore[call-overload]
+    print(f"Apex local stack, project {running.project}:", *lines, sep="\n", file=out)
 
 
 def serve(config: DevConfig, environ: Mapping[str, str]) -> int:
@@ -232,8 +233,6 @@ def serve(config: DevConfig, environ: Mapping[str, str]) -> int:
 
 
 def main() -> int:
-    from devstack.procs import StackError
-
     environ = dict(os.environ)
     try:
         return serve(DevConfig.from_env(environ), environ)

@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 from shared import pricing
 from shared.models.period import DAYS_PER_MONTH
@@ -84,15 +84,7 @@ Kind = Literal[
     "failed_calls",
     "deprecated_model",
 ]
-KINDS: Final[tuple[Kind, ...]] = (
-    "cheaper_model",
-    "prompt_caching",
-    "batch_api",
-    "trim_outputs",
-    "response_cache",
-    "failed_calls",
-    "deprecated_model",
-)
+KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 DEFAULT_SEED: Final = 7
 MIN_DAYS: Final = 8  # the anomaly needs a 7-day rolling median before it
 

@@ -167,6 +167,10 @@ def _merge_hist(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     return merged
 
 
+Count = int
+NonNegative: Final = Field(default=0, ge=0)
+
+
 class _Rollup(BaseModel):
     """Counters merged by addition; identity fields (``IDENTITY``) must agree to merge."""
 
@@ -177,7 +181,17 @@ class _Rollup(BaseModel):
     # Fields merged by taking the minimum (applied with Firestore ``Minimum`` transforms).
     MINIMUMS: ClassVar[tuple[str, ...]] = ()
 
-    requests: int = Field(default=0, ge=0)
+    requests: Count = NonNegative
+    errors: Count = NonNegative
+    input_tokens: Count = NonNegative
+    cached_input_tokens: Count = NonNegative
+    output_tokens: Count = NonNegative
+    cost_nanousd: Count = NonNegative
+    unpriced_requests: Count = NonNegative
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanousd / 1e9
 
     def merge(self, other: Self) -> Self:
         """The sum of two rollups of the same key (associative and commutative)."""
@@ -229,10 +243,6 @@ def _add_into(cls: type[_Rollup], total: dict[str, Any], delta: Mapping[str, Any
             total[name] = mine + theirs
 
 
-Count = int
-NonNegative: Final = Field(default=0, ge=0)
-
-
 class UserDailyRollup(_Rollup):
     """One end user's usage on one UTC day (``user`` None: calls with no end user)."""
 
@@ -240,20 +250,10 @@ class UserDailyRollup(_Rollup):
 
     day: str
     user: str | None
-    errors: Count = NonNegative
-    input_tokens: Count = NonNegative
-    cached_input_tokens: Count = NonNegative
-    output_tokens: Count = NonNegative
-    cost_nanousd: Count = NonNegative
-    unpriced_requests: Count = NonNegative
 
     @property
     def doc_id(self) -> str:
         return user_rollup_doc_id(self.day, self.user)
-
-    @property
-    def cost_usd(self) -> float:
-        return self.cost_nanousd / 1e9
 
     @classmethod
     def of_record(cls, record: UsageRecord, cost_nanousd: int | None) -> UserDailyRollup:
@@ -261,10 +261,9 @@ class UserDailyRollup(_Rollup):
         return cls.model_construct(**_user_delta(record, cost_nanousd))
 
 
-def _user_delta(record: UsageRecord, cost_nanousd: int | None) -> dict[str, Any]:
+def _counters(record: UsageRecord, cost_nanousd: int | None) -> dict[str, Any]:
+    """The counters every rollup holds (the fields of ``_Rollup``)."""
     return {
-        "day": record.day,
-        "user": record.user,
         "requests": record.requests,
         "errors": record.requests if record.status == "error" else 0,
         "input_tokens": record.input_tokens,
@@ -273,6 +272,10 @@ def _user_delta(record: UsageRecord, cost_nanousd: int | None) -> dict[str, Any]
         "cost_nanousd": cost_nanousd or 0,
         "unpriced_requests": record.requests if cost_nanousd is None else 0,
     }
+
+
+def _user_delta(record: UsageRecord, cost_nanousd: int | None) -> dict[str, Any]:
+    return {"day": record.day, "user": record.user, **_counters(record, cost_nanousd)}
 
 
 class DailyRollup(_Rollup):
@@ -295,12 +298,6 @@ class DailyRollup(_Rollup):
     provider: str
     model: str
     feature: str | None
-    errors: Count = NonNegative
-    input_tokens: Count = NonNegative
-    cached_input_tokens: Count = NonNegative
-    output_tokens: Count = NonNegative
-    cost_nanousd: Count = NonNegative
-    unpriced_requests: Count = NonNegative
     latency_count: Count = NonNegative
     latency_ms_sum: Count = NonNegative
     latency_hist: dict[str, Count] = Field(default_factory=dict)
@@ -328,10 +325,6 @@ class DailyRollup(_Rollup):
     @property
     def doc_id(self) -> str:
         return rollup_doc_id(self.day, self.provider, self.model, self.feature)
-
-    @property
-    def cost_usd(self) -> float:
-        return self.cost_nanousd / 1e9
 
     @classmethod
     def of_record(
@@ -370,13 +363,7 @@ def _daily_delta(record: UsageRecord, cost_nanousd: int | None, *, repeat: bool)
         provider=pricing.resolve_provider(record.provider, record.model),
         model=record.model,
         feature=record.feature,
-        requests=n,
-        errors=failed[0],
-        input_tokens=record.input_tokens,
-        cached_input_tokens=record.cached_input_tokens,
-        output_tokens=record.output_tokens,
-        cost_nanousd=cost,
-        unpriced_requests=n if cost_nanousd is None else 0,
+        **_counters(record, cost_nanousd),
         latency_count=n if record.latency_ms is not None else 0,
         latency_ms_sum=round(record.latency_ms) if record.latency_ms is not None else 0,
         latency_hist=latency_hist,

@@ -65,11 +65,12 @@ def test_a_child_that_never_answers_times_out_with_a_clear_message(tmp_path: Pat
 def test_ready_returns_once_the_probe_answers(tmp_path: Path) -> None:
     proc = _proc(tmp_path, "import time; time.sleep(60)")
     proc.start()
-    calls = iter([False, False, True])
+    answers = [False, False, True]
     try:
-        assert wait_ready(proc, "x", lambda: next(calls), timeout=10, interval=0.01) >= 0
+        wait_ready(proc, "x", lambda: answers.pop(0), timeout=10, interval=0.01)
     finally:
         proc.stop()
+    assert answers == [], "it returns on the first answer, not before"
 
 
 def test_a_missing_binary_names_itself(tmp_path: Path) -> None:
