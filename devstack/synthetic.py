@@ -62,10 +62,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal, NamedTuple, get_args
+from typing import Any, Final, Literal, NamedTuple
 
 from shared import pricing
 from shared.models.period import DAYS_PER_MONTH
+from shared.models.recommendations import RecommendationKind
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.usage.rollup import (
     OUTPUT_TOKEN_BOUNDS,
@@ -75,16 +76,6 @@ from shared.usage.rollup import (
     output_tokens_percentile,
 )
 
-Kind = Literal[
-    "cheaper_model",
-    "prompt_caching",
-    "batch_api",
-    "trim_outputs",
-    "response_cache",
-    "failed_calls",
-    "deprecated_model",
-]
-KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 DEFAULT_SEED: Final = 7
 MIN_DAYS: Final = 8  # the anomaly needs a 7-day rolling median before it
 
@@ -107,7 +98,7 @@ _ZERO: Final = Decimal(0)
 class PlantedInefficiency:
     """One planted inefficiency, its monthly savings, and the numbers behind them."""
 
-    kind: Kind
+    kind: RecommendationKind
     provider: str
     model: str
     feature: str
@@ -138,7 +129,7 @@ class Manifest:
     inefficiencies: tuple[PlantedInefficiency, ...]
     anomaly: PlantedAnomaly
 
-    def by_kind(self, kind: Kind) -> PlantedInefficiency:
+    def by_kind(self, kind: RecommendationKind) -> PlantedInefficiency:
         return next(item for item in self.inefficiencies if item.kind == kind)
 
     def as_dict(self) -> dict[str, Any]:
@@ -366,9 +357,8 @@ def _detect_deprecated(
     return savings, replacement.model, evidence
 
 
-_DETECTORS: Final[
-    Mapping[Kind, Callable[[Sequence[DailyRollup], pricing.ModelPrices, datetime], _Hit]]
-] = {
+_Detector = Callable[[Sequence[DailyRollup], pricing.ModelPrices, datetime], _Hit]
+_DETECTORS: Final[Mapping[RecommendationKind, _Detector]] = {
     "cheaper_model": _detect_cheaper,
     "prompt_caching": _detect_caching,
     "batch_api": _detect_batch,
@@ -402,7 +392,7 @@ class _Feature:
     per_day: int
     call: Callable[[random.Random], _Call]
     hours: tuple[int, int] = (7, 22)  # UTC hours the feature runs in
-    plants: Kind | None = None
+    plants: RecommendationKind | None = None
 
 
 _USERS: Final = tuple(f"user-{n:02d}@example.com" for n in range(1, 25))

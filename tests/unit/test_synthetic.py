@@ -15,8 +15,9 @@ from decimal import Decimal
 import pytest
 
 from devstack import synthetic
-from devstack.synthetic import KINDS, SyntheticWorkspace, generate
+from devstack.synthetic import SyntheticWorkspace, generate
 from shared import pricing
+from shared.models.recommendations import KINDS
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.usage.rollup import accumulate
 
