@@ -8,13 +8,99 @@ emulator variable set, since firebase-admin then trusts unsigned tokens (DESIGN 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 EMULATOR_VARS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 
 PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+Workload = Literal["public_functions", "workers", "relay"]
+
+
+class EnvVar(BaseModel):
+    """One environment variable Apex reads: who reads it, and whether it must be set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    readers: frozenset[Workload]
+    required: bool
+    description: str
+
+
+_ALL: Final[frozenset[Workload]] = frozenset({"public_functions", "workers", "relay"})
+_WRITERS: Final[frozenset[Workload]] = frozenset({"workers", "public_functions"})
+
+# Every variable the code reads (the infra tests check Terraform sets each on its readers).
+# Emulator variables are local-only and refused in production, so they are not listed.
+ENV_VARS: Final[dict[str, EnvVar]] = {
+    "GOOGLE_CLOUD_PROJECT": EnvVar(readers=_ALL, required=True, description="project id"),
+    "APEX_CORS_ORIGINS": EnvVar(
+        readers=frozenset({"public_functions", "relay"}),
+        required=True,
+        description="comma-separated origins allowed to call the functions and the relay",
+    ),
+    "APEX_FUNCTION_CALLS_PER_MINUTE": EnvVar(
+        readers=frozenset({"public_functions"}),
+        required=False,
+        description="per-user limit on public function calls (default 120)",
+    ),
+    "APEX_CHAT_MESSAGES_PER_MINUTE": EnvVar(
+        readers=frozenset({"public_functions", "relay"}),
+        required=False,
+        description="per-user limit on chat messages, relay and agents_execute (default 30)",
+    ),
+    "APEX_ANSWER_WRITER": EnvVar(
+        readers=_WRITERS,
+        required=False,
+        description="`default` (no model) or `gemini` (google-genai phrases the findings)",
+    ),
+    "APEX_GEMINI_MODEL": EnvVar(
+        readers=_WRITERS, required=False, description="Gemini model id for the gemini writer"
+    ),
+    "GOOGLE_GENAI_USE_VERTEXAI": EnvVar(
+        readers=_WRITERS,
+        required=False,
+        description="`true`: Gemini through Vertex AI with the service account's rights",
+    ),
+    "GOOGLE_CLOUD_LOCATION": EnvVar(
+        readers=_WRITERS, required=False, description="Vertex AI location for Gemini"
+    ),
+    "GEMINI_API_KEY": EnvVar(
+        readers=_WRITERS,
+        required=False,
+        description="Gemini API key (a Secret Manager secret env ref; instead of Vertex AI)",
+    ),
+    "APEX_GEMINI_BASE_URL": EnvVar(
+        readers=_WRITERS,
+        required=False,
+        description="override of the Gemini endpoint (a proxy; the tests' local server)",
+    ),
+}
+
+AnswerWriterName = Literal["default", "gemini"]
+
+
+class GeminiSettings(BaseModel):
+    """How the gemini answer writer reaches Gemini: Vertex AI (location) or an API key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1, max_length=100)
+    use_vertexai: bool
+    location: str | None
+    api_key: str | None = Field(default=None, repr=False)
+    base_url: str | None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> GeminiSettings:
+        if self.use_vertexai and not self.location:
+            raise ValueError("GOOGLE_CLOUD_LOCATION must be set when GOOGLE_GENAI_USE_VERTEXAI")
+        if not self.use_vertexai and not self.api_key:
+            raise ValueError("set GEMINI_API_KEY, or GOOGLE_GENAI_USE_VERTEXAI=true")
+        return self
 
 
 class ConfigError(RuntimeError):
@@ -32,6 +118,8 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...]
     function_calls_per_minute: PositiveInt
     chat_messages_per_minute: PositiveInt
+    answer_writer: AnswerWriterName
+    gemini: GeminiSettings | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -45,6 +133,16 @@ class Settings(BaseModel):
         project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT")
         if not project:
             raise ConfigError("GOOGLE_CLOUD_PROJECT is not set: Apex needs its project id.")
+        writer = env.get("APEX_ANSWER_WRITER", "default")
+        gemini = None
+        if writer == "gemini":
+            gemini = {
+                "model": env.get("APEX_GEMINI_MODEL", "gemini-2.5-flash"),
+                "use_vertexai": env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true"),
+                "location": env.get("GOOGLE_CLOUD_LOCATION") or None,
+                "api_key": env.get("GEMINI_API_KEY") or None,
+                "base_url": env.get("APEX_GEMINI_BASE_URL") or None,
+            }
         origins = tuple(o.strip() for o in env.get("APEX_CORS_ORIGINS", "").split(",") if o.strip())
         try:
             return cls.model_validate(
@@ -57,6 +155,8 @@ class Settings(BaseModel):
                     "cors_origins": origins,
                     "function_calls_per_minute": env.get("APEX_FUNCTION_CALLS_PER_MINUTE", "120"),
                     "chat_messages_per_minute": env.get("APEX_CHAT_MESSAGES_PER_MINUTE", "30"),
+                    "answer_writer": writer,
+                    "gemini": gemini,
                 }
             )
         except ValidationError as e:
@@ -68,6 +168,8 @@ _ENV_NAMES = {
     "cors_origins": "APEX_CORS_ORIGINS",
     "function_calls_per_minute": "APEX_FUNCTION_CALLS_PER_MINUTE",
     "chat_messages_per_minute": "APEX_CHAT_MESSAGES_PER_MINUTE",
+    "answer_writer": "APEX_ANSWER_WRITER",
+    "gemini": "APEX_GEMINI_MODEL/GOOGLE_GENAI_USE_VERTEXAI/GOOGLE_CLOUD_LOCATION/GEMINI_API_KEY",
 }
 
 

@@ -38,3 +38,44 @@ def test_bad_number_names_the_variable() -> None:
 def test_cors_origins_are_a_list() -> None:
     s = Settings.from_env({**BASE, "APEX_CORS_ORIGINS": "https://a.example, https://b.example"})
     assert s.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_default_writer_needs_no_gemini_settings() -> None:
+    s = Settings.from_env(BASE)
+    assert (s.answer_writer, s.gemini) == ("default", None)
+
+
+def test_gemini_writer_needs_a_way_in() -> None:
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
+        Settings.from_env({**BASE, "APEX_ANSWER_WRITER": "gemini"})
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_LOCATION"):
+        Settings.from_env(
+            {**BASE, "APEX_ANSWER_WRITER": "gemini", "GOOGLE_GENAI_USE_VERTEXAI": "true"}
+        )
+
+
+def test_gemini_on_vertex() -> None:
+    s = Settings.from_env(
+        {
+            **BASE,
+            "APEX_ANSWER_WRITER": "gemini",
+            "GOOGLE_GENAI_USE_VERTEXAI": "true",
+            "GOOGLE_CLOUD_LOCATION": "europe-west1",
+        }
+    )
+    assert s.gemini is not None
+    assert (s.gemini.use_vertexai, s.gemini.location, s.gemini.model) == (
+        True,
+        "europe-west1",
+        "gemini-2.5-flash",
+    )
+
+
+def test_unknown_writer_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="APEX_ANSWER_WRITER"):
+        Settings.from_env({**BASE, "APEX_ANSWER_WRITER": "gpt"})
+
+
+def test_api_key_never_in_repr() -> None:
+    s = Settings.from_env({**BASE, "APEX_ANSWER_WRITER": "gemini", "GEMINI_API_KEY": "sekrit"})
+    assert "sekrit" not in repr(s)

@@ -1,0 +1,130 @@
+"""What the data and optimization agents find: the ``agents_data`` and ``agents_optimization``
+response bodies, the results of their ``agent_completed`` events, and the input of the
+answer writers. Field names are part of the API (DESIGN §2, §8) and stay stable.
+
+Money is in USD as floats rounded to the cent for display fields (``*_usd``); the agents
+compute in exact integers (1e-9 USD) or ``Decimal`` and round only here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.models.period import PeriodRange
+from shared.models.recommendations import RecommendationKind
+
+Dimension = Literal["model", "provider", "feature", "user", "day"]
+DIMENSIONS: tuple[Dimension, ...] = ("model", "provider", "feature", "user", "day")
+# The key of a breakdown row for calls that named no feature or no end user.
+NONE_KEY = "(none)"
+
+EvidenceValue = float | int | str
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UsageTotals(_Frozen):
+    """Spend, requests, tokens, latency and errors of a set of calls."""
+
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    error_rate: float = Field(ge=0.0, le=1.0)
+    input_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost_usd: float = Field(ge=0.0)
+    # Calls of models the price table does not know: counted, never priced at 0.
+    unpriced_requests: int = Field(ge=0)
+    # From the rollups' fixed-bucket histograms; None when no call reported a latency.
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+
+
+class BreakdownRow(UsageTotals):
+    """The totals of one value of a dimension (``key``: a model, a day, ``(none)``...)."""
+
+    key: str
+    share_of_cost: float = Field(ge=0.0, le=1.0)
+
+
+class Trend(_Frozen):
+    """This period against the one of equal length before it."""
+
+    previous_period: PeriodRange
+    previous_cost_usd: float = Field(ge=0.0)
+    cost_change_usd: float
+    # None when the previous period had no spend (a change from zero has no percentage).
+    cost_change_pct: float | None
+    previous_requests: int = Field(ge=0)
+    requests_change_pct: float | None
+
+
+class AnomalyDriver(_Frozen):
+    """The (provider, model, feature) whose cost rose the most on the anomalous day."""
+
+    provider: str
+    model: str
+    feature: str | None
+    cost_usd: float = Field(ge=0.0)
+    rolling_median_usd: float = Field(ge=0.0)
+    increase_usd: float
+
+
+class Anomaly(_Frozen):
+    """A day whose cost is far above the rolling median of the days before it."""
+
+    day: str
+    cost_usd: float = Field(ge=0.0)
+    rolling_median_usd: float = Field(ge=0.0)
+    ratio: float
+    driver: AnomalyDriver
+
+
+class UnknownModel(_Frozen):
+    """A model the price table does not know: reported, never priced at zero."""
+
+    provider: str
+    model: str
+    requests: int = Field(ge=0)
+
+
+class DataReport(_Frozen):
+    """The ``agents_data`` response: ``{period, totals, breakdown, trend, anomalies}``."""
+
+    period: PeriodRange
+    totals: UsageTotals
+    breakdown: dict[Dimension, list[BreakdownRow]]
+    trend: Trend
+    anomalies: list[Anomaly]
+    unknown_models: list[UnknownModel] = Field(default_factory=list)
+
+
+class Recommendation(_Frozen):
+    """One priced recommendation (DESIGN §8): what to change, what it saves, and why."""
+
+    kind: RecommendationKind
+    title: str
+    detail: str
+    monthly_savings_usd: float = Field(ge=0.0)
+    confidence: float = Field(ge=0.0, le=1.0)
+    # The numbers behind the savings (token sums, shares, prices per million tokens...).
+    evidence: dict[str, EvidenceValue]
+    steps: list[str] = Field(min_length=1)
+    provider: str
+    model: str
+    feature: str | None
+    # The model to move to (cheaper_model, deprecated_model); None for the other kinds.
+    target_model: str | None = None
+
+
+class OptimizationReport(_Frozen):
+    """The ``agents_optimization`` response: ranked recommendations and their total."""
+
+    period: PeriodRange
+    recommendations: list[Recommendation]
+    total_monthly_savings_usd: float = Field(ge=0.0)
+    unknown_models: list[UnknownModel] = Field(default_factory=list)
