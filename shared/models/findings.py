@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.period import PeriodRange
 from shared.models.recommendations import RecommendationKind
+from shared.models.triage import TriageResponse
 
 Dimension = Literal["model", "provider", "feature", "user", "day"]
 DIMENSIONS: tuple[Dimension, ...] = ("model", "provider", "feature", "user", "day")
@@ -128,3 +129,32 @@ class OptimizationReport(_Frozen):
     recommendations: list[Recommendation]
     total_monthly_savings_usd: float = Field(ge=0.0)
     unknown_models: list[UnknownModel] = Field(default_factory=list)
+
+
+class UsageFilters(_Frozen):
+    """Restricts a data query to some models, providers, features or end users (``None``: all).
+
+    ``users`` applies to the per-user rollups only (they carry no model or feature), so it
+    cannot be combined with the other filters.
+    """
+
+    models: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    providers: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    features: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    users: list[str] | None = Field(default=None, min_length=1, max_length=50)
+
+
+class Answer(_Frozen):
+    """The assistant's answer: the text the user reads and the recommendations behind it."""
+
+    text: str = Field(min_length=1)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+
+
+class Findings(_Frozen):
+    """Everything an answer may be written from: the question and what the agents found."""
+
+    question: str
+    triage: TriageResponse
+    data: DataReport | None = None
+    optimization: OptimizationReport | None = None
