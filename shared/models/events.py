@@ -1,0 +1,86 @@
+"""Run events (DESIGN §3.5, §3.6): what is stored under ``runs/{run}/events/{seq}``, published
+to ``apex-events``, sent to WebSocket clients as ``event`` frames and returned by
+``runs_get``. One model, so the four can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+EventType = Literal[
+    "run_started",
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+    "message",
+    "run_completed",
+    "run_failed",
+    "run_cancelled",
+]
+AgentName = Literal["triage", "data", "optimization"]
+TERMINAL_EVENTS: Final = frozenset({"run_completed", "run_failed", "run_cancelled"})
+# Event docs are named by zero-padded seq so their ids sort like their numbers.
+SEQ_DIGITS: Final = 10
+
+
+def seq_doc_id(seq: int) -> str:
+    return f"{seq:0{SEQ_DIGITS}d}"
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 UTC with millisecond precision and a ``Z`` (what clients parse everywhere)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RunEvent(BaseModel):
+    """``{"type":"event","run_id","seq","event","agent"?,"data","ts"}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["event"] = "event"
+    run_id: str
+    seq: int = Field(ge=1)
+    event: EventType
+    agent: AgentName | None = None
+    data: dict[str, Any]
+    ts: datetime
+
+    @field_validator("ts")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("ts must carry a time zone")
+        return value.astimezone(UTC)
+
+    @field_serializer("ts")
+    def _ts(self, value: datetime) -> str:
+        return iso_utc(value)
+
+    @property
+    def terminal(self) -> bool:
+        return self.event in TERMINAL_EVENTS
+
+    def frame(self) -> dict[str, Any]:
+        """The wire object: ``agent`` only on agent-level events."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class PendingEvent(BaseModel):
+    """An event a step produced, before the commit gives it its ``seq``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: EventType
+    agent: AgentName | None = None
+    data: dict[str, Any]
+    ts: datetime
+
+    def numbered(self, run_id: str, seq: int) -> RunEvent:
+        return RunEvent(
+            run_id=run_id, seq=seq, event=self.event, agent=self.agent, data=self.data, ts=self.ts
+        )
