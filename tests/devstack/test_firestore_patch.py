@@ -1,7 +1,11 @@
-"""The pinned patch of @firestore-emulator/server (devstack/patches/): a commit is atomic.
+"""The pinned patch of @firestore-emulator/server (devstack/patches/).
 
-Unpatched, the emulator applied a batch's writes one by one and stopped at the first failed
-precondition, leaving the earlier writes in place; Apex's step claims rely on all-or-nothing.
+1. A commit is atomic. Unpatched, the emulator applied a batch's writes one by one and
+   stopped at the first failed precondition, leaving the earlier writes in place; Apex's
+   step claims rely on all-or-nothing.
+2. ``Minimum``/``Maximum`` transforms (unpatched: rejected), ``ArrayUnion`` on a missing
+   field (unpatched: rejected), and several transforms in one write (unpatched, an array
+   transform ended the list early).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import pytest
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
+from google.cloud.firestore_v1 import ArrayUnion, Increment, Maximum, Minimum
 
 
 def test_a_failed_create_leaves_no_write_of_its_batch(firestore_client: firestore.Client) -> None:
@@ -48,3 +53,21 @@ def test_preconditions_count_the_batchs_own_writes(firestore_client: firestore.C
     with pytest.raises(AlreadyExists):
         twice.commit()
     assert not col.document("c").get().exists
+
+
+def test_minimum_and_maximum(firestore_client: firestore.Client) -> None:
+    ref = firestore_client.collection("stats").document("d")
+    ref.set({"low": Minimum(7), "high": Maximum(7)}, merge=True)
+    ref.set({"low": Minimum(9), "high": Maximum(9)}, merge=True)
+    ref.set({"low": Minimum(3), "high": Maximum(5)}, merge=True)
+    ref.set({"low": Minimum(4.5)}, merge=True)
+    assert ref.get().to_dict() == {"low": 3, "high": 9}
+
+
+def test_array_union_creates_the_field_and_later_transforms_still_apply(
+    firestore_client: firestore.Client,
+) -> None:
+    ref = firestore_client.collection("stats").document("e")
+    ref.set({"names": ArrayUnion(["b", "a", "b"]), "n": Increment(1)}, merge=True)
+    ref.set({"names": ArrayUnion(["c", "a"]), "n": Increment(2), "low": Minimum(4)}, merge=True)
+    assert ref.get().to_dict() == {"names": ["b", "a", "c"], "n": 3, "low": 4}

@@ -1,0 +1,210 @@
+"""Runs, their events and step claims: ``runs/{run}``, ``runs/{run}/events/{seq}``,
+``runs/{run}/steps/{step}``, and the one-run-per-thread lock ``thread_locks/{thread}``.
+
+A step commits everything it did in one atomic batch: its claim (``steps/{marker}``,
+created), its events (``events/{seq}``, created, consecutive after the run's ``last_seq``)
+and the run's new fields. A duplicate delivery, or a racing writer, fails on a create and
+changes nothing. What must happen after the commit (publishing) is recorded on the claim
+and marked done, so a delivery that died in between is finished by the redelivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+from google.cloud.firestore_v1 import FieldFilter, WriteBatch
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import NotFound
+from shared.models.api import TERMINAL_STATUSES, RunStatus, RunView
+from shared.models.events import PendingEvent, RunEvent, seq_doc_id
+from shared.models.messages import Step
+
+RUNS: Final = "runs"
+EVENTS: Final = "events"
+STEPS: Final = "steps"
+THREAD_LOCKS: Final = "thread_locks"
+# A run's events are read in pages of this many (runs have tens of events).
+EVENT_PAGE: Final = 500
+
+
+class RunDoc(BaseModel):
+    """``runs/{run}``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run_id: str
+    thread_id: str
+    uid: str
+    workspace_id: str
+    message_id: str
+    question: str
+    status: RunStatus
+    step: str | None = None
+    reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    last_seq: int = 0
+    relay: str = ""
+    cancel_requested: bool = False
+    last_error: str | None = None
+    attempt: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def view(self) -> RunView:
+        return RunView(
+            run_id=self.run_id,
+            thread_id=self.thread_id,
+            status=self.status,
+            reason=self.reason,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class StepMarker(BaseModel):
+    """``runs/{run}/steps/{marker}``: a committed step and what remains to do after it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    step: str
+    first_seq: int
+    last_seq: int
+    # The step to hand the run to (None: the run ended, or waits for nothing).
+    next_step: Step | None = None
+    terminal: bool = False
+    published: bool = False
+    result: dict[str, Any] | None = None
+
+
+class RunStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._db = client
+
+    def _run(self, run_id: str) -> firestore.DocumentReference:
+        return self._db.collection(RUNS).document(run_id)
+
+    def get(self, run_id: str) -> RunDoc | None:
+        snap = self._run(run_id).get()
+        return RunDoc.model_validate(snap.to_dict()) if snap.exists else None
+
+    def get_owned(self, run_id: str, uid: str) -> RunDoc:
+        """The run if ``uid`` owns it; another user's run is "not found" (DESIGN §2)."""
+        run = self.get(run_id)
+        if run is None or run.uid != uid:
+            raise NotFound(f"no run {run_id}")
+        return run
+
+    def create_in(self, batch: WriteBatch, run: RunDoc) -> None:
+        batch.create(self._run(run.run_id), run.model_dump())
+
+    def events_after(self, run_id: str, after_seq: int) -> list[RunEvent]:
+        """Every event with ``seq > after_seq``, in order (paged by a range on ``seq``)."""
+        events: list[RunEvent] = []
+        while True:
+            query = (
+                self._run(run_id)
+                .collection(EVENTS)
+                .where(filter=FieldFilter("seq", ">", after_seq))
+                .order_by("seq")
+                .limit(EVENT_PAGE)
+            )
+            page = [RunEvent.model_validate(doc.to_dict()) for doc in query.stream()]
+            events.extend(page)
+            if len(page) < EVENT_PAGE:
+                return events
+            after_seq = page[-1].seq
+
+    def marker(self, run_id: str, name: str) -> StepMarker | None:
+        snap = self._run(run_id).collection(STEPS).document(name).get()
+        return StepMarker.model_validate(snap.to_dict()) if snap.exists else None
+
+    def commit(
+        self,
+        run: RunDoc,
+        marker_name: str,
+        pending: Sequence[PendingEvent],
+        run_fields: dict[str, Any],
+        *,
+        next_step: Step | None = None,
+        terminal: bool = False,
+        result: dict[str, Any] | None = None,
+        extra: Callable[[WriteBatch], None] | None = None,
+    ) -> list[RunEvent] | None:
+        """Commit a step atomically; None if another delivery or writer got there first."""
+        first = run.last_seq + 1
+        events = [p.numbered(run.run_id, first + i) for i, p in enumerate(pending)]
+        marker = StepMarker(
+            step=marker_name,
+            first_seq=first,
+            last_seq=first + len(events) - 1,
+            next_step=next_step,
+            terminal=terminal,
+            result=result,
+        )
+        ref = self._run(run.run_id)
+        batch = self._db.batch()
+        batch.create(ref.collection(STEPS).document(marker_name), marker.model_dump(mode="json"))
+        for event in events:
+            batch.create(ref.collection(EVENTS).document(seq_doc_id(event.seq)), _event_doc(event))
+        batch.update(ref, {**run_fields, "last_seq": marker.last_seq})
+        if extra is not None:
+            extra(batch)
+        try:
+            batch.commit()
+        except AlreadyExists:
+            return None
+        return events
+
+    def mark_published(self, run_id: str, marker_name: str) -> None:
+        self._run(run_id).collection(STEPS).document(marker_name).update({"published": True})
+
+    def update(self, run_id: str, fields: dict[str, Any]) -> None:
+        self._run(run_id).update(fields)
+
+    # --- one run per thread -------------------------------------------------------------
+
+    def _lock(self, thread_id: str) -> firestore.DocumentReference:
+        return self._db.collection(THREAD_LOCKS).document(thread_id)
+
+    def try_lock(self, thread_id: str, run_id: str) -> bool:
+        """Whether ``run_id`` holds the thread's lock (taking it if it is free)."""
+        try:
+            self._lock(thread_id).create({"run_id": run_id})
+        except AlreadyExists:
+            return self.lock_holder(thread_id) == run_id
+        return True
+
+    def lock_holder(self, thread_id: str) -> str | None:
+        snap = self._lock(thread_id).get()
+        return str(snap.get("run_id")) if snap.exists else None
+
+    def release_lock(self, thread_id: str, run_id: str) -> None:
+        """Free the lock if ``run_id`` holds it (only the holder ever deletes it)."""
+        if self.lock_holder(thread_id) == run_id:
+            self._lock(thread_id).delete()
+
+    def oldest_queued(self, thread_id: str) -> RunDoc | None:
+        query = (
+            self._db.collection(RUNS)
+            .where(filter=FieldFilter("thread_id", "==", thread_id))
+            .where(filter=FieldFilter("status", "==", "queued"))
+            .order_by("created_at")
+            .limit(1)
+        )
+        for snap in query.stream():
+            return RunDoc.model_validate(snap.to_dict())
+        return None
+
+
+def _event_doc(event: RunEvent) -> dict[str, Any]:
+    # Stored as the wire frame (ts as its ISO string) so reads return exactly what was sent.
+    return event.model_dump(mode="json")

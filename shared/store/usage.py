@@ -1,0 +1,200 @@
+"""Usage rollups in Firestore: ``workspaces/{ws}`` (what the workspace has sent),
+``workspaces/{ws}/usage_daily``, ``usage_daily_users``, and the aggregator's markers.
+
+Applying a batch is idempotent (the protocol is in ``shared.usage.rollup``): each chunk's
+record markers are created in the same atomic commit as its increments, so a record counts
+once however often its batch is delivered; a commit that loses a race on a marker is
+recomputed against the markers that now exist.
+
+Histogram buckets are stored as top-level fields (``latency_hist__le_25``), not as map
+entries: an increment of a nested path is what neither this code nor the local emulator
+needs, and flat fields keep every write a plain top-level transform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+from google.cloud.firestore_v1 import ArrayUnion, FieldFilter, Increment, Maximum, Minimum
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import Unavailable
+from shared.models.usage import UsageRecord
+from shared.usage.rollup import (
+    APPLIED_RECORDS_COLLECTION,
+    REQUEST_HASHES_COLLECTION,
+    USAGE_DAILY_COLLECTION,
+    USAGE_DAILY_USERS_COLLECTION,
+    DailyRollup,
+    RollupBatch,
+    UserDailyRollup,
+    accumulate,
+    record_marker_id,
+    request_hash_marker_id,
+)
+
+WORKSPACES: Final = "workspaces"
+# One commit holds at most 500 writes; a record costs up to 2 markers + 2 rollup docs.
+MAX_WRITES: Final = 500
+CHUNK_RECORDS: Final = 120
+MAX_COMMIT_ATTEMPTS: Final = 5
+
+
+class Catalogue(BaseModel):
+    """``workspaces/{ws}``: the names seen in its usage (triage matches mentions to them)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    records: int = 0
+    models: list[str] = []
+    features: list[str] = []
+    providers: list[str] = []
+    first_day: int | None = None  # YYYYMMDD
+    last_day: int | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return self.records > 0
+
+
+def _day_number(day: str) -> int:
+    return int(day.replace("-", ""))
+
+
+class UsageStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self._db = client
+
+    def _ws(self, workspace_id: str) -> firestore.DocumentReference:
+        return self._db.collection(WORKSPACES).document(workspace_id)
+
+    def catalogue(self, workspace_id: str) -> Catalogue:
+        snap = self._ws(workspace_id).get()
+        return Catalogue.model_validate(snap.to_dict()) if snap.exists else Catalogue()
+
+    def daily(self, workspace_id: str, first_day: str, last_day: str) -> list[DailyRollup]:
+        return [
+            DailyRollup.model_validate(_unflatten(doc))
+            for doc in self._days(workspace_id, USAGE_DAILY_COLLECTION, first_day, last_day)
+        ]
+
+    def users(self, workspace_id: str, first_day: str, last_day: str) -> list[UserDailyRollup]:
+        return [
+            UserDailyRollup.model_validate(doc)
+            for doc in self._days(workspace_id, USAGE_DAILY_USERS_COLLECTION, first_day, last_day)
+        ]
+
+    def _days(
+        self, workspace_id: str, collection: str, first_day: str, last_day: str
+    ) -> list[dict[str, Any]]:
+        query = (
+            self._ws(workspace_id)
+            .collection(collection)
+            .where(filter=FieldFilter("day", ">=", first_day))
+            .where(filter=FieldFilter("day", "<=", last_day))
+        )
+        return [snap.to_dict() or {} for snap in query.stream()]
+
+    def apply(self, workspace_id: str, records: Sequence[UsageRecord]) -> int:
+        """Add the records to the rollups, each at most once; returns how many were new."""
+        applied = 0
+        for start in range(0, len(records), CHUNK_RECORDS):
+            applied += self._apply_chunk(workspace_id, records[start : start + CHUNK_RECORDS])
+        return applied
+
+    def _apply_chunk(self, workspace_id: str, chunk: Sequence[UsageRecord]) -> int:
+        ws = self._ws(workspace_id)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            applied_ids = self._existing(
+                ws.collection(APPLIED_RECORDS_COLLECTION),
+                {record_marker_id(r.record_id): r.record_id for r in chunk},
+            )
+            hashes = {m: m for r in chunk if (m := request_hash_marker_id(r)) is not None}
+            seen = self._existing(ws.collection(REQUEST_HASHES_COLLECTION), hashes)
+            rollups = accumulate(chunk, seen_request_hashes=seen, applied_record_ids=applied_ids)
+            if not rollups.record_ids:
+                return 0
+            try:
+                self._commit(ws, rollups, [r for r in chunk if r.record_id in rollups.record_ids])
+            except AlreadyExists:
+                continue  # a concurrent delivery applied some of these: recompute
+            return len(rollups.record_ids)
+        raise Unavailable("usage rollups: too many concurrent writers; the batch is retried")
+
+    def _existing(self, collection: Any, ids: dict[str, str]) -> set[str]:
+        """The values of ``ids`` (marker doc id → value) whose marker document exists."""
+        if not ids:
+            return set()
+        refs = [collection.document(doc_id) for doc_id in ids]
+        return {ids[snap.id] for snap in self._db.get_all(refs) if snap.exists}
+
+    def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
+        batch = self._db.batch()
+        for record in records:
+            batch.create(
+                ws.collection(APPLIED_RECORDS_COLLECTION).document(
+                    record_marker_id(record.record_id)
+                ),
+                {"record_id": record.record_id},
+            )
+        for marker in rollups.new_request_hashes:
+            batch.create(ws.collection(REQUEST_HASHES_COLLECTION).document(marker), {"seen": True})
+        for doc_id, daily in rollups.daily.items():
+            batch.set(
+                ws.collection(USAGE_DAILY_COLLECTION).document(doc_id),
+                _rollup_write(
+                    daily.identity(), daily.firestore_increments(), daily.firestore_minimums()
+                ),
+                merge=True,
+            )
+        for doc_id, user in rollups.users.items():
+            batch.set(
+                ws.collection(USAGE_DAILY_USERS_COLLECTION).document(doc_id),
+                _rollup_write(user.identity(), user.firestore_increments(), {}),
+                merge=True,
+            )
+        days = [_day_number(r.day) for r in records]
+        batch.set(
+            ws,
+            {
+                "records": Increment(len(records)),
+                "models": ArrayUnion(sorted({r.model for r in records})),
+                "features": ArrayUnion(sorted({r.feature for r in records if r.feature})),
+                "providers": ArrayUnion(sorted({d.provider for d in rollups.daily.values()})),
+                "first_day": Minimum(min(days)),
+                "last_day": Maximum(max(days)),
+            },
+            merge=True,
+        )
+        batch.commit()
+
+
+def _rollup_write(
+    identity: dict[str, str | None], increments: dict[str, int], minimums: dict[str, int]
+) -> dict[str, Any]:
+    """A merge-set body: identity fields, an ``Increment`` per counter (histogram buckets
+    flattened, see the module doc) and ``Minimum``s."""
+    doc: dict[str, Any] = dict(identity)
+    for path, amount in increments.items():
+        doc[path.replace(".", _BUCKET_SEP)] = Increment(amount)
+    for name, value in minimums.items():
+        doc[name] = Minimum(value)
+    return doc
+
+
+_BUCKET_SEP: Final = "__"
+
+
+def _unflatten(doc: dict[str, Any]) -> dict[str, Any]:
+    """``latency_hist__le_25: n`` → ``latency_hist: {"le_25": n}``."""
+    out: dict[str, Any] = {}
+    for name, value in doc.items():
+        head, sep, bucket = name.partition(_BUCKET_SEP)
+        if sep:
+            out.setdefault(head, {})[bucket] = value
+        else:
+            out[name] = value
+    return out
