@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from devstack import probes
@@ -24,6 +26,8 @@ from devstack.emulators import LOOPBACK, ROOT, EmulatorHosts, EmulatorPorts, Emu
 from devstack.function_targets import discover_targets
 from devstack.procs import ManagedProcess, StackError, ensure_port_free, wait_ready
 from devstack.pubsub_setup import apply_topology
+from devstack.synthetic import generate
+from shared.store.usage import UsageStore
 from shared.topology import Topology, load_topology
 
 FUNCTIONS_MAIN = ROOT / "functions" / "main.py"
@@ -130,9 +134,25 @@ def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> str:
     return password
 
 
+def load_demo_data(project: str, end: date) -> int:
+    """The synthetic workspace (planted inefficiencies) into workspace ``demo``."""
+    client = firestore.Client(project=project)
+    try:
+        records = generate(end=end).records
+        UsageStore(client).apply(DEMO_WORKSPACE, records)
+    finally:
+        client.close()
+    return len(records)
+
+
 @contextmanager
-def run_stack(config: DevConfig, environ: Mapping[str, str]) -> Iterator[RunningStack]:
-    """Start everything, yield the running stack, stop everything on the way out."""
+def run_stack(
+    config: DevConfig, environ: Mapping[str, str], *, demo_data: bool = True
+) -> Iterator[RunningStack]:
+    """Start everything, yield the running stack, stop everything on the way out.
+
+    ``demo_data``: load the synthetic usage (30 days ending yesterday) into workspace demo.
+    """
     started = time.monotonic()
     topology = load_topology()
     targets = discover_targets(FUNCTIONS_MAIN)
@@ -171,6 +191,9 @@ def run_stack(config: DevConfig, environ: Mapping[str, str]) -> Iterator[Running
         stack.callback(subscriber.close)
         apply_topology(topology, config.project, urls, publisher, subscriber)
         demo_password = _ensure_demo_user(hosts, config.project)
+        if demo_data:
+            yesterday = datetime.now(UTC).date() - timedelta(days=1)
+            load_demo_data(config.project, yesterday)
 
         for proc, name in zip(processes, targets, strict=True):
             wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)

@@ -2,96 +2,33 @@
 
 ``generate(days=30, end=date(...), seed=7)`` returns plain-form usage records (DESIGN §5)
 for the ``days`` UTC days ending with ``end``, their normalized ``UsageRecord``s, and a
-``Manifest`` of what was planted: one inefficiency of each kind below, each with its monthly
-savings, plus one spend anomaly. Healthy background traffic triggers none of the detection
-rules. The same seed and arguments always give the same records.
+``Manifest`` of what was planted: one inefficiency of each ``RecommendationKind``, each with
+its monthly savings, plus one spend anomaly. Healthy background traffic triggers none of the
+detection rules. The same seed and arguments always give the same records.
 
-Savings formulas (the contract for the optimization agent, which applies them to the
-``usage_daily`` rollups of ``shared.usage.rollup``). Notation, for the rollup rows ``R`` of
-one (provider, model, feature) over the period:
-
-- ``P`` = ``pricing.model_prices(provider, model, price_at)``, ``price_at`` = 00:00 UTC of the
-  period's last day; ``P.cost(i, c, o)`` = ``((i - c)·in + c·cached + o·out) / 1e6``;
-- ``ΣI, ΣC, ΣO`` = the sums of ``input_tokens``, ``cached_input_tokens``, ``output_tokens``;
-- ``N`` = the number of days in the period; a month is 30 days, and every saving is
-  extrapolated from the period's daily average: ``monthly = period_savings / N · 30``.
-
-Kinds, with the detection rule and the period savings:
-
-``cheaper_model``
-    Detect: mean output per request ``ΣO / Σrequests <= 64`` (short, classification-like
-    outputs) and ``pricing.cheaper_models(provider, model, price_at)`` is not empty.
-    Target ``T`` = its first entry. Savings: ``P.cost(ΣI, ΣC, ΣO) - T.cost(ΣI, ΣC, ΣO)``.
-``prompt_caching``
-    Detect: ``ΣC == 0``, every row's ``min_input_tokens >= 1024`` and
-    ``P.cached_input_mtok < P.input_mtok``. Savings: the cacheable prefix (each row's
-    ``min_input_tokens``) read from cache on every request, less one cache write of it a day
-    where the table prices writes above input:
-    ``Σ_rows requests·min_input·(in - cached)/1e6 - Σ_rows min_input·max(write - in, 0)/1e6``.
-``batch_api``
-    Detect: ``Σno_user_requests / Σrequests >= 0.9`` and the batch price is lower.
-    ``B`` = ``pricing.model_prices(provider, model, price_at, batch=True)``. Savings over
-    the ``no_user_*`` token sums: ``P.cost(nI, nC, nO) - B.cost(nI, nC, nO)``.
-``trim_outputs``
-    ``H`` = the sum of the rows' ``output_hist``; ``p50``, ``p95`` its interpolated
-    quantiles (``rollup.output_tokens_percentile``). Detect: ``p95 >= 4·p50``. Cap ``C`` =
-    the smallest ``OUTPUT_TOKEN_BOUNDS`` entry ``>= 2·p50``. Excess output (conservative: each
-    bucket at its lower bound) ``E = Σ_{buckets b with lower(b) >= C} H[b]·(lower(b) - C)``,
-    where ``lower`` is the previous bound (the last bound for ``le_inf``). Savings:
-    ``E·out/1e6``.
-``response_cache``
-    Detect: ``Σrepeat_requests / Σrequests >= 0.1``. Savings: ``Σrepeat_cost_nanousd / 1e9``
-    (what the repeated identical requests cost; a response cache would serve them).
-``failed_calls``
-    Detect: ``Σerrors / Σrequests >= 0.05``. Savings: ``Σerror_cost_nanousd / 1e9``.
-``deprecated_model``
-    Detect: ``P.deprecated``. Replacement ``D`` =
-    ``pricing.deprecated_replacement(provider, model, price_at)``. Savings:
-    ``P.cost(ΣI, ΣC, ΣO) - D.cost(ΣI, ΣC, ΣO)``.
-
-The anomaly: the day whose total cost is at least 3 times the median of the 7 days before it
-(the rolling median); the manifest names the day and the (provider, model, feature) whose
-cost rose the most that day.
+The detection rules and savings formulas are those of the optimization agent,
+``shared.usage.savings`` (documented there), and the anomaly rule is
+``shared.usage.anomalies``: the manifest is what they find in the generated records' rollups,
+so a test of the agent against the manifest checks it against its own documented contract,
+and ``tests/unit/test_synthetic.py`` recomputes each saving straight from the records.
 """
 
 from __future__ import annotations
 
 import random
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Final, Literal, NamedTuple
 
-from shared import pricing
-from shared.models.period import DAYS_PER_MONTH
 from shared.models.recommendations import RecommendationKind
 from shared.models.usage import UsageRecord, parse_usage_record
-from shared.usage.rollup import (
-    OUTPUT_TOKEN_BOUNDS,
-    DailyRollup,
-    accumulate,
-    bucket_key,
-    output_tokens_percentile,
-)
+from shared.usage import anomalies, savings
+from shared.usage.anomalies import ROLLING_WINDOW_DAYS
+from shared.usage.rollup import DailyRollup, accumulate
 
 DEFAULT_SEED: Final = 7
-MIN_DAYS: Final = 8  # the anomaly needs a 7-day rolling median before it
-
-# Detection thresholds (see the module docstring).
-SHORT_OUTPUT_MEAN_TOKENS: Final = 64
-CACHEABLE_PREFIX_MIN_TOKENS: Final = 1024
-NON_INTERACTIVE_SHARE: Final = 0.9
-LONG_TAIL_RATIO: Final = 4.0
-TRIM_CAP_P50_MULTIPLE: Final = 2.0
-REPEAT_SHARE: Final = 0.1
-ERROR_SHARE: Final = 0.05
-ANOMALY_RATIO: Final = 3.0
-ROLLING_WINDOW_DAYS: Final = 7
-
-_MTOK: Final = Decimal(1_000_000)
-_ZERO: Final = Decimal(0)
+MIN_DAYS: Final = ROLLING_WINDOW_DAYS + 1  # the anomaly needs a 7-day rolling median before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,227 +83,41 @@ class SyntheticWorkspace:
     manifest: Manifest
 
 
-# --- the formulas, over rollup rows -------------------------------------------------------
-
-
-def _sum(rows: Iterable[DailyRollup], field: str) -> int:
-    return sum(int(getattr(row, field)) for row in rows)
-
-
-def _usd(amount: Decimal) -> float:
-    return float(amount)
-
-
-def cheaper_model_savings(
-    rows: Sequence[DailyRollup], prices: pricing.ModelPrices, target: pricing.ModelPrices
-) -> Decimal:
-    totals = (_sum(rows, "input_tokens"), _sum(rows, "cached_input_tokens"))
-    output = _sum(rows, "output_tokens")
-    return prices.cost(*totals, output) - target.cost(*totals, output)
-
-
-def prompt_caching_savings(rows: Sequence[DailyRollup], prices: pricing.ModelPrices) -> Decimal:
-    write_premium = max((prices.cache_write_mtok or prices.input_mtok) - prices.input_mtok, _ZERO)
-    saved = Decimal(0)
-    for row in rows:
-        saved += (
-            row.requests * row.min_input_tokens * (prices.input_mtok - prices.cached_input_mtok)
-        )
-        saved -= row.min_input_tokens * write_premium
-    return saved / _MTOK
-
-
-def batch_api_savings(
-    rows: Sequence[DailyRollup], prices: pricing.ModelPrices, batch: pricing.ModelPrices
-) -> Decimal:
-    tokens = (
-        _sum(rows, "no_user_input_tokens"),
-        _sum(rows, "no_user_cached_input_tokens"),
-        _sum(rows, "no_user_output_tokens"),
-    )
-    return prices.cost(*tokens) - batch.cost(*tokens)
-
-
-def output_histogram(rows: Iterable[DailyRollup]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for row in rows:
-        for key, count in row.output_hist.items():
-            total[key] = total.get(key, 0) + count
-    return total
-
-
-def trim_cap(hist: Mapping[str, int]) -> int | None:
-    """The output cap ``C`` when the histogram has a long tail (p95 >= 4·p50), else None."""
-    p50 = output_tokens_percentile(hist, 0.5)
-    p95 = output_tokens_percentile(hist, 0.95)
-    if p50 is None or p95 is None or p95 < LONG_TAIL_RATIO * p50:
-        return None
-    return next((b for b in OUTPUT_TOKEN_BOUNDS if b >= TRIM_CAP_P50_MULTIPLE * p50), None)
-
-
-def trim_excess_tokens(hist: Mapping[str, int], cap: int) -> int:
-    excess = 0
-    for index in range(1, len(OUTPUT_TOKEN_BOUNDS) + 1):
-        lower = OUTPUT_TOKEN_BOUNDS[index - 1]
-        if lower >= cap:
-            excess += hist.get(bucket_key(OUTPUT_TOKEN_BOUNDS, index), 0) * (lower - cap)
-    return excess
-
-
-def trim_outputs_savings(
-    rows: Sequence[DailyRollup], prices: pricing.ModelPrices, cap: int
-) -> Decimal:
-    return trim_excess_tokens(output_histogram(rows), cap) * prices.output_mtok / _MTOK
-
-
-def response_cache_savings(rows: Sequence[DailyRollup]) -> Decimal:
-    return Decimal(_sum(rows, "repeat_cost_nanousd")) / Decimal(1_000_000_000)
-
-
-def failed_calls_savings(rows: Sequence[DailyRollup]) -> Decimal:
-    return Decimal(_sum(rows, "error_cost_nanousd")) / Decimal(1_000_000_000)
-
-
-def monthly(period_savings: Decimal, days: int) -> float:
-    """Period savings extrapolated to a 30-day month from the period's daily average."""
-    return _usd(period_savings / days * DAYS_PER_MONTH)
-
-
-GroupKey = tuple[str, str, str | None]
-
-
-def group_rows(rollups: Iterable[DailyRollup]) -> dict[GroupKey, list[DailyRollup]]:
-    """Rollup rows by (provider, model, feature)."""
-    groups: dict[GroupKey, list[DailyRollup]] = {}
-    for row in rollups:
-        groups.setdefault((row.provider, row.model, row.feature), []).append(row)
-    return groups
+# --- the rules, as the manifest records them -----------------------------------------------
 
 
 def find_inefficiencies(
     rollups: Iterable[DailyRollup], *, days: int, price_at: datetime
 ) -> list[PlantedInefficiency]:
-    """Apply every detection rule and formula of the module docstring to the rollups."""
-    found: list[PlantedInefficiency] = []
-    for (provider, model, feature), rows in sorted(
-        group_rows(rollups).items(), key=lambda item: tuple(str(part) for part in item[0])
-    ):
-        try:
-            prices = pricing.model_prices(provider, model, price_at)
-        except pricing.UnknownModelError:
-            continue
-        for kind, detect in _DETECTORS.items():
-            hit = detect(rows, prices, price_at)
-            if hit is not None:
-                savings, target, evidence = hit
-                found.append(
-                    PlantedInefficiency(
-                        kind=kind,
-                        provider=provider,
-                        model=model,
-                        feature=feature or "",
-                        monthly_savings_usd=monthly(savings, days),
-                        target_model=target,
-                        evidence=evidence,
-                    )
-                )
-    return found
+    """``savings.find_inefficiencies``, as manifest entries (unknown models: none planted)."""
+    scan = savings.find_inefficiencies(rollups, days=days, price_at=price_at)
+    return [
+        PlantedInefficiency(
+            kind=item.kind,
+            provider=item.provider,
+            model=item.model,
+            feature=item.feature or "",
+            monthly_savings_usd=item.monthly_savings_usd,
+            target_model=item.target_model,
+            evidence=dict(item.evidence),
+        )
+        for item in scan.inefficiencies
+    ]
 
 
-Evidence = dict[str, float | int | str]
-_Hit = tuple[Decimal, str | None, Evidence] | None
-
-
-def _detect_cheaper(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    requests = _sum(rows, "requests")
-    mean_output = _sum(rows, "output_tokens") / requests
-    if mean_output > SHORT_OUTPUT_MEAN_TOKENS:
-        return None
-    candidates = pricing.cheaper_models(prices.provider, prices.model, at)
-    if not candidates:
-        return None
-    target = candidates[0]
-    evidence: Evidence = {"mean_output_tokens": mean_output, "requests": requests}
-    return cheaper_model_savings(rows, prices, target), target.model, evidence
-
-
-def _detect_caching(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    prefix = min(row.min_input_tokens for row in rows)
-    if (
-        _sum(rows, "cached_input_tokens")
-        or prefix < CACHEABLE_PREFIX_MIN_TOKENS
-        or prices.cached_input_mtok >= prices.input_mtok
-    ):
-        return None
-    evidence: Evidence = {"min_input_tokens": prefix, "requests": _sum(rows, "requests")}
-    return prompt_caching_savings(rows, prices), None, evidence
-
-
-def _detect_batch(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    requests = _sum(rows, "requests")
-    share = _sum(rows, "no_user_requests") / requests
-    batch = pricing.model_prices(prices.provider, prices.model, at, batch=True)
-    if share < NON_INTERACTIVE_SHARE or batch.list_price_mtok >= prices.list_price_mtok:
-        return None
-    evidence: Evidence = {"non_interactive_share": share, "requests": requests}
-    return batch_api_savings(rows, prices, batch), None, evidence
-
-
-def _detect_trim(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    hist = output_histogram(rows)
-    cap = trim_cap(hist)
-    if cap is None:
-        return None
-    evidence: Evidence = {
-        "output_p50": output_tokens_percentile(hist, 0.5) or 0.0,
-        "output_p95": output_tokens_percentile(hist, 0.95) or 0.0,
-        "cap_tokens": cap,
-        "excess_output_tokens": trim_excess_tokens(hist, cap),
-    }
-    return trim_outputs_savings(rows, prices, cap), None, evidence
-
-
-def _detect_repeats(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    requests = _sum(rows, "requests")
-    share = _sum(rows, "repeat_requests") / requests
-    if share < REPEAT_SHARE:
-        return None
-    evidence: Evidence = {"repeat_share": share, "requests": requests}
-    return response_cache_savings(rows), None, evidence
-
-
-def _detect_failed(rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime) -> _Hit:
-    requests = _sum(rows, "requests")
-    share = _sum(rows, "errors") / requests
-    if share < ERROR_SHARE:
-        return None
-    evidence: Evidence = {"error_share": share, "requests": requests}
-    return failed_calls_savings(rows), None, evidence
-
-
-def _detect_deprecated(
-    rows: Sequence[DailyRollup], prices: pricing.ModelPrices, at: datetime
-) -> _Hit:
-    if not prices.deprecated:
-        return None
-    replacement = pricing.deprecated_replacement(prices.provider, prices.model, at)
-    if replacement is None:
-        return None
-    savings = cheaper_model_savings(rows, prices, replacement)
-    evidence: Evidence = {"requests": _sum(rows, "requests")}
-    return savings, replacement.model, evidence
-
-
-_Detector = Callable[[Sequence[DailyRollup], pricing.ModelPrices, datetime], _Hit]
-_DETECTORS: Final[Mapping[RecommendationKind, _Detector]] = {
-    "cheaper_model": _detect_cheaper,
-    "prompt_caching": _detect_caching,
-    "batch_api": _detect_batch,
-    "trim_outputs": _detect_trim,
-    "response_cache": _detect_repeats,
-    "failed_calls": _detect_failed,
-    "deprecated_model": _detect_deprecated,
-}
+def find_anomalies(rollups: Iterable[DailyRollup]) -> list[PlantedAnomaly]:
+    """``anomalies.find_anomalies`` over every day with rows, as manifest entries."""
+    return [
+        PlantedAnomaly(
+            day=found.day,
+            provider=found.driver.provider,
+            model=found.driver.model,
+            feature=found.driver.feature or "",
+            day_cost_usd=found.cost_nanousd / 1e9,
+            rolling_median_usd=found.rolling_median_nanousd / 1e9,
+        )
+        for found in anomalies.find_anomalies(rollups)
+    ]
 
 
 # --- the workload -------------------------------------------------------------------------
@@ -585,56 +336,8 @@ def _manifest(records: Sequence[UsageRecord], start: date, end: date) -> Manifes
     )
 
 
-def daily_costs(rollups: Iterable[DailyRollup]) -> dict[str, int]:
-    """Total cost (1e-9 USD) per day."""
-    totals: dict[str, int] = {}
-    for row in rollups:
-        totals[row.day] = totals.get(row.day, 0) + row.cost_nanousd
-    return totals
-
-
-def find_anomalies(rollups: Sequence[DailyRollup]) -> list[PlantedAnomaly]:
-    """Days costing ``>= ANOMALY_RATIO`` times the median of the 7 days before, with driver."""
-    totals = daily_costs(rollups)
-    days = sorted(totals)
-    found = []
-    for index in range(ROLLING_WINDOW_DAYS, len(days)):
-        window = [totals[d] for d in days[index - ROLLING_WINDOW_DAYS : index]]
-        median = statistics.median(window)
-        day = days[index]
-        if totals[day] < ANOMALY_RATIO * median:
-            continue
-        driver = _driver(rollups, day, days[index - ROLLING_WINDOW_DAYS : index])
-        found.append(
-            PlantedAnomaly(
-                day=day,
-                provider=driver.provider,
-                model=driver.model,
-                feature=driver.feature or "",
-                day_cost_usd=totals[day] / 1e9,
-                rolling_median_usd=median / 1e9,
-            )
-        )
-    return found
-
-
-def _driver(rollups: Sequence[DailyRollup], day: str, window: Sequence[str]) -> DailyRollup:
-    """The day's row whose cost rose the most over its own mean in the window."""
-
-    def rise(row: DailyRollup) -> float:
-        before = [
-            r.cost_nanousd
-            for r in rollups
-            if r.day in window
-            and (r.provider, r.model, r.feature) == (row.provider, row.model, row.feature)
-        ]
-        return row.cost_nanousd - sum(before) / len(window)
-
-    return max((row for row in rollups if row.day == day), key=rise)
-
-
 def _anomaly(rollups: Sequence[DailyRollup]) -> PlantedAnomaly:
-    anomalies = find_anomalies(rollups)
-    if len(anomalies) != 1:
-        raise RuntimeError(f"expected exactly the planted anomaly, found {len(anomalies)}")
-    return anomalies[0]
+    found = find_anomalies(rollups)
+    if len(found) != 1:
+        raise RuntimeError(f"expected exactly the planted anomaly, found {len(found)}")
+    return found[0]

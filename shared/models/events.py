@@ -8,7 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
 EventType = Literal[
     "run_started",
@@ -61,13 +69,21 @@ class RunEvent(BaseModel):
     def _ts(self, value: datetime) -> str:
         return iso_utc(value)
 
+    @model_serializer(mode="wrap")
+    def _agent_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # ``agent`` is on agent-level events only (DESIGN §3.5): absent, not null, elsewhere.
+        data: dict[str, Any] = handler(self)
+        if data.get("agent") is None:
+            data.pop("agent", None)
+        return data
+
     @property
     def terminal(self) -> bool:
         return self.event in TERMINAL_EVENTS
 
     def frame(self) -> dict[str, Any]:
-        """The wire object: ``agent`` only on agent-level events."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The wire object."""
+        return self.model_dump(mode="json")
 
 
 class PendingEvent(BaseModel):

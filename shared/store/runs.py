@@ -89,6 +89,10 @@ class RunStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
 
+    @property
+    def db(self) -> firestore.Client:
+        return self._db
+
     def _run(self, run_id: str) -> firestore.DocumentReference:
         return self._db.collection(RUNS).document(run_id)
 

@@ -98,6 +98,10 @@ class UsageStore:
         )
         return [snap.to_dict() or {} for snap in query.stream()]
 
+    def keep_dead_batch(self, message_id: str, content: dict[str, Any]) -> None:
+        """A dead-lettered message, kept (``dead_letters/{message id}``) so it can be replayed."""
+        _keep(self._db, message_id, content)
+
     def apply(self, workspace_id: str, records: Sequence[UsageRecord]) -> int:
         """Add the records to the rollups, each at most once; returns how many were new."""
         applied = 0
@@ -198,3 +202,11 @@ def _unflatten(doc: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+DEAD_LETTERS: Final = "dead_letters"
+
+
+def _keep(db: firestore.Client, message_id: str, content: dict[str, Any]) -> None:
+    # Keyed by the Pub/Sub message id: a redelivered dead letter overwrites itself.
+    db.collection(DEAD_LETTERS).document(message_id).set(content)

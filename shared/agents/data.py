@@ -1,0 +1,102 @@
+"""The data agent: the workspace's usage in a period, as tool calls the user sees (DESIGN §8).
+
+Reads the rollups once, then computes totals, breakdowns, the trend and anomalies, each a
+tool call with its real arguments, result and timing. ``agents_data`` runs the same code
+(its events are not kept), so the function and the chat always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.agents.trace import AgentTrace
+from shared.errors import ValidationFailed
+from shared.models.findings import DIMENSIONS, DataReport, Dimension, UsageFilters
+from shared.models.period import PeriodRange
+from shared.store.usage import UsageStore
+from shared.usage import report
+from shared.usage.rollup import DailyRollup, UserDailyRollup
+
+Rollups = tuple[list[DailyRollup], list[UserDailyRollup]]
+
+
+def load_rollups(
+    trace: AgentTrace, usage: UsageStore, workspace_id: str, days: Sequence[str]
+) -> list[DailyRollup]:
+    return trace.tool(
+        "query_usage_rollups",
+        {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
+        lambda: usage.daily(workspace_id, days[0], days[-1]),
+        lambda rows: {"rows": len(rows), "days_with_usage": len({r.day for r in rows})},
+    )
+
+
+def measure(
+    trace: AgentTrace,
+    usage: UsageStore,
+    workspace_id: str,
+    period: PeriodRange,
+    *,
+    filters: UsageFilters | None = None,
+    dimensions: Sequence[Dimension] = DIMENSIONS,
+) -> DataReport:
+    filters = filters or UsageFilters()
+    try:
+        report.check_filters(filters)
+    except ValueError as e:
+        raise ValidationFailed(f"filters: {e}") from e
+    days = report.days_needed(period)
+    trace.think(
+        f"Read the daily rollups from {days[0]} to {days[-1]} (the period, the period before "
+        "it for the trend, and a week of lookback for anomalies), then measure."
+    )
+    if filters.users is not None:
+        # Per-user rollups carry no model or feature: one report over them.
+        per_user = trace.tool(
+            "query_user_rollups",
+            {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
+            lambda: usage.users(workspace_id, days[0], days[-1]),
+            lambda rows: {"rows": len(rows)},
+        )
+        result = trace.tool(
+            "usage_report_by_user",
+            {"period": period, "filters": filters},
+            lambda: report.build_data_report([], per_user, period, filters=filters),
+        )
+        trace.completed(result)
+        return result
+    rows = report.filter_rows(load_rollups(trace, usage, workspace_id, days), filters)
+    user_rows: list[UserDailyRollup] = []
+    if "user" in dimensions and filters == UsageFilters():
+        user_rows = trace.tool(
+            "query_user_rollups",
+            {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
+            lambda: usage.users(workspace_id, days[0], days[-1]),
+            lambda found: {"rows": len(found)},
+        )
+    current = report.on_days(rows, report.days_of(period))
+    current_users = report.on_days(user_rows, report.days_of(period))
+    previous = report.on_days(rows, report.previous_days(period))
+    shown_dimensions = [d for d in dimensions if d != "user" or filters == UsageFilters()]
+    result = DataReport(
+        period=period,
+        totals=trace.tool("usage_totals", {"period": period}, lambda: report.totals(current)),
+        breakdown=trace.tool(
+            "usage_breakdown",
+            {"period": period, "group_by": shown_dimensions},
+            lambda: report.breakdown(current, current_users, shown_dimensions),
+        ),
+        trend=trace.tool(
+            "usage_trend",
+            {"period": period, "previous_period": report.previous_period(period)},
+            lambda: report.trend(current, previous, period),
+        ),
+        anomalies=trace.tool(
+            "spend_anomalies",
+            {"period": period, "rule": "day cost >= 3x the median of the 7 days before it"},
+            lambda: report.anomalies(rows, period),
+        ),
+        unknown_models=report.unknown_models(current),
+    )
+    trace.completed(result)
+    return result

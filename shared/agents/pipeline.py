@@ -1,0 +1,322 @@
+"""The step runner: triage → data → optimization, one claimed, atomic step per delivery.
+
+Each delivery of a ``StepRequested`` either commits its step (claim + events + run fields in
+one batch, see ``shared.store.runs``) or finds it committed and only finishes what was left
+after the commit (publishing the events and the hand-off). So a duplicate changes nothing,
+a delivery that died is finished by the redelivery, and a step that keeps failing reaches
+the dead-letter topic, where ``dead_letter`` marks the run failed with the reason.
+
+One run per thread: the triage step takes the thread's lock (a create-if-absent document);
+a run that cannot is left ``queued`` and is started by the run ahead of it when that one
+ends (``_hand_off``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from google.cloud.firestore_v1 import WriteBatch
+
+from shared.agents.data import measure
+from shared.agents.optimization import optimize
+from shared.agents.trace import Clock, EventLog, utc_now
+from shared.agents.triage import triage
+from shared.answer.model import AnswerWriter, WrittenAnswer
+from shared.bus import Bus
+from shared.models.events import RunEvent
+from shared.models.findings import DataReport, Findings, OptimizationReport, UsageFilters
+from shared.models.messages import STEP_TOPICS, Step, StepRequested
+from shared.models.period import PeriodRange, resolve_token
+from shared.models.triage import TriageResponse
+from shared.store.runs import RunDoc, RunStore, StepMarker
+from shared.store.threads import MessageDoc, ThreadStore
+from shared.store.usage import UsageStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERIOD: Final = "last_30d"
+CANCEL_MARKER: Final = "cancel"
+FAILED_MARKER: Final = "failed"
+ERROR_TEXT_CHARS: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a delivery did (for the log line and the tests)."""
+
+    run_id: str
+    step: str
+    action: str
+
+
+def assistant_message_id(run_id: str) -> str:
+    return f"{run_id}-answer"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        runs: RunStore,
+        threads: ThreadStore,
+        usage: UsageStore,
+        bus: Bus,
+        writer: AnswerWriter,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.runs = runs
+        self.threads = threads
+        self.usage = usage
+        self.bus = bus
+        self.writer = writer
+        self.clock = clock
+
+    # --- a step ---------------------------------------------------------------------------
+
+    def handle(self, message: StepRequested, delivery_attempt: int | None = None) -> Outcome:
+        run_id, step = message.run_id, message.step
+        run = self.runs.get(run_id)
+        if run is None:
+            # Runs are stored before their first message is published: this one never was.
+            log.error("step message for an unknown run", extra={"fields": {"run_id": run_id}})
+            return Outcome(run_id, step, "unknown run: dropped")
+        marker = self.runs.marker(run_id, step)
+        if marker is not None:
+            return self._finish(run, step, marker, None, "duplicate")
+        if run.terminal:
+            return Outcome(run_id, step, f"run already {run.status}")
+        if step == "triage" and not self.runs.try_lock(run.thread_id, run_id):
+            return Outcome(run_id, step, "queued behind the thread's running run")
+        if run.cancel_requested:
+            return self.cancel_now(run)
+        try:
+            return self._run_step(run, step)
+        except Exception as e:
+            # Kept on the run so the dead-letter worker can say why the run failed.
+            self.runs.update(
+                run_id,
+                {"last_error": _error_text(e), "attempt": delivery_attempt or 0, "step": step},
+            )
+            raise
+
+    def _run_step(self, run: RunDoc, step: Step) -> Outcome:
+        now = self.clock()
+        log_ = EventLog(self.clock)
+        fields: dict[str, Any] = {"updated_at": now, "step": step}
+        result: dict[str, Any]
+        if step == "triage":
+            log_.add(
+                "run_started",
+                {"run_id": run.run_id, "thread_id": run.thread_id, "message_id": run.message_id},
+            )
+            fields.update(status="running", started_at=now)
+            trace = log_.agent("triage", "Work out what is asked and where it should go")
+            catalogue = self.usage.catalogue(run.workspace_id)
+            triaged = triage(trace, run.question, catalogue, now)
+            result = triaged.model_dump(mode="json")
+        else:
+            triaged = self._triage_of(run)
+            period = _period_of(triaged, now)
+            if step == "data":
+                trace = log_.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
+                filters = _filters_of(triaged)
+                result = measure(
+                    trace, self.usage, run.workspace_id, period, filters=filters
+                ).model_dump(mode="json")
+            else:
+                trace = log_.agent("optimization", f"Find and price savings {_span(period)}")
+                result = optimize(trace, self.usage, run.workspace_id, period).model_dump(
+                    mode="json"
+                )
+        agents: list[Step] = list(triaged.route.agents)
+        position = agents.index(step) if step in agents else -1
+        next_step = agents[position + 1] if position + 1 < len(agents) else None
+        if next_step is not None:
+            committed = self.runs.commit(
+                run, step, log_.events, fields, next_step=next_step, result=result
+            )
+            return self._after_commit(run, step, committed, "committed")
+        written = self._write_answer(run, triaged, step, result)
+        message_id = assistant_message_id(run.run_id)
+        log_.add(
+            "message",
+            {
+                "message_id": message_id,
+                "text": written.answer.text,
+                "recommendations": [
+                    r.model_dump(mode="json") for r in written.answer.recommendations
+                ],
+                "writer": written.writer,
+                "fallback_reason": written.fallback_reason,
+            },
+        )
+        started = run.started_at or now
+        end = self.clock()
+        log_.add(
+            "run_completed",
+            {"status": "completed", "duration_ms": _ms(end - started)},
+        )
+        fields.update(status="completed", step=None, updated_at=end)
+
+        def add_answer(batch: WriteBatch) -> None:
+            self.threads.add_message_in(
+                batch,
+                run.thread_id,
+                MessageDoc(
+                    message_id=message_id,
+                    role="assistant",
+                    text=written.answer.text,
+                    ts=end,
+                    run_id=run.run_id,
+                    recommendations=written.answer.recommendations,
+                ),
+            )
+            self.threads.touch_in(batch, run.thread_id, end)
+
+        committed = self.runs.commit(
+            run, step, log_.events, fields, terminal=True, result=result, extra=add_answer
+        )
+        return self._after_commit(run, step, committed, "completed the run")
+
+    def _triage_of(self, run: RunDoc) -> TriageResponse:
+        marker = self.runs.marker(run.run_id, "triage")
+        if marker is None or marker.result is None:
+            raise RuntimeError(f"run {run.run_id} reached a later step without its triage")
+        return TriageResponse.model_validate(marker.result)
+
+    def _write_answer(
+        self, run: RunDoc, triaged: TriageResponse, step: Step, result: dict[str, Any]
+    ) -> WrittenAnswer:
+        data: DataReport | None = None
+        optimization: OptimizationReport | None = None
+        if step == "optimization":
+            optimization = OptimizationReport.model_validate(result)
+            data_marker = self.runs.marker(run.run_id, "data")
+            if data_marker is not None and data_marker.result is not None:
+                data = DataReport.model_validate(data_marker.result)
+        elif step == "data":
+            data = DataReport.model_validate(result)
+        findings = Findings(
+            question=run.question, triage=triaged, data=data, optimization=optimization
+        )
+        return self.writer.write(findings)
+
+    # --- after a commit -------------------------------------------------------------------
+
+    def _after_commit(
+        self, run: RunDoc, step: str, events: list[RunEvent] | None, action: str
+    ) -> Outcome:
+        if events is None:
+            return Outcome(run.run_id, step, "another delivery committed this step first")
+        marker = self.runs.marker(run.run_id, step)
+        if marker is None:
+            raise RuntimeError(f"run {run.run_id}: step {step} committed without its claim")
+        return self._finish(run, step, marker, events, action)
+
+    def _finish(
+        self,
+        run: RunDoc,
+        name: str,
+        marker: StepMarker,
+        events: list[RunEvent] | None,
+        action: str,
+    ) -> Outcome:
+        """Publish what the committed step produced (again, if a delivery died before)."""
+        if marker.published:
+            return Outcome(run.run_id, name, action)
+        if events is None:
+            events = [
+                e
+                for e in self.runs.events_after(run.run_id, marker.first_seq - 1)
+                if e.seq <= marker.last_seq
+            ]
+        current = self.runs.get(run.run_id) or run
+        self.bus.publish_events(events, uid=run.uid, relay=current.relay)
+        if marker.next_step is not None:
+            self.bus.publish(
+                STEP_TOPICS[marker.next_step],
+                StepRequested(run_id=run.run_id, step=marker.next_step),
+            )
+        if marker.terminal:
+            self._hand_off(run)
+        self.runs.mark_published(run.run_id, name)
+        return Outcome(run.run_id, name, action)
+
+    def _hand_off(self, run: RunDoc) -> None:
+        """Free the thread and start its oldest queued run, if any."""
+        self.runs.release_lock(run.thread_id, run.run_id)
+        queued = self.runs.oldest_queued(run.thread_id)
+        if queued is not None and self.runs.try_lock(run.thread_id, queued.run_id):
+            self.bus.publish(
+                STEP_TOPICS["triage"], StepRequested(run_id=queued.run_id, step="triage")
+            )
+
+    # --- ends other than completion -------------------------------------------------------
+
+    def cancel_now(self, run: RunDoc) -> Outcome:
+        """Commit the run's cancellation (between steps, or before it started)."""
+        now = self.clock()
+        log_ = EventLog(self.clock)
+        log_.add("run_cancelled", {"reason": "cancelled by the user"})
+        committed = self.runs.commit(
+            run,
+            CANCEL_MARKER,
+            log_.events,
+            {"status": "cancelled", "reason": "cancelled by the user", "updated_at": now},
+            terminal=True,
+        )
+        return self._after_commit(run, CANCEL_MARKER, committed, "cancelled the run")
+
+    def dead_letter(self, message: StepRequested) -> Outcome:
+        """A step that kept failing: the run fails, with the reason the user sees."""
+        run = self.runs.get(message.run_id)
+        if run is None:
+            return Outcome(message.run_id, FAILED_MARKER, "unknown run: dropped")
+        marker = self.runs.marker(run.run_id, FAILED_MARKER)
+        if marker is not None:
+            return self._finish(run, FAILED_MARKER, marker, None, "duplicate")
+        if run.terminal:
+            return Outcome(run.run_id, FAILED_MARKER, f"run already {run.status}")
+        cause = run.last_error or "no error was recorded (the worker may have been stopped)"
+        reason = f"The {message.step} step failed after every delivery attempt; last error: {cause}"
+        now = self.clock()
+        log_ = EventLog(self.clock)
+        log_.add("run_failed", {"reason": reason})
+        committed = self.runs.commit(
+            run,
+            FAILED_MARKER,
+            log_.events,
+            {"status": "failed", "reason": reason, "updated_at": now},
+            terminal=True,
+        )
+        return self._after_commit(run, FAILED_MARKER, committed, "failed the run")
+
+
+def _period_of(triaged: TriageResponse, now: datetime) -> PeriodRange:
+    named = triaged.entities.period
+    if named is not None:
+        return PeriodRange(start=named.start, end=named.end)
+    return resolve_token(DEFAULT_PERIOD, now)
+
+
+def _filters_of(triaged: TriageResponse) -> UsageFilters:
+    """The workspace's own models and features the question names narrow the data."""
+    models = [m.name for m in triaged.entities.models if m.known]
+    features = [f.name for f in triaged.entities.features if f.known]
+    return UsageFilters(models=models or None, features=features or None)
+
+
+def _span(period: PeriodRange) -> str:
+    end = period.end - timedelta(microseconds=1)
+    return f"from {period.start.date().isoformat()} to {end.date().isoformat()}"
+
+
+def _ms(delta: timedelta) -> float:
+    return round(delta.total_seconds() * 1000, 3)
+
+
+def _error_text(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text[:ERROR_TEXT_CHARS]

@@ -1,0 +1,277 @@
+"""The public functions of DESIGN §2, one ``Endpoint`` each, and the push workers.
+
+Each handler reads its validated request, calls the agents or stores, and returns its
+response model; ``shared.http.serve`` does everything they share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.agents.data import measure
+from shared.agents.optimization import optimize
+from shared.agents.trace import EventLog
+from shared.agents.triage import triage
+from shared.errors import BadRequest, Conflict
+from shared.http import JSON, NDJSON, Context, Endpoint, HttpResponse, ok
+from shared.ingest.records import MAX_BODY_BYTES, parse_batch, split_body
+from shared.models.api import (
+    DataRequest,
+    ExecuteAccepted,
+    ExecuteRequest,
+    ExecuteResponse,
+    Identifier,
+    IngestResponse,
+    OptimizationRequest,
+    RunResponse,
+    ThreadList,
+    ThreadView,
+    TriageRequest,
+)
+from shared.models.events import RunEvent
+from shared.models.findings import Answer, Recommendation
+from shared.models.messages import USAGE_TOPIC, PushEnvelope, StepRequested, UsageBatch
+from shared.models.usage import UsageRecord
+from shared.services import Services
+from shared.store.dedup import dedup_key
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL: Final = timedelta(hours=24)
+WAIT_POLL_S: Final = 0.02
+WAIT_POLL_MAX_S: Final = 0.25
+MAX_KEY_CHARS: Final = 256
+
+
+# --- agents_execute -------------------------------------------------------------------------
+
+
+def execute(ctx: Context) -> HttpResponse:
+    request = ctx.parse(ExecuteRequest)
+    key = ctx.request.header("idempotency-key")
+    if key is None:
+        return _execute(ctx, request)
+    if not 1 <= len(key) <= MAX_KEY_CHARS:
+        raise BadRequest(f"Idempotency-Key must be 1..{MAX_KEY_CHARS} characters")
+    dedup = ctx.services.dedup
+    doc = dedup_key("execute", ctx.principal.uid, key)
+    body_hash = hashlib.sha256(ctx.request.body).hexdigest()
+    held = dedup.claim(doc, {"body": body_hash, "response": None}, ctx.now, IDEMPOTENCY_TTL)
+    if held is not None:
+        if held["body"] != body_hash:
+            raise Conflict("this Idempotency-Key was used with another body")
+        if held["response"] is None:
+            raise Conflict("a request with this Idempotency-Key is still being processed")
+        first = held["response"]
+        return HttpResponse(first["status"], first["body"], {"Idempotent-Replayed": "true"})
+    try:
+        response = _execute(ctx, request)
+    except BaseException:
+        dedup.release(doc)  # a failed request is not remembered: the client may retry it
+        raise
+    dedup.update(
+        doc, {"body": body_hash, "response": {"status": response.status, "body": response.body}}
+    )
+    return response
+
+
+def _execute(ctx: Context, request: ExecuteRequest) -> HttpResponse:
+    services = ctx.services
+    accepted = services.submitter.submit(
+        ctx.principal, request.message, thread_id=request.thread_id, client_msg_id=None
+    )
+    if request.wait:
+        deadline = time.monotonic() + request.timeout_s
+        pause = WAIT_POLL_S
+        while time.monotonic() < deadline:
+            run = services.runs.get(accepted.run_id)
+            if run is not None and run.terminal:
+                events = services.runs.events_after(run.run_id, 0)
+                return ok(
+                    ExecuteResponse(
+                        run_id=run.run_id,
+                        thread_id=run.thread_id,
+                        status=run.status,
+                        answer=_answer_of(events),
+                        events=events,
+                        reason=run.reason,
+                    )
+                )
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, WAIT_POLL_MAX_S)
+    run = services.runs.get(accepted.run_id)
+    status = run.status if run is not None else "queued"
+    return ok(
+        ExecuteAccepted(run_id=accepted.run_id, thread_id=accepted.thread_id, status=status), 202
+    )
+
+
+def _answer_of(events: list[RunEvent]) -> Answer | None:
+    for event in reversed(events):
+        if event.event == "message":
+            return Answer(
+                text=event.data["text"],
+                recommendations=[
+                    Recommendation.model_validate(r) for r in event.data["recommendations"]
+                ],
+            )
+    return None
+
+
+# --- the agents as functions ---------------------------------------------------------------
+
+
+def agents_triage(ctx: Context) -> HttpResponse:
+    request = ctx.parse(TriageRequest)
+    catalogue = ctx.services.usage.catalogue(ctx.principal.workspace_id)
+    trace = EventLog().agent("triage", "classify one message")
+    return ok(triage(trace, request.message, catalogue, ctx.now))
+
+
+def agents_data(ctx: Context) -> HttpResponse:
+    request = ctx.parse(DataRequest)
+    trace = EventLog().agent("data", "measure usage")
+    return ok(
+        measure(
+            trace,
+            ctx.services.usage,
+            ctx.principal.workspace_id,
+            request.period.resolve(ctx.now),
+            filters=request.filters,
+            dimensions=request.group_by,
+        )
+    )
+
+
+def agents_optimization(ctx: Context) -> HttpResponse:
+    request = ctx.parse(OptimizationRequest)
+    trace = EventLog().agent("optimization", "find savings")
+    return ok(
+        optimize(
+            trace,
+            ctx.services.usage,
+            ctx.principal.workspace_id,
+            request.period.resolve(ctx.now),
+            min_monthly_savings_usd=request.min_monthly_savings_usd,
+        )
+    )
+
+
+# --- usage_ingest ---------------------------------------------------------------------------
+
+
+def usage_ingest(ctx: Context) -> HttpResponse:
+    """Validate each record, publish the accepted ones, answer 202 once Pub/Sub has them."""
+    items = split_body(ctx.request.body, ndjson=ctx.request.content_type == NDJSON)
+    parsed = parse_batch(items, now=ctx.now)
+    if parsed.records:
+        ctx.services.bus.publish(
+            USAGE_TOPIC,
+            UsageBatch(
+                batch_id=uuid.uuid4().hex,
+                workspace_id=ctx.principal.workspace_id,
+                uid=ctx.principal.uid,
+                records=[r.model_dump(mode="json") for r in parsed.records],
+            ),
+        )
+    return ok(IngestResponse(accepted=len(parsed.records), rejected=parsed.rejected), 202)
+
+
+# --- runs_get, threads_get --------------------------------------------------------------------
+
+
+class RunQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: Identifier
+    after_seq: int = Field(default=0, ge=0)
+
+
+class ThreadQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    thread_id: Identifier | None = None
+
+
+def runs_get(ctx: Context) -> HttpResponse:
+    query = ctx.query(RunQuery)
+    run = ctx.services.runs.get_owned(query.run_id, ctx.principal.uid)
+    events = ctx.services.runs.events_after(run.run_id, query.after_seq)
+    return ok(RunResponse(run=run.view(), events=events))
+
+
+def threads_get(ctx: Context) -> HttpResponse:
+    query = ctx.query(ThreadQuery)
+    threads = ctx.services.threads
+    if query.thread_id is None:
+        return ok(
+            ThreadList(threads=threads.list_for(ctx.principal.uid, ctx.principal.workspace_id))
+        )
+    thread = threads.get_owned(query.thread_id, ctx.principal.uid)
+    return ok(ThreadView(thread=thread.summary(), messages=threads.messages(thread.thread_id)))
+
+
+_POST: Final = frozenset({"POST"})
+_GET: Final = frozenset({"GET"})
+ENDPOINTS: Final[dict[str, Endpoint]] = {
+    "agents_execute": Endpoint("agents_execute", _POST, execute, rate_limit="chat_messages"),
+    "agents_triage": Endpoint("agents_triage", _POST, agents_triage),
+    "agents_data": Endpoint("agents_data", _POST, agents_data),
+    "agents_optimization": Endpoint("agents_optimization", _POST, agents_optimization),
+    "usage_ingest": Endpoint(
+        "usage_ingest",
+        _POST,
+        usage_ingest,
+        max_body=MAX_BODY_BYTES,
+        content_types=frozenset({JSON, NDJSON}),
+    ),
+    "runs_get": Endpoint("runs_get", _GET, runs_get),
+    "threads_get": Endpoint("threads_get", _GET, threads_get),
+}
+
+
+# --- push workers -----------------------------------------------------------------------------
+
+
+def step_worker(services: Services, body: bytes) -> str:
+    envelope = PushEnvelope.parse(body)
+    message = envelope.decode(StepRequested)
+    outcome = services.pipeline.handle(message, envelope.delivery_attempt)
+    return outcome.action
+
+
+def usage_aggregator(services: Services, body: bytes) -> str:
+    envelope = PushEnvelope.parse(body)
+    batch = envelope.decode(UsageBatch)
+    records = [UsageRecord.model_validate(r) for r in batch.records]
+    applied = services.usage.apply(batch.workspace_id, records)
+    return f"applied {applied} of {len(records)} records"
+
+
+def deadletter_worker(services: Services, body: bytes) -> str:
+    """Dead letters of every work queue: fail the run, or keep the lost usage batch."""
+    envelope = PushEnvelope.parse(body)
+    kind = envelope.message.attributes.get("kind")
+    if kind == "run_step":
+        return services.pipeline.dead_letter(envelope.decode(StepRequested)).action
+    if kind == "usage_batch":
+        batch = envelope.decode(UsageBatch)
+        services.usage.keep_dead_batch(envelope.message.message_id, batch.model_dump(mode="json"))
+        log.error(
+            "a usage batch was dead-lettered; kept for replay",
+            extra={"fields": {"batch_id": batch.batch_id, "records": len(batch.records)}},
+        )
+        return "kept the dead usage batch"
+    services.usage.keep_dead_batch(
+        envelope.message.message_id,
+        {"attributes": envelope.message.attributes, "data": envelope.message.data},
+    )
+    log.error("a dead letter of unknown kind was kept", extra={"fields": {"kind": kind}})
+    return "kept an unknown dead letter"

@@ -1,0 +1,128 @@
+"""The spend-anomaly rule: a day far above the rolling median of the days before it.
+
+Rule: a day is anomalous when its total cost is at least ``ANOMALY_RATIO`` (3) times the
+median of the ``ROLLING_WINDOW_DAYS`` (7) calendar days before it. A day of the window with
+no usage counts as costing nothing (that is what it cost). A window whose median is zero
+gives no baseline (a rise from nothing has no ratio, as a trend from zero has no
+percentage), so such a day is not judged: a workspace's first days are never "anomalies".
+
+Driver: of the (provider, model, feature) groups that ran that day, the one whose cost rose
+the most over the median of its own costs in the same window (a group that did not run on
+a window day counts zero there). Ties go to the first group in (provider, model, feature)
+order, so the answer never depends on the order of the rows.
+
+Pure: computed in exact integers (1e-9 USD) over ``usage_daily`` rollups; callers round.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Final
+
+from shared.usage.rollup import DailyRollup
+from shared.usage.savings import GroupKey, group_order
+
+ANOMALY_RATIO: Final = 3.0
+ROLLING_WINDOW_DAYS: Final = 7
+
+
+@dataclass(frozen=True, slots=True)
+class SpendDriver:
+    """The group that drove an anomalous day: its cost that day and its own rolling median."""
+
+    provider: str
+    model: str
+    feature: str | None
+    cost_nanousd: int
+    rolling_median_nanousd: int
+
+    @property
+    def increase_nanousd(self) -> int:
+        return self.cost_nanousd - self.rolling_median_nanousd
+
+
+@dataclass(frozen=True, slots=True)
+class SpendAnomaly:
+    """A day at least ``ANOMALY_RATIO`` times the rolling median of the 7 days before it."""
+
+    day: str
+    cost_nanousd: int
+    rolling_median_nanousd: int
+    driver: SpendDriver
+
+    @property
+    def ratio(self) -> float:
+        return self.cost_nanousd / self.rolling_median_nanousd
+
+
+def window_days(day: str, length: int = ROLLING_WINDOW_DAYS) -> list[str]:
+    """The ``length`` UTC days before ``day`` (``YYYY-MM-DD``), oldest first."""
+    first = date.fromisoformat(day)
+    return [(first - timedelta(days=back)).isoformat() for back in range(length, 0, -1)]
+
+
+def daily_costs(rollups: Iterable[DailyRollup]) -> dict[str, int]:
+    """Total cost (1e-9 USD) per day."""
+    totals: dict[str, int] = {}
+    for row in rollups:
+        totals[row.day] = totals.get(row.day, 0) + row.cost_nanousd
+    return totals
+
+
+def _median(costs: dict[str, int], window: Sequence[str]) -> int:
+    # The window has an odd number of days, so the median is one of the values: an integer.
+    return int(statistics.median(costs.get(day, 0) for day in window))
+
+
+def find_anomalies(
+    rollups: Iterable[DailyRollup], days: Iterable[str] | None = None
+) -> list[SpendAnomaly]:
+    """The anomalous days among ``days`` (default: every day with rows), oldest first.
+
+    The rows must cover the 7 days before each day to judge (the rolling window).
+    """
+    rows = list(rollups)
+    totals = daily_costs(rows)
+    by_group: dict[GroupKey, dict[str, int]] = {}
+    for row in rows:
+        costs = by_group.setdefault((row.provider, row.model, row.feature), {})
+        costs[row.day] = costs.get(row.day, 0) + row.cost_nanousd
+    found = []
+    for day in sorted(set(totals if days is None else days)):
+        window = window_days(day)
+        median = _median(totals, window)
+        cost = totals.get(day, 0)
+        if median == 0 or cost < ANOMALY_RATIO * median:
+            continue
+        found.append(
+            SpendAnomaly(
+                day=day,
+                cost_nanousd=cost,
+                rolling_median_nanousd=median,
+                driver=_driver(by_group, day, window),
+            )
+        )
+    return found
+
+
+def _driver(
+    by_group: dict[GroupKey, dict[str, int]], day: str, window: Sequence[str]
+) -> SpendDriver:
+    """The group that ran on ``day`` whose cost rose the most over its own window median."""
+    drivers = [
+        SpendDriver(
+            provider=provider,
+            model=model,
+            feature=feature,
+            cost_nanousd=costs[day],
+            rolling_median_nanousd=_median(costs, window),
+        )
+        for (provider, model, feature), costs in sorted(
+            by_group.items(), key=lambda item: group_order(item[0])
+        )
+        if day in costs
+    ]
+    return max(drivers, key=lambda driver: driver.increase_nanousd)

@@ -1,0 +1,83 @@
+"""The pipeline end to end through the emulators: ingest the planted workspace through
+``usage_ingest`` (and the aggregator, by push), ask through ``agents_execute``, and check
+the answer and the run's events against what was planted (issue 3 acceptance)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from google.cloud import firestore
+
+from devstack.stack import RunningStack
+from devstack.synthetic import SyntheticWorkspace, generate
+from shared.store.usage import UsageStore
+from tests.e2e.conftest import Caller
+from tests.event_sequence import check_sequence
+
+
+def last_month() -> tuple[date, int]:
+    """The previous calendar month: its last day and its length ("last month" in triage)."""
+    first_of_this = datetime.now(UTC).date().replace(day=1)
+    end = first_of_this - timedelta(days=1)
+    return end, end.day
+
+
+@pytest.fixture(scope="module")
+def planted() -> SyntheticWorkspace:
+    end, days = last_month()
+    return generate(end=end, days=days)
+
+
+def ingest(caller: Caller, db: firestore.Client, workspace: SyntheticWorkspace) -> None:
+    raw = workspace.raw
+    for start in range(0, len(raw), 5000):
+        response = caller.post("usage_ingest", raw[start : start + 5000])
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": len(raw[start : start + 5000]), "rejected": []}
+    store = UsageStore(db)
+    deadline = time.monotonic() + 120
+    while store.catalogue(caller.workspace).records < len(raw):
+        assert time.monotonic() < deadline, "the aggregator did not apply every record"
+        time.sleep(0.25)
+    assert store.catalogue(caller.workspace).records == len(raw)
+
+
+def test_a_cost_question_is_answered_with_the_planted_savings(
+    stack: RunningStack,
+    new_caller: Callable[[], Caller],
+    stack_db: firestore.Client,
+    planted: SyntheticWorkspace,
+) -> None:
+    caller = new_caller()
+    ingest(caller, stack_db, planted)
+    response = caller.post(
+        "agents_execute",
+        {"message": "What did we spend last month, and where can we save?", "timeout_s": 60},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed"
+    check_sequence(body["events"], ["triage", "data", "optimization"])
+    recommendations = body["answer"]["recommendations"]
+    found = {(r["kind"], r["model"], r["feature"]): r for r in recommendations}
+    assert len(found) == len(planted.manifest.inefficiencies) == len(recommendations)
+    for plant in planted.manifest.inefficiencies:
+        rec = found[(plant.kind, plant.model, plant.feature)]
+        assert rec["monthly_savings_usd"] == pytest.approx(plant.monthly_savings_usd, rel=0.05)
+        assert rec["evidence"]
+        assert rec["steps"]
+    # The answer names the savings and the anomaly it was built from.
+    text = body["answer"]["text"]
+    assert planted.manifest.anomaly.day in text
+    top = max(recommendations, key=lambda r: r["monthly_savings_usd"])
+    assert f"${top['monthly_savings_usd']:,.2f}" in text
+    # The thread holds the question and the answer.
+    thread = caller.get("threads_get", thread_id=body["thread_id"]).json()
+    assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
+    assert thread["messages"][1]["text"] == text
+    run = caller.get("runs_get", run_id=body["run_id"]).json()
+    assert run["run"]["status"] == "completed"
+    assert run["events"] == body["events"]

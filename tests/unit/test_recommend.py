@@ -1,0 +1,247 @@
+"""The optimization agent's recommendations: the planted inefficiencies, priced as planted.
+
+The synthetic workspace plants one inefficiency of each kind with a known monthly saving
+(``workspace.manifest``); hand-made rollups pin the wording, filtering and edge cases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from devstack.synthetic import SyntheticWorkspace, generate
+from shared import pricing
+from shared.models.findings import OptimizationReport, UnknownModel
+from shared.models.period import AbsolutePeriod, PeriodRange
+from shared.models.recommendations import KINDS
+from shared.models.usage import usage_record
+from shared.usage.recommend import BASE_CONFIDENCE, LOW_VOLUME_FACTOR, recommend
+from shared.usage.rollup import DailyRollup, accumulate
+
+END = date(2026, 11, 20)
+PERIOD = AbsolutePeriod(start="2026-10-22", end="2026-11-20").resolve()
+
+
+def period(first: str, last: str) -> PeriodRange:
+    """The whole UTC days ``first`` to ``last`` (inclusive)."""
+    return AbsolutePeriod(start=first, end=last).resolve()
+
+
+def failing(day: str = "2026-11-20", **fields: Any) -> DailyRollup:
+    """A gpt-4o feature that only trips the failed-calls rule: 10% errors, $5 spent on them."""
+    base: dict[str, Any] = {
+        "day": day,
+        "provider": "openai",
+        "model": "gpt-4o",
+        "feature": "extract",
+        "requests": 100,
+        "errors": 10,
+        "input_tokens": 50_000,
+        "output_tokens": 20_000,  # 200 a call: not short enough for a cheaper model
+        "min_input_tokens": 500,  # too short a prefix to cache
+        "cost_nanousd": 50 * 10**9,
+        "error_cost_nanousd": 5 * 10**9,
+    }
+    return DailyRollup(**(base | fields))
+
+
+@pytest.fixture(scope="module")
+def workspace() -> SyntheticWorkspace:
+    return generate(end=END)
+
+
+@pytest.fixture(scope="module")
+def rollups(workspace: SyntheticWorkspace) -> list[DailyRollup]:
+    return list(accumulate(workspace.records).daily.values())
+
+
+@pytest.fixture(scope="module")
+def full(rollups: list[DailyRollup]) -> OptimizationReport:
+    return recommend(rollups, PERIOD)
+
+
+def test_every_planted_kind_is_recommended_at_its_manifest_savings(
+    workspace: SyntheticWorkspace, full: OptimizationReport
+) -> None:
+    found = {(r.kind, r.feature): r for r in full.recommendations}
+    planted = {(item.kind, item.feature): item for item in workspace.manifest.inefficiencies}
+    # Nothing but the plants.
+    assert set(found) == set(planted)
+    assert sorted(kind for kind, _ in found) == sorted(KINDS)
+    for key, item in planted.items():
+        rec = found[key]
+        # Within 1%, or within the half cent that rounding to the cent may add.
+        tolerance = max(0.01 * item.monthly_savings_usd, 0.005)
+        assert abs(rec.monthly_savings_usd - item.monthly_savings_usd) <= tolerance, key
+        assert (rec.provider, rec.model, rec.target_model) == (
+            item.provider,
+            item.model,
+            item.target_model,
+        )
+
+
+def test_ranked_by_savings_and_totalled(full: OptimizationReport) -> None:
+    savings = [r.monthly_savings_usd for r in full.recommendations]
+    assert savings == sorted(savings, reverse=True)
+    assert full.recommendations[0].kind == "trim_outputs"
+    assert full.total_monthly_savings_usd == pytest.approx(sum(savings), abs=1e-9)
+    assert full.total_monthly_savings_usd == 18.13
+    assert full.unknown_models == []
+
+
+def test_cheaper_model_shows_the_numbers_behind_it(
+    workspace: SyntheticWorkspace, full: OptimizationReport
+) -> None:
+    rec = next(r for r in full.recommendations if r.kind == "cheaper_model")
+    assert rec.title == "Move feature `classify_ticket` from gpt-4o to gpt-4o-mini"
+    records = [r for r in workspace.records if r.feature == "classify_ticket"]
+    inputs, outputs = sum(r.input_tokens for r in records), sum(r.output_tokens for r in records)
+    assert rec.evidence["requests"] == len(records)
+    assert rec.evidence["input_tokens"] == inputs
+    assert rec.evidence["output_tokens"] == outputs
+    assert rec.evidence["mean_output_tokens"] == round(outputs / len(records), 1)
+    at = workspace.manifest.price_at
+    gpt4o = pricing.model_prices("openai", "gpt-4o", at)
+    mini = pricing.model_prices("openai", "gpt-4o-mini", at)
+    assert rec.evidence["input_usd_per_mtok"] == float(gpt4o.input_mtok)
+    assert rec.evidence["target_output_usd_per_mtok"] == float(mini.output_mtok)
+    assert rec.evidence["days"] == 30
+    for text in (f"{inputs:,} input", f"{outputs:,} output", "$2.50/$10.00", "$0.15/$0.60"):
+        assert text in rec.detail
+    assert f"${rec.monthly_savings_usd:,.2f}/month" in rec.detail
+    assert 1 <= len(rec.steps) <= 4
+    assert rec.confidence == BASE_CONFIDENCE["cheaper_model"]
+
+
+def test_each_kind_has_a_specific_title(full: OptimizationReport) -> None:
+    titles = {r.kind: r.title for r in full.recommendations}
+    assert titles == {
+        "cheaper_model": "Move feature `classify_ticket` from gpt-4o to gpt-4o-mini",
+        "prompt_caching": "Cache the shared prompt prefix of feature `contract_review` on gpt-4.1",
+        "batch_api": "Send feature `nightly_digest` on gpt-4o through the batch API",
+        "trim_outputs": (
+            "Cap the output of feature `summarize_thread` on claude-sonnet-4-6 at 1,024 tokens"
+        ),
+        "response_cache": "Cache responses to repeated requests of feature `faq_answer` on gpt-4o",
+        "failed_calls": "Fix the failing calls of feature `extract_invoice` on gpt-4.1",
+        "deprecated_model": (
+            "Replace deprecated command-light with command-r in feature `legacy_tagging`"
+        ),
+    }
+    for rec in full.recommendations:
+        assert 1 <= len(rec.steps) <= 4, rec.kind
+        assert 0 < rec.confidence <= 1, rec.kind
+
+
+def test_sure_kinds_are_more_confident_than_guesses(full: OptimizationReport) -> None:
+    confidence = {r.kind: r.confidence for r in full.recommendations}
+    assert confidence["failed_calls"] > confidence["cheaper_model"] > confidence["trim_outputs"]
+    assert confidence["deprecated_model"] > confidence["prompt_caching"]
+
+
+def test_min_monthly_savings_filters_and_the_total_follows(
+    rollups: list[DailyRollup], full: OptimizationReport
+) -> None:
+    kept = recommend(rollups, PERIOD, min_monthly_savings_usd=2.0)
+    assert {r.kind for r in kept.recommendations} == {
+        "trim_outputs",
+        "response_cache",
+        "prompt_caching",
+        "batch_api",
+    }
+    assert kept.total_monthly_savings_usd == pytest.approx(
+        sum(r.monthly_savings_usd for r in kept.recommendations), abs=1e-9
+    )
+    # The threshold is inclusive.
+    threshold = full.recommendations[2].monthly_savings_usd
+    assert len(recommend(rollups, PERIOD, min_monthly_savings_usd=threshold).recommendations) == 3
+    assert recommend(rollups, PERIOD, min_monthly_savings_usd=1_000.0).recommendations == []
+    assert (
+        recommend(rollups, PERIOD, min_monthly_savings_usd=1_000.0).total_monthly_savings_usd == 0
+    )
+
+
+def test_only_the_period_counts_and_its_days_set_the_month(
+    workspace: SyntheticWorkspace, rollups: list[DailyRollup]
+) -> None:
+    last_10 = period("2026-11-11", "2026-11-20")
+    rec = next(r for r in recommend(rollups, last_10).recommendations if r.kind == "cheaper_model")
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    current = pricing.model_prices("openai", "gpt-4o", at)
+    target = pricing.model_prices("openai", "gpt-4o-mini", at)
+    saved = Decimal(0)
+    for r in workspace.records:
+        if r.feature == "classify_ticket" and r.day >= "2026-11-11":
+            tokens = (r.input_tokens, r.cached_input_tokens, r.output_tokens)
+            saved += current.cost(*tokens) - target.cost(*tokens)
+    assert rec.evidence["days"] == 10
+    assert rec.monthly_savings_usd == round(float(saved / 10 * 30), 2)
+
+
+def test_failed_calls_priced_exactly_from_a_hand_made_rollup() -> None:
+    found = recommend([failing()], period("2026-11-20", "2026-11-20"))
+    assert len(found.recommendations) == 1
+    rec = found.recommendations[0]
+    assert rec.kind == "failed_calls"
+    assert rec.title == "Fix the failing calls of feature `extract` on gpt-4o"
+    # $5 wasted in one day: $150 in a 30-day month.
+    assert (rec.monthly_savings_usd, found.total_monthly_savings_usd) == (150.0, 150.0)
+    assert rec.evidence["error_share"] == 0.1
+    assert rec.evidence["errors"] == 10
+    assert "10 of the 100 calls of feature `extract` (10.0%) failed" in rec.detail
+    assert rec.confidence == BASE_CONFIDENCE["failed_calls"]
+    assert rec.target_model is None
+
+
+def test_few_calls_lower_the_confidence() -> None:
+    found = recommend(
+        [failing(requests=40, errors=4, output_tokens=8_000)], period("2026-11-20", "2026-11-20")
+    )
+    (rec,) = found.recommendations
+    assert rec.confidence == round(BASE_CONFIDENCE["failed_calls"] * LOW_VOLUME_FACTOR, 2) == 0.68
+
+
+def test_a_rule_that_saves_nothing_recommends_nothing() -> None:
+    # Errors above the threshold but nothing spent on them: nothing to save.
+    free = failing(error_cost_nanousd=0)
+    assert recommend([free], period("2026-11-20", "2026-11-20")).recommendations == []
+
+
+def test_a_model_unknown_to_the_price_table_is_listed_not_priced() -> None:
+    ts = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    records = [
+        usage_record(
+            ts=ts + timedelta(minutes=n),
+            provider="acme",
+            model="acme-private-llm",
+            feature="summarize",
+            status="error",  # would trip the failed-calls rule if it could be priced
+            input_tokens=5000,
+            output_tokens=5,
+        )
+        for n in range(7)
+    ]
+    rows = list(accumulate(records).daily.values())
+    assert rows[0].unpriced_requests == 7
+    found = recommend([*rows, failing()], period("2026-11-20", "2026-11-20"))
+    assert found.unknown_models == [
+        UnknownModel(provider="acme", model="acme-private-llm", requests=7)
+    ]
+    assert [r.model for r in found.recommendations] == ["gpt-4o"]
+
+
+def test_empty_input_recommends_nothing() -> None:
+    found = recommend([], PERIOD)
+    assert (found.recommendations, found.total_monthly_savings_usd) == ([], 0.0)
+    assert found.unknown_models == []
+    assert found.period == PERIOD
+
+
+def test_results_are_the_same_whatever_the_order_of_the_rows(
+    rollups: list[DailyRollup], full: OptimizationReport
+) -> None:
+    assert recommend(list(reversed(rollups)), PERIOD) == full
+    assert OptimizationReport.model_validate_json(full.model_dump_json()) == full
