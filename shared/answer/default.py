@@ -11,8 +11,9 @@ It writes three kinds of answer, by the route triage chose (``Route.answer``):
   function, both record forms with an example each, the importers).
 - ``help``: what Apex can answer, with example questions.
 
-Money is written ``$1,840.25``, shares and confidences as percentages with one decimal,
-``cost_change_pct`` / ``requests_change_pct`` as given (they are percentages already).
+Money is written ``$1,840.25``, shares of cost and error rates as percentages with one
+decimal, confidences as whole percentages, ``cost_change_pct`` / ``requests_change_pct`` as
+given (they are percentages already), latencies in whole milliseconds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from shared.models.findings import (
     BreakdownRow,
     DataReport,
     Dimension,
-    EvidenceValue,
     Findings,
     OptimizationReport,
     Recommendation,
@@ -99,16 +99,8 @@ def _change(pct: float) -> str:
     return f"{pct:+.1f}%"
 
 
-def _number(value: EvidenceValue) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) or value.is_integer():
-        return _count(int(value))
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:,.2f}"
-    return f"{value:.4f}".rstrip("0").rstrip(".")
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms"
 
 
 def _moment(value: datetime) -> str:
@@ -166,8 +158,7 @@ def _usage(data: DataReport) -> str:
     ]
     if totals.latency_p50_ms is not None and totals.latency_p95_ms is not None:
         parts.append(
-            f"Latency: p50 {_number(totals.latency_p50_ms)} ms, "
-            f"p95 {_number(totals.latency_p95_ms)} ms."
+            f"Latency: p50 {_ms(totals.latency_p50_ms)}, p95 {_ms(totals.latency_p95_ms)}."
         )
     parts.append(f"Errors: {_count(totals.errors)} ({_share(totals.error_rate)} of requests).")
     return " ".join(parts)
@@ -180,9 +171,7 @@ def _row_summary(row: BreakdownRow) -> str:
         text += f" ({_count(row.unpriced_requests)} not priced)"
     text += f", {_count(row.errors)} errors ({_share(row.error_rate)})"
     if row.latency_p50_ms is not None and row.latency_p95_ms is not None:
-        text += (
-            f", latency p50 {_number(row.latency_p50_ms)} ms, p95 {_number(row.latency_p95_ms)} ms"
-        )
+        text += f", latency p50 {_ms(row.latency_p50_ms)}, p95 {_ms(row.latency_p95_ms)}"
     return text
 
 

@@ -185,7 +185,7 @@ class GeminiWriter:
         return text
 
     def _fall_back(self, findings: Findings, reason: str) -> WrittenAnswer:
-        if False:
+        if self._secret:
             reason = reason.replace(self._secret, "[redacted]")
         if len(reason) > MAX_REASON_CHARS:
             reason = reason[: MAX_REASON_CHARS - 1] + "…"

@@ -1,0 +1,177 @@
+"""The agents and usage functions in-process: what they compute from real stored usage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from flask.testing import FlaskClient
+from google.cloud import firestore
+
+from devstack.synthetic import SyntheticWorkspace, generate
+from shared.store.usage import UsageStore
+from tests.functions.conftest import Captured, User, envelope
+
+Fn = Callable[[str], FlaskClient]
+END = date(2026, 11, 20)
+PERIOD = {"start": "2026-10-22", "end": "2026-11-20"}
+
+
+@pytest.fixture(scope="module")
+def planted() -> SyntheticWorkspace:
+    return generate(end=END)
+
+
+@pytest.fixture
+def loaded(user: User, firestore_client: firestore.Client, planted: SyntheticWorkspace) -> User:
+    UsageStore(firestore_client).apply(user.workspace, planted.records)
+    return user
+
+
+def test_triage_routes_a_cost_question_through_both_agents(function: Fn, loaded: User) -> None:
+    response = function("agents_triage").post(
+        "/", headers=loaded.headers, json={"message": "How much did gpt-4o cost us last week?"}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["intent"] == "cost_analysis"
+    assert body["route"]["agents"] == ["data", "optimization"]
+    assert body["entities"]["period"]["token"] == "last_week"
+    assert [m["name"] for m in body["entities"]["models"]] == ["gpt-4o"]
+
+
+def test_triage_without_data_routes_to_onboarding(function: Fn, user: User) -> None:
+    response = function("agents_triage").post(
+        "/", headers=user.headers, json={"message": "What did we spend last month?"}
+    )
+    assert response.get_json()["route"] == {
+        "agents": [],
+        "answer": "onboarding",
+        "data_sufficient": False,
+        "reason": "cost_analysis needs usage data and the workspace has none",
+    }
+
+
+def test_data_totals_match_the_records(
+    function: Fn, loaded: User, planted: SyntheticWorkspace
+) -> None:
+    response = function("agents_data").post(
+        "/", headers=loaded.headers, json={"period": PERIOD, "group_by": ["model", "day"]}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["totals"]["requests"] == sum(r.requests for r in planted.records)
+    assert body["totals"]["output_tokens"] == sum(r.output_tokens for r in planted.records)
+    assert set(body["breakdown"]) == {"model", "day"}
+    assert len(body["breakdown"]["day"]) == 30
+    assert sum(row["requests"] for row in body["breakdown"]["model"]) == body["totals"]["requests"]
+    [anomaly] = body["anomalies"]
+    assert anomaly["day"] == planted.manifest.anomaly.day
+    assert anomaly["driver"]["model"] == planted.manifest.anomaly.model
+
+
+def test_data_of_another_workspace_is_empty(
+    function: Fn, loaded: User, new_user: Callable[[], User]
+) -> None:
+    stranger = new_user()
+    body = function("agents_data").post(
+        "/", headers=stranger.headers, json={"period": PERIOD}
+    ).get_json()
+    assert body["totals"]["requests"] == 0
+
+
+def test_optimization_finds_every_planted_saving(
+    function: Fn, loaded: User, planted: SyntheticWorkspace
+) -> None:
+    response = function("agents_optimization").post(
+        "/", headers=loaded.headers, json={"period": PERIOD}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    found = {(r["kind"], r["model"], r["feature"]): r for r in body["recommendations"]}
+    assert len(found) == len(planted.manifest.inefficiencies)
+    for plant in planted.manifest.inefficiencies:
+        rec = found[(plant.kind, plant.model, plant.feature)]
+        assert rec["monthly_savings_usd"] == pytest.approx(plant.monthly_savings_usd, rel=0.05)
+    high = function("agents_optimization").post(
+        "/", headers=loaded.headers, json={"period": PERIOD, "min_monthly_savings_usd": 4}
+    )
+    assert {r["kind"] for r in high.get_json()["recommendations"]} == {
+        p.kind for p in planted.manifest.inefficiencies if p.monthly_savings_usd >= 4
+    }
+
+
+def test_ingest_accepts_both_forms_and_reports_each_bad_record(
+    function: Fn, user: User, topics: dict[str, Captured], firestore_client: firestore.Client
+) -> None:
+    plain = {
+        "id": "call-1",
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 1200,
+        "cached_input_tokens": 200,
+        "output_tokens": 300,
+        "ts": "2026-11-20T10:00:00Z",
+        "feature": "summarize",
+        "user": "u1",
+    }
+    otel = {
+        "start_time_unix_nano": 1_763_632_800_000_000_000,
+        "end_time_unix_nano": 1_763_632_801_500_000_000,
+        "attributes": {
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.usage.input_tokens": 500,
+            "gen_ai.usage.cache_read.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 50,
+            "apex.feature": "classify",
+        },
+    }
+    bad = {**plain, "id": "call-2", "input_tokens": -1}
+    response = function("usage_ingest").post("/", headers=user.headers, json=[plain, bad, otel])
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["accepted"] == 2
+    [rejected] = body["rejected"]
+    assert rejected["index"] == 1
+    assert "input_tokens" in rejected["error"]
+    [message] = topics["apex-usage"].pull(1)
+    assert message.attributes["kind"] == "usage_batch"
+    aggregator = function("usage_aggregator")
+    for _ in range(2):  # a duplicate delivery counts once
+        assert aggregator.post("/", json=envelope(message)).status_code == 204
+    catalogue = UsageStore(firestore_client).catalogue(user.workspace)
+    assert catalogue.records == 2
+    assert sorted(catalogue.models) == ["gpt-4o", "gpt-4o-mini"]
+    rows = UsageStore(firestore_client).daily(user.workspace, "2025-11-20", "2026-11-20")
+    assert sum(r.cached_input_tokens for r in rows) == 300
+
+
+def test_ingest_ndjson(function: Fn, user: User, topics: dict[str, Captured]) -> None:
+    lines = "\n".join(
+        f'{{"model":"gpt-4o","input_tokens":10,"output_tokens":5,"ts":"2026-11-20T10:0{i}:00Z"}}'
+        for i in range(3)
+    )
+    response = function("usage_ingest").post(
+        "/", headers=user.headers, data=lines, content_type="application/x-ndjson"
+    )
+    assert response.get_json() == {"accepted": 3, "rejected": []}
+    topics["apex-usage"].pull(1)
+
+
+def test_idempotency_key_replays_the_first_response(
+    function: Fn, user: User, topics: dict[str, Captured]
+) -> None:
+    client = function("agents_execute")
+    headers = {**user.headers, "Idempotency-Key": "k-1"}
+    first = client.post("/", headers=headers, json={"message": "hello", "wait": False})
+    again = client.post("/", headers=headers, json={"message": "hello", "wait": False})
+    assert first.status_code == again.status_code == 202
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    topics["apex-triage"].pull(1)
+    assert topics["apex-triage"].empty(), "the replay started a second run"
+    other = client.post("/", headers=headers, json={"message": "another", "wait": False})
+    assert other.status_code == 409
+    assert other.get_json()["error"]["code"] == "conflict"

@@ -1,0 +1,609 @@
+"""The default answer writer, over findings computed from the synthetic workspace.
+
+The findings are built here from real records: ``devstack.synthetic.generate`` gives the
+usage (with its planted inefficiencies and anomaly), ``accumulate`` the daily rollups, and
+the report below sums them the way the data agent reports them. Triage is the real triage.
+``synthetic_findings`` is shared with the numbers and Gemini tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import pytest
+
+from devstack.synthetic import Manifest, PlantedInefficiency, generate
+from shared.agents.intent import analyze, decide_route
+from shared.answer import DefaultWriter, WrittenAnswer
+from shared.answer.default import (
+    EXAMPLE_OTEL,
+    EXAMPLE_PLAIN,
+    INGEST_MAX_RECORDS,
+    findings_text,
+    period_text,
+    usd,
+)
+from shared.answer.numbers import check_text, extract_numbers
+from shared.models.findings import (
+    Anomaly,
+    AnomalyDriver,
+    BreakdownRow,
+    DataReport,
+    Dimension,
+    Findings,
+    OptimizationReport,
+    Recommendation,
+    Trend,
+    UnknownModel,
+    UsageTotals,
+)
+from shared.models.period import PeriodRange, day_start
+from shared.models.triage import Intent, TriageResponse
+from shared.models.usage import UsageRecord, parse_usage_record, usage_record
+from shared.usage.recommend import recommend
+from shared.usage.report import build_data_report
+from shared.usage.rollup import DailyRollup, UserDailyRollup, accumulate, latency_percentile
+
+END = date(2026, 11, 20)
+DAYS = 30
+NOW = day_start(END + timedelta(days=1))
+PERIOD = PeriodRange(start=day_start(END - timedelta(days=DAYS - 1)), end=NOW)
+UNKNOWN_MODEL = ("acme", "acme-llm-7")
+_AnyRollup = DailyRollup | UserDailyRollup
+
+# --- findings from the synthetic workspace ---------------------------------------------
+
+
+def _unknown_calls(count: int) -> list[UsageRecord]:
+    provider, model = UNKNOWN_MODEL
+    return [
+        usage_record(
+            ts=datetime(2026, 11, 10 + n % 5, 12, tzinfo=UTC),
+            provider=provider,
+            model=model,
+            feature="prototype",
+            input_tokens=900 + n,
+            output_tokens=120,
+            latency_ms=700,
+        )
+        for n in range(count)
+    ]
+
+
+@cache
+def manifest() -> Manifest:
+    return generate(end=END, days=DAYS).manifest
+
+
+@cache
+def _rollups(end: date, seed: int, unknown: int) -> tuple[list[DailyRollup], list[UserDailyRollup]]:
+    records = generate(end=end, days=DAYS, seed=seed).records + _unknown_calls(unknown)
+    batch = accumulate(records)
+    return list(batch.daily.values()), list(batch.users.values())
+
+
+def _totals(rows: Sequence[DailyRollup] | Sequence[UserDailyRollup]) -> UsageTotals:
+    requests = sum(r.requests for r in rows)
+    errors = sum(r.errors for r in rows)
+    latency: dict[str, int] = defaultdict(int)
+    for row in rows:
+        for bucket, count in getattr(row, "latency_hist", {}).items():
+            latency[bucket] += count
+    p50, p95 = latency_percentile(latency, 0.5), latency_percentile(latency, 0.95)
+    return UsageTotals(
+        requests=requests,
+        errors=errors,
+        error_rate=round(errors / requests, 4) if requests else 0.0,
+        input_tokens=sum(r.input_tokens for r in rows),
+        cached_input_tokens=sum(r.cached_input_tokens for r in rows),
+        output_tokens=sum(r.output_tokens for r in rows),
+        cost_usd=round(sum(r.cost_nanousd for r in rows) / 1e9, 2),
+        unpriced_requests=sum(r.unpriced_requests for r in rows),
+        latency_p50_ms=None if p50 is None else round(p50, 1),
+        latency_p95_ms=None if p95 is None else round(p95, 1),
+    )
+
+
+def _breakdown(
+    rows: Sequence[DailyRollup], users: Sequence[UserDailyRollup]
+) -> dict[Dimension, list[BreakdownRow]]:
+    total_cost = sum(r.cost_nanousd for r in rows)
+    keys: dict[Dimension, Callable[[DailyRollup], str]] = {
+        "model": lambda r: r.model,
+        "provider": lambda r: r.provider,
+        "feature": lambda r: r.feature or "(none)",
+        "day": lambda r: r.day,
+    }
+
+    def rows_by(items: Iterable[_AnyRollup], key: Callable[[Any], str]) -> list[BreakdownRow]:
+        groups: dict[str, list[Any]] = defaultdict(list)
+        for item in items:
+            groups[key(item)].append(item)
+        out = []
+        for name, group in groups.items():
+            share = sum(r.cost_nanousd for r in group) / total_cost if total_cost else 0.0
+            out.append(
+                BreakdownRow(**_totals(group).model_dump(), key=name, share_of_cost=round(share, 4))
+            )
+        return sorted(out, key=lambda r: (-r.cost_usd, r.key))
+
+    breakdown = {dimension: rows_by(rows, key) for dimension, key in keys.items()}
+    breakdown["user"] = rows_by(users, lambda r: r.user or "(none)")
+    return breakdown
+
+
+def _group(row: DailyRollup) -> tuple[str, str, str | None]:
+    return row.provider, row.model, row.feature
+
+
+def _anomalies(rows: Sequence[DailyRollup]) -> list[Anomaly]:
+    by_day: dict[str, int] = defaultdict(int)
+    for row in rows:
+        by_day[row.day] += row.cost_nanousd
+    days = sorted(by_day)
+    found = []
+    for index in range(7, len(days)):
+        window = days[index - 7 : index]
+        median = statistics.median(by_day[d] for d in window)
+        day = days[index]
+        if by_day[day] < 3 * median:
+            continue
+
+        def usual(row: DailyRollup, window: list[str] = window) -> list[int]:
+            same = [r for r in rows if r.day in window and _group(r) == _group(row)]
+            costs = [r.cost_nanousd for r in same] + [0] * (len(window) - len(same))
+            return costs
+
+        driver = max(
+            (r for r in rows if r.day == day),
+            key=lambda r: r.cost_nanousd - sum(usual(r)) / 7,
+        )
+        driver_median = statistics.median(usual(driver))
+        found.append(
+            Anomaly(
+                day=day,
+                cost_usd=round(by_day[day] / 1e9, 2),
+                rolling_median_usd=round(median / 1e9, 2),
+                ratio=round(by_day[day] / median, 2),
+                driver=AnomalyDriver(
+                    provider=driver.provider,
+                    model=driver.model,
+                    feature=driver.feature,
+                    cost_usd=round(driver.cost_nanousd / 1e9, 2),
+                    rolling_median_usd=round(driver_median / 1e9, 2),
+                    increase_usd=round((driver.cost_nanousd - driver_median) / 1e9, 2),
+                ),
+            )
+        )
+    return found
+
+
+def _unknown(rows: Sequence[DailyRollup]) -> list[UnknownModel]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        if row.unpriced_requests:
+            counts[(row.provider, row.model)] += row.unpriced_requests
+    return [UnknownModel(provider=p, model=m, requests=n) for (p, m), n in sorted(counts.items())]
+
+
+def data_report(*, unknown: int = 0) -> DataReport:
+    rows, users = _rollups(END, 7, unknown)
+    previous, _ = _rollups(END - timedelta(days=DAYS), 11, 0)
+    totals, before = _totals(rows), _totals(previous)
+    change = round(totals.cost_usd - before.cost_usd, 2)
+    return DataReport(
+        period=PERIOD,
+        totals=totals,
+        breakdown=_breakdown(rows, users),
+        trend=Trend(
+            previous_period=PERIOD.previous(),
+            previous_cost_usd=before.cost_usd,
+            cost_change_usd=change,
+            cost_change_pct=round(change / before.cost_usd * 100, 1),
+            previous_requests=before.requests,
+            requests_change_pct=round(
+                (totals.requests - before.requests) / before.requests * 100, 1
+            ),
+        ),
+        anomalies=_anomalies(rows),
+        unknown_models=_unknown(rows),
+    )
+
+
+_TITLES = {
+    "cheaper_model": "Move {feature} from {model} to {target}",
+    "prompt_caching": "Cache the long shared prompt prefix of {feature} on {model}",
+    "batch_api": "Send {feature} through the {provider} batch API",
+    "trim_outputs": "Cap the output length of {feature} on {model}",
+    "response_cache": "Serve repeated identical {feature} requests from a cache",
+    "failed_calls": "Fix the failing calls of {feature} on {model}",
+    "deprecated_model": "Replace deprecated {model} with {target} in {feature}",
+}
+
+
+def _recommendation(item: PlantedInefficiency) -> Recommendation:
+    fields = {"feature": item.feature, "model": item.model, "provider": item.provider}
+    title = _TITLES[item.kind].format(**fields, target=item.target_model)
+    evidence = ", ".join(f"{k} {v}" for k, v in item.evidence.items())
+    return Recommendation(
+        kind=item.kind,
+        title=title,
+        detail=f"Over {DAYS} days: {evidence}.",
+        monthly_savings_usd=round(item.monthly_savings_usd, 2),
+        confidence=0.8,
+        evidence=dict(item.evidence),
+        steps=[f"Change {item.feature} and watch its cost for a week"],
+        provider=item.provider,
+        model=item.model,
+        feature=item.feature,
+        target_model=item.target_model,
+    )
+
+
+def optimization_report(*, unknown: int = 0) -> OptimizationReport:
+    recommendations = sorted(
+        (_recommendation(item) for item in manifest().inefficiencies),
+        key=lambda r: -r.monthly_savings_usd,
+    )
+    rows, _ = _rollups(END, 7, unknown)
+    return OptimizationReport(
+        period=PERIOD,
+        recommendations=recommendations,
+        total_monthly_savings_usd=round(sum(r.monthly_savings_usd for r in recommendations), 2),
+        unknown_models=_unknown(rows),
+    )
+
+
+def triage(question: str, *, has_usage_data: bool = True) -> TriageResponse:
+    rows, _ = _rollups(END, 7, 0)
+    result = analyze(
+        question,
+        now=NOW,
+        known_models={r.model for r in rows},
+        known_features={r.feature for r in rows if r.feature},
+        known_providers={r.provider for r in rows},
+    )
+    return TriageResponse.build(result, decide_route(result, has_usage_data=has_usage_data))
+
+
+def synthetic_findings(question: str, *, unknown: int = 0, has_usage_data: bool = True) -> Findings:
+    """The findings for ``question`` over the synthetic workspace, as the agents would hand
+    them to the writer: only the agents triage routed to have a report."""
+    response = triage(question, has_usage_data=has_usage_data)
+    agents = response.route.agents
+    return Findings(
+        question=question,
+        triage=response,
+        data=data_report(unknown=unknown) if "data" in agents else None,
+        optimization=optimization_report(unknown=unknown) if "optimization" in agents else None,
+    )
+
+
+COST_QUESTION = "What did we spend on LLMs in the last 30 days?"
+SAVINGS_QUESTION = "How can we cut our LLM bill by 30%?"
+ANOMALY_QUESTION = "Why did costs spike last week?"
+USAGE_QUESTION = "What was the p95 latency and error rate of summarize_thread?"
+
+# --- findings answers -----------------------------------------------------------------
+
+
+def test_the_synthetic_findings_have_what_the_tests_need() -> None:
+    findings = synthetic_findings(SAVINGS_QUESTION, unknown=12)
+    assert findings.triage.route.answer == "findings"
+    assert findings.triage.route.agents == ["data", "optimization"]
+    assert findings.data is not None
+    assert findings.optimization is not None
+    assert len(findings.optimization.recommendations) == 7
+    assert len(findings.data.anomalies) == 1
+    assert findings.data.totals.unpriced_requests == 12
+
+
+@pytest.mark.parametrize(
+    "question", [COST_QUESTION, SAVINGS_QUESTION, ANOMALY_QUESTION, USAGE_QUESTION]
+)
+@pytest.mark.parametrize("unknown", [0, 12])
+def test_every_number_of_a_findings_answer_comes_from_the_findings(
+    question: str, unknown: int
+) -> None:
+    findings = synthetic_findings(question, unknown=unknown)
+    text = DefaultWriter().write(findings).answer.text
+    assert len(extract_numbers(text)) > 10
+    assert check_text(text, findings) == []
+
+
+def test_the_spend_answer_gives_the_period_total_and_trend() -> None:
+    findings = synthetic_findings(COST_QUESTION)
+    assert findings.data is not None
+    data = findings.data
+    written = DefaultWriter().write(findings)
+    text = written.answer.text
+    assert written.writer == "default"
+    assert written.fallback_reason is None
+    headline = text.splitlines()[0]
+    assert f"**Spend for 2026-10-22 to 2026-11-20: {usd(data.totals.cost_usd)}**" in headline
+    assert f"{data.totals.requests:,} requests" in headline
+    direction = "up" if data.trend.cost_change_usd > 0 else "down"
+    assert f"{direction} {usd(abs(data.trend.cost_change_usd))}" in headline
+    assert f"({data.trend.cost_change_pct:+.1f}%)" in headline
+    assert usd(data.trend.previous_cost_usd) in headline
+    assert "2026-09-22 to 2026-10-21" in headline
+
+
+def test_the_top_cost_drivers_are_the_most_expensive_rows() -> None:
+    findings = synthetic_findings(COST_QUESTION)
+    assert findings.data is not None
+    text = DefaultWriter().write(findings).answer.text
+    drivers = text.split("**Top cost drivers**\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    by_model = findings.data.breakdown["model"]
+    by_feature = findings.data.breakdown["feature"]
+    assert [line.split(":")[0] for line in drivers] == [
+        f"- By model (top 3 of {len(by_model)})",
+        f"- By feature (top 3 of {len(by_feature)})",
+    ]
+    top = sorted(by_model, key=lambda r: -r.cost_usd)[:3]
+    positions = [drivers[0].index(f"`{row.key}` {usd(row.cost_usd)}") for row in top]
+    assert positions == sorted(positions)
+    assert f"({top[0].share_of_cost * 100:.1f}%)" in drivers[0]
+
+
+def test_the_anomaly_is_named_with_its_driver() -> None:
+    findings = synthetic_findings(ANOMALY_QUESTION)
+    assert findings.triage.intent is Intent.ANOMALY
+    assert findings.data is not None
+    (anomaly,) = findings.data.anomalies
+    planted = manifest().anomaly
+    assert (anomaly.day, anomaly.driver.model) == (planted.day, planted.model)
+    text = DefaultWriter().write(findings).answer.text
+    sections = text.split("\n\n")
+    assert sections[1].startswith("**Anomalies**")  # anomalies come first for this intent
+    line = sections[1].splitlines()[1]
+    assert line.startswith(
+        f"- **{anomaly.day}**: {usd(anomaly.cost_usd)}, {anomaly.ratio:.1f} times"
+    )
+    assert f"Driver: `{anomaly.driver.model}` ({anomaly.driver.provider})" in line
+    assert f"feature `{anomaly.driver.feature}`" in line
+    assert f"(+{usd(anomaly.driver.increase_usd)})" in line
+
+
+def test_recommendations_are_ranked_with_savings_and_total() -> None:
+    findings = synthetic_findings(SAVINGS_QUESTION)
+    assert findings.optimization is not None
+    report = findings.optimization
+    written = DefaultWriter().write(findings)
+    assert written.answer.recommendations == report.recommendations
+    text = written.answer.text
+    sections = text.split("\n\n")
+    assert sections[1].startswith(
+        f"**Recommendations**, {usd(report.total_monthly_savings_usd)}/month in total"
+    )
+    ranked = re.findall(r"^(\d+)\. \*\*(.+?)\*\*: (\$[\d,]+\.\d\d)/month", sections[1], re.M)
+    assert ranked == [
+        (str(rank), rec.title, usd(rec.monthly_savings_usd))
+        for rank, rec in enumerate(report.recommendations, 1)
+    ]
+    assert "Together, these savings" in text
+    assert '("cut our LLM bill by 30%")' in text
+
+
+def test_the_savings_target_verdict_follows_the_numbers() -> None:
+    reached = synthetic_findings("How can we save $10 a month?")
+    short = synthetic_findings("How can we save $100,000 a month?")
+    for findings in (reached, short):
+        assert findings.triage.entities.savings_target is not None
+    assert "these savings reach your target" in DefaultWriter().write(reached).answer.text
+    assert "these savings fall short of your target" in DefaultWriter().write(short).answer.text
+
+
+@pytest.mark.parametrize("question", [COST_QUESTION, SAVINGS_QUESTION, USAGE_QUESTION])
+def test_the_agents_own_reports_are_written_with_their_numbers_only(question: str) -> None:
+    # The data and optimization agents' computations (shared/usage) over 60 synthetic days:
+    # the period, and the one before it for the trend and the anomalies' rolling median.
+    rows, users = _rollups_60d()
+    data = build_data_report(rows, users, PERIOD)
+    optimization = recommend(rows, PERIOD)
+    assert optimization.recommendations
+    findings = Findings(
+        question=question, triage=triage(question), data=data, optimization=optimization
+    )
+    text = findings_text(findings)
+    assert usd(data.totals.cost_usd) in text
+    assert usd(optimization.total_monthly_savings_usd) in text
+    assert "acme-llm-7" in text
+    assert check_text(text, findings) == []
+
+
+@cache
+def _rollups_60d() -> tuple[list[DailyRollup], list[UserDailyRollup]]:
+    records = generate(end=END, days=2 * DAYS).records + _unknown_calls(12)
+    batch = accumulate(records)
+    return list(batch.daily.values()), list(batch.users.values())
+
+
+def test_money_is_formatted_with_cents_and_thousands() -> None:
+    assert usd(1840.2468) == "$1,840.25"
+    assert usd(0) == "$0.00"
+    assert usd(-12.5) == "-$12.50"
+    assert usd(1234567.891) == "$1,234,567.89"
+
+
+def test_unpriced_models_are_reported_not_hidden() -> None:
+    findings = synthetic_findings(COST_QUESTION, unknown=12)
+    text = DefaultWriter().write(findings).answer.text
+    assert (
+        "**Not priced**: 12 requests went to models the price table does not know: "
+        "`acme-llm-7` (acme, 12 requests)." in text
+    )
+    assert "leave them out" in text
+    clean = DefaultWriter().write(synthetic_findings(COST_QUESTION)).answer.text
+    assert "Not priced" not in clean
+
+
+def test_a_question_naming_a_feature_gets_its_row() -> None:
+    findings = synthetic_findings(USAGE_QUESTION)
+    assert findings.data is not None
+    (row,) = [r for r in findings.data.breakdown["feature"] if r.key == "summarize_thread"]
+    text = DefaultWriter().write(findings).answer.text
+    assert f"- feature `summarize_thread`: {usd(row.cost_usd)}" in text
+    assert f"{row.requests:,} requests, {row.errors:,} errors ({row.error_rate * 100:.1f}%)" in text
+    assert "Latency: p50" in text
+    assert "Errors:" in text
+
+
+def test_no_optimization_means_no_recommendations() -> None:
+    findings = synthetic_findings(ANOMALY_QUESTION)
+    assert findings.optimization is None
+    written = DefaultWriter().write(findings)
+    assert written.answer.recommendations == []
+    assert "Recommendations" not in written.answer.text
+
+
+def test_an_optimization_without_recommendations_says_so() -> None:
+    findings = synthetic_findings(SAVINGS_QUESTION)
+    assert findings.optimization is not None
+    empty = findings.model_copy(
+        update={
+            "optimization": findings.optimization.model_copy(
+                update={"recommendations": [], "total_monthly_savings_usd": 0.0}
+            )
+        }
+    )
+    written = DefaultWriter().write(empty)
+    assert written.answer.recommendations == []
+    assert "**Recommendations**: none." in written.answer.text
+    assert check_text(written.answer.text, empty) == []
+
+
+def test_a_period_without_calls_says_so() -> None:
+    findings = synthetic_findings(COST_QUESTION)
+    assert findings.data is not None
+    zero = UsageTotals(
+        requests=0,
+        errors=0,
+        error_rate=0.0,
+        input_tokens=0,
+        cached_input_tokens=0,
+        output_tokens=0,
+        cost_usd=0.0,
+        unpriced_requests=0,
+    )
+    quiet = findings.model_copy(
+        update={
+            "data": findings.data.model_copy(
+                update={"totals": zero, "breakdown": {}, "anomalies": []}
+            )
+        }
+    )
+    text = findings_text(quiet)
+    assert text.startswith("No LLM calls were recorded for 2026-10-22 to 2026-11-20.")
+    assert check_text(text, quiet) == []
+
+
+def test_period_text() -> None:
+    assert period_text(PERIOD) == "2026-10-22 to 2026-11-20"
+    one_day = PeriodRange(start=day_start(END), end=NOW)
+    assert period_text(one_day) == "2026-11-20"
+    rolling = PeriodRange(
+        start=datetime(2026, 10, 21, 15, 42, 7, tzinfo=UTC),
+        end=datetime(2026, 11, 20, 15, 42, 7, tzinfo=UTC),
+    )
+    assert period_text(rolling) == "2026-10-21 15:42 UTC to 2026-11-20 15:42 UTC"
+
+
+def test_the_default_writer_is_deterministic() -> None:
+    findings = synthetic_findings(SAVINGS_QUESTION, unknown=3)
+    assert DefaultWriter().write(findings) == DefaultWriter().write(findings)
+
+
+# --- onboarding -----------------------------------------------------------------------
+
+
+def _json_blocks(text: str) -> list[dict[str, Any]]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+
+
+def test_onboarding_says_there_is_no_data_and_how_to_send_it() -> None:
+    findings = synthetic_findings("What did we spend last week?", has_usage_data=False)
+    assert findings.triage.route.answer == "onboarding"
+    written = DefaultWriter(ingest_url="https://ingest.example/usage_ingest").write(findings)
+    text = written.answer.text
+    assert written.answer.recommendations == []
+    assert text.startswith("There is no usage data in this workspace yet")
+    for needle in (
+        "`usage_ingest` function at https://ingest.example/usage_ingest",
+        "Authorization: Bearer",
+        "Firebase ID token",
+        "application/json",
+        "application/x-ndjson",
+        f"{INGEST_MAX_RECORDS:,} records",
+        "5 MiB",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.response.model",
+        "enduser.id",
+        "error.type",
+        "apex.feature",
+        "import_invocation_logs(s3_client, bucket, prefix)",
+        "import_usage_export(export, now=...)",
+        "S3",
+        "/v1/organization/usage/completions",
+    ):
+        assert needle in text, needle
+
+
+def test_onboarding_examples_are_valid_records_of_the_same_call() -> None:
+    text = DefaultWriter().write(synthetic_findings("How do I send you my usage data?")).answer.text
+    otel, plain = _json_blocks(text)
+    assert (otel, plain) == (EXAMPLE_OTEL, EXAMPLE_PLAIN)
+    now = datetime(2026, 6, 2, tzinfo=UTC)
+    from_otel = parse_usage_record(otel, now=now)
+    from_plain = parse_usage_record(plain, now=now)
+    content = set(type(from_plain).model_fields) - {"record_id", "operation"}
+    assert from_otel.model_dump(include=content) == from_plain.model_dump(include=content)
+    assert from_otel.cached_input_tokens == 800
+    assert from_otel.latency_ms == 640
+
+
+def test_onboarding_without_an_ingest_url_uses_a_placeholder() -> None:
+    findings = synthetic_findings("How do I send you my usage data?")
+    text = DefaultWriter().write(findings).answer.text
+    assert 'curl -X POST "$USAGE_INGEST_URL"' in text
+
+
+# --- help -----------------------------------------------------------------------------
+
+
+def test_help_lists_what_apex_answers_with_examples() -> None:
+    findings = synthetic_findings("hello there")
+    assert findings.triage.route.answer == "help"
+    written = DefaultWriter().write(findings)
+    text = written.answer.text
+    assert written.answer.recommendations == []
+    for topic in (
+        "**Spend**",
+        "**Usage**",
+        "**Anomalies**",
+        "**Savings**",
+        "**Sending usage data**",
+    ):
+        assert topic in text
+    assert text.count('?"') >= 5  # an example question per topic
+    assert "no usage data yet" not in text
+
+
+def test_help_on_an_empty_workspace_points_to_onboarding() -> None:
+    findings = synthetic_findings("hello there", has_usage_data=False)
+    text = DefaultWriter().write(findings).answer.text
+    assert text.endswith('ask "How do I send usage data?" to get started.')
+
+
+def test_written_answer_round_trips_as_json() -> None:
+    written = DefaultWriter().write(synthetic_findings(SAVINGS_QUESTION))
+    assert WrittenAnswer.model_validate_json(written.model_dump_json()) == written
