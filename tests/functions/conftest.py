@@ -49,9 +49,7 @@ class Captured:
         deadline = time.monotonic() + timeout
         while len(got) < expect and time.monotonic() < deadline:
             try:
-                response = self.subscriber.pull(
-                    subscription=self.path, max_messages=100, timeout=2
-                )
+                response = self.subscriber.pull(subscription=self.path, max_messages=100, timeout=2)
             except DeadlineExceeded:
                 continue
             if response.received_messages:

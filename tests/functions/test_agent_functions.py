@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import pytest
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
+from devstack.auth_emulator import AuthEmulator
+from devstack.emulators import EmulatorHosts
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared.store.usage import UsageStore
 from tests.functions.conftest import Captured, User, envelope
@@ -23,10 +26,31 @@ def planted() -> SyntheticWorkspace:
     return generate(end=END)
 
 
+@pytest.fixture(scope="module")
+def loaded_project(
+    emulators: EmulatorHosts, planted: SyntheticWorkspace
+) -> Iterator[tuple[str, User]]:
+    """One project with the planted workspace, shared by the read-only tests of this module
+    (loading ~10,000 records takes seconds on the emulator)."""
+    project = f"demo-m{uuid.uuid4().hex[:12]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOOGLE_CLOUD_PROJECT", project)
+        with AuthEmulator(emulators.auth, project) as auth:
+            workspace = f"ws-{uuid.uuid4().hex[:8]}"
+            signed = auth.sign_up(f"{workspace}@apex.test", "pw-123456")
+            auth.set_claims(signed.uid, {"workspace": workspace})
+            signed = auth.sign_in(f"{workspace}@apex.test", "pw-123456")
+        client = firestore.Client(project=project)
+        UsageStore(client).apply(workspace, planted.records)
+        client.close()
+        yield project, User(signed, workspace)
+
+
 @pytest.fixture
-def loaded(user: User, firestore_client: firestore.Client, planted: SyntheticWorkspace) -> User:
-    UsageStore(firestore_client).apply(user.workspace, planted.records)
-    return user
+def loaded(loaded_project: tuple[str, User], monkeypatch: pytest.MonkeyPatch) -> User:
+    # Function-scoped fixtures of other tests may have pointed the env elsewhere.
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", loaded_project[0])
+    return loaded_project[1]
 
 
 def test_triage_routes_a_cost_question_through_both_agents(function: Fn, loaded: User) -> None:
@@ -72,12 +96,16 @@ def test_data_totals_match_the_records(
 
 
 def test_data_of_another_workspace_is_empty(
-    function: Fn, loaded: User, new_user: Callable[[], User]
+    function: Fn, loaded: User, loaded_project: tuple[str, User], emulators: EmulatorHosts
 ) -> None:
-    stranger = new_user()
-    body = function("agents_data").post(
-        "/", headers=stranger.headers, json={"period": PERIOD}
-    ).get_json()
+    with AuthEmulator(emulators.auth, loaded_project[0]) as auth:
+        signed = auth.sign_up(f"stranger-{uuid.uuid4().hex[:8]}@apex.test", "pw-123456")
+    stranger = User(signed, signed.uid)
+    body = (
+        function("agents_data")
+        .post("/", headers=stranger.headers, json={"period": PERIOD})
+        .get_json()
+    )
     assert body["totals"]["requests"] == 0
 
 

@@ -156,9 +156,7 @@ def test_another_users_run_and_thread_are_404(
     )
     expect_error(stolen, 404, "not_found")
     assert function("threads_get").get("/", headers=other.headers).get_json() == {"threads": []}
-    expect_error(
-        function("runs_get").get("/?run_id=nope", headers=owner.headers), 404, "not_found"
-    )
+    expect_error(function("runs_get").get("/?run_id=nope", headers=owner.headers), 404, "not_found")
 
 
 def test_rate_limit_is_429_with_retry_after(
