@@ -81,3 +81,30 @@ def test_a_cost_question_is_answered_with_the_planted_savings(
     run = caller.get("runs_get", run_id=body["run_id"]).json()
     assert run["run"]["status"] == "completed"
     assert run["events"] == body["events"]
+
+
+def test_a_step_that_always_fails_is_dead_lettered_and_its_run_failed(
+    stack: RunningStack, new_caller: Callable[[], Caller], stack_db: firestore.Client
+) -> None:
+    caller = new_caller()
+    # Usage that cannot be read: the data worker raises on every delivery.
+    ws = stack_db.collection("workspaces").document(caller.workspace)
+    ws.set({"records": 1, "models": ["gpt-4o"]})
+    ws.collection("usage_daily").document("bad").set(
+        {"day": datetime.now(UTC).date().isoformat(), "provider": "openai", "requests": "lots"}
+    )
+    accepted = caller.post("agents_execute", {"message": "What did we spend?", "wait": False})
+    assert accepted.status_code == 202
+    run_id = accepted.json()["run_id"]
+    deadline = time.monotonic() + 150  # 5 attempts with 1..60 s backoff, then the DLQ
+    while True:
+        run = caller.get("runs_get", run_id=run_id).json()
+        if run["run"]["status"] in ("failed", "completed"):
+            break
+        assert time.monotonic() < deadline, run["run"]
+        time.sleep(1)
+    assert run["run"]["status"] == "failed"
+    assert "data step failed after every delivery attempt" in run["run"]["reason"]
+    assert run["events"][-1]["event"] == "run_failed"
+    attempts = stack_db.collection("runs").document(run_id).get().get("attempt")
+    assert attempts == 5

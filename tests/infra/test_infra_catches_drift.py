@@ -1,0 +1,251 @@
+"""The checks of test_infra_matches_code.py fail when code and Terraform drift apart: each test
+changes one thing in a copy of the tree (conftest.make_checkout) and shows the problem named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devstack.function_targets import discover_targets
+from shared.config import EnvVar
+from tests.infra import checks
+from tests.infra.conftest import MakeCheckout, edit, main_py
+
+
+def test_the_copied_tree_has_no_problems(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    assert checks.plan_problems(co) == []
+    assert checks.function_problems(co) == []
+    assert checks.pubsub_problems(co) == []
+    assert checks.env_problems(co) == []
+    assert checks.iam_problems(co) == []
+
+
+def test_a_function_added_to_functions_without_terraform_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout(extra_targets=["agents_forecast"])
+    problems = checks.function_problems(co)
+    assert len(problems) == 1
+    assert "'agents_forecast'" in problems[0]
+    assert "has no google_cloudfunctions2_function" in problems[0]
+
+
+def test_a_function_removed_from_functions_but_deployed_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout(without=["runs_get"])
+    problems = checks.function_problems(co)
+    assert problems == [
+        "google_cloudfunctions2_function.public[\"runs_get\"] runs entry_point 'runs_get', "
+        "which functions/main.py does not define"
+    ]
+
+
+def test_a_public_function_added_to_terraform_too_passes(make_checkout: MakeCheckout) -> None:
+    co = make_checkout(extra_targets=["agents_forecast"])
+    edit(
+        co.infra / "functions.tf",
+        '    threads_get         = { memory = "256Mi", timeout_seconds = 30 }\n',
+        '    threads_get         = { memory = "256Mi", timeout_seconds = 30 }\n'
+        '    agents_forecast     = { memory = "256Mi", timeout_seconds = 30 }\n',
+    )
+    assert checks.function_problems(co) == []
+    assert checks.env_problems(co) == []
+
+
+def _add_work_queue(co: checks.Checkout) -> None:
+    edit(
+        co.root / "shared" / "topology.yaml",
+        "  - name: apex-events\n",
+        "  - name: apex-forecast\n    purpose: Forecast runs.\n  - name: apex-events\n",
+    )
+    edit(
+        co.root / "shared" / "topology.yaml",
+        "dead_letters:\n",
+        "  - topic: apex-forecast\n    subscription: apex-forecast-worker\n"
+        "    push_to: forecast_worker\n\ndead_letters:\n",
+    )
+
+
+def test_a_work_queue_in_the_topology_reaches_terraform_by_itself(
+    make_checkout: MakeCheckout,
+) -> None:
+    co = make_checkout(extra_targets=["forecast_worker"])
+    _add_work_queue(co)
+    assert checks.pubsub_problems(co) == []
+    assert checks.function_problems(co) == []
+    names = {s.get("name") for s in co.module().instances("google_pubsub_subscription")}
+    assert {"apex-forecast-worker", "apex-forecast-dlq-worker", "apex-forecast-dlq-keep"} <= names
+
+
+def test_a_worker_in_the_topology_without_its_target_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    _add_work_queue(co)
+    problems = checks.function_problems(co)
+    assert any("pushes to 'forecast_worker', which functions/main.py" in p for p in problems)
+    assert any("runs entry_point 'forecast_worker'" in p for p in problems)
+
+
+def test_a_subscription_without_its_dead_letter_policy_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "pubsub.tf",
+        "    for_each = each.value.dead_letter_topic == null ? [] : [each.value.dead_letter_topic]",
+        "    for_each = []",
+    )
+    problems = checks.pubsub_problems(co)
+    assert (
+        "worker 'triage_worker' has no push subscription on 'apex-triage' with a dead-letter policy"
+        in problems
+    )
+    assert any("'apex-usage-aggregator'" in p and "no dead_letter_policy" in p for p in problems)
+
+
+def test_a_push_to_the_wrong_worker_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "pubsub.tf",
+        "push_endpoint = google_cloudfunctions2_function.worker[push_config.value]",
+        'push_endpoint = google_cloudfunctions2_function.worker["data_worker"]',
+    )
+    problems = checks.pubsub_problems(co)
+    assert any("'apex-triage-worker'" in p and "entry_point 'triage_worker'" in p for p in problems)
+
+
+def test_a_topic_listed_by_hand_in_terraform_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    (co.infra / "extra.tf").write_text(
+        'resource "google_pubsub_topic" "x" {\n  name = "apex-x"\n}\n'
+    )
+    assert checks.pubsub_problems(co) == [
+        "infra/ creates topic 'apex-x', which shared/topology.yaml does not define"
+    ]
+
+
+def test_a_public_worker_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    (co.infra / "extra.tf").write_text(
+        'resource "google_cloud_run_v2_service_iam_member" "oops" {\n'
+        '  name   = google_cloudfunctions2_function.worker["data_worker"].name\n'
+        '  role   = "roles/run.invoker"\n'
+        '  member = "allUsers"\n'
+        "}\n"
+    )
+    problems = checks.function_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith('google_cloudfunctions2_function.worker["data_worker"]: a worker')
+
+
+def test_an_env_var_missing_on_a_reader_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "relay.tf",
+        '    APEX_CORS_ORIGINS             = join(",", local.cors_origins)\n',
+        "",
+    )
+    problems = checks.env_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "google_cloud_run_v2_service.relay (relay) must set APEX_CORS_ORIGINS"
+    )
+
+
+def test_a_variable_the_code_starts_reading_must_reach_terraform(
+    make_checkout: MakeCheckout,
+) -> None:
+    co = make_checkout()
+    registry = checks.env_registry() | {
+        "APEX_NEW_SETTING": EnvVar(readers=frozenset({"workers"}), required=True, description="x")
+    }
+    problems = checks.env_problems(co, registry)
+    workers = co.topology.workers()
+    assert len(problems) == len(workers)
+    assert all("must set APEX_NEW_SETTING" in p for p in problems)
+
+
+def test_an_unregistered_or_misplaced_env_var_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    worker_env = "      APEX_ANSWER_WRITER   = var.answer_writer\n"
+    edit(
+        co.infra / "functions.tf",
+        worker_env,
+        worker_env + '      APEX_CORS_ORIGIN = "typo"\n      APEX_CORS_ORIGINS = "misplaced"\n',
+    )
+    problems = checks.env_problems(co)
+    assert any("sets APEX_CORS_ORIGIN [" in p and "does not list" in p for p in problems)
+    assert any(
+        "(workers) sets APEX_CORS_ORIGINS, which only public_functions, relay read" in p
+        for p in problems
+    )
+
+
+def test_owner_or_editor_anywhere_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(co.infra / "build.tf", '      "roles/run.admin",\n', '      "roles/editor",\n')
+    grant = 'google_project_iam_member.deployer["roles/editor"] grants roles/editor'
+    assert checks.iam_problems(co) == [f"[{sc.name}] {grant}" for sc in checks.SCENARIOS]
+
+
+def test_shared_service_accounts_fail(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "relay.tf",
+        "    service_account                  = google_service_account.relay.email",
+        "    service_account                  = google_service_account.workers.email",
+    )
+    assert any("workloads share a service account" in p for p in checks.iam_problems(co))
+
+
+def test_a_for_each_key_known_only_after_apply_fails_the_plan(make_checkout: MakeCheckout) -> None:
+    """The mistake Terraform reports as "Invalid for_each argument"."""
+    co = make_checkout()
+    (co.infra / "extra.tf").write_text(
+        'resource "google_project_iam_member" "bad" {\n'
+        "  for_each = toset([google_service_account.relay.email])\n"
+        '  project  = "p"\n'
+        '  role     = "roles/viewer"\n'
+        "  member   = each.key\n"
+        "}\n"
+    )
+    problems = checks.plan_problems(co)
+    assert problems
+    assert all(
+        "google_project_iam_member.bad: for_each is known only after apply" in p for p in problems
+    )
+
+
+def test_a_missing_index_or_ttl_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(co.infra / "firestore.tf", '        { path = "status", order = "ASCENDING" },\n', "")
+    edit(co.infra / "firestore.tf", '    ratelimits = "expires_at"\n', "")
+    assert checks.firestore_problems(co) == [
+        "no composite index on 'runs' for thread_id == , status == ordered by created_at ASCENDING",
+        "no TTL policy on collection group 'ratelimits' field 'expires_at'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            '    timeout                          = "3600s"',
+            '    timeout                          = "300s"',
+            "relay request timeout is",
+        ),
+        (
+            "    session_affinity                 = true",
+            "    session_affinity                 = false",
+            "no session affinity",
+        ),
+    ],
+)
+def test_relay_settings_are_checked(
+    make_checkout: MakeCheckout, old: str, new: str, problem: str
+) -> None:
+    co = make_checkout()
+    edit(co.infra / "relay.tf", old, new)
+    assert any(problem in p for p in checks.relay_problems(co))
+
+
+def test_main_py_helper_defines_the_targets(tmp_path: Path) -> None:
+    path = tmp_path / "main.py"
+    path.write_text(main_py(["a_b", "c_d"]))
+    assert discover_targets(path) == ["a_b", "c_d"]
