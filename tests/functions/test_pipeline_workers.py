@@ -83,7 +83,9 @@ def run_pipeline(function: Fn, topics: dict[str, Captured], times: int) -> None:
     [data] = topics["apex-data"].pull(1)
     assert topics["apex-data"].empty(), "a duplicate delivery published the next step again"
     deliver(function, "data_worker", data, times)
+    [optimization] = topics["apex-optimization"].pull(1)
     assert topics["apex-optimization"].empty()
+    deliver(function, "optimization_worker", optimization, times)
 
 
 @pytest.fixture
@@ -109,7 +111,7 @@ def with_data(user: User, firestore_client: firestore.Client) -> User:
 def test_every_message_delivered_twice_gives_the_same_run_as_once(
     function: Fn, with_data: User, topics: dict[str, Captured], firestore_client: firestore.Client
 ) -> None:
-    question = "How many requests did we make between 2026-11-10 and 2026-11-20?"
+    question = "What did we spend between 2026-11-10 and 2026-11-20, and where can we save?"
     once = start(function, with_data, question)
     run_pipeline(function, topics, times=1)
     once_events = topics["apex-events"].pull(
@@ -133,7 +135,7 @@ def test_every_message_delivered_twice_gives_the_same_run_as_once(
         .get(f"/?run_id={twice['run_id']}", headers=with_data.headers)
         .get_json()["events"]
     )
-    check_sequence(events, ["triage", "data"])
+    check_sequence(events, ["triage", "data", "optimization"])
 
 
 def test_a_dead_lettered_step_fails_the_run_with_its_reason(
