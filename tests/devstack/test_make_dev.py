@@ -148,7 +148,11 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
         timeout=30,
     )
     assert second.returncode == 1
-    assert re.search(r"auth emulator: port \d+ on 127\.0\.0\.1 is already in use", second.stderr)
+    # Function ports are checked first (before any emulator starts), so the first one named
+    # is a function's.
+    assert re.search(
+        r"(function \w+|auth emulator): port \d+ on 127\.0\.0\.1 is already in use", second.stderr
+    )
 
     # Ctrl-C stops everything it started and removes the endpoints file.
     dev.proc.send_signal(signal.SIGINT)
