@@ -6,6 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := devstack/node_modules/.installed
+# checkov (tests/infra) pins packages that clash with the app's, so it has its own venv; the
+# .gitignore written into it keeps it out of git and of ruff.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: dev test check install clean
 
@@ -18,6 +22,12 @@ $(NODE_STAMP): devstack/package.json devstack/package-lock.json $(wildcard devst
 	cd devstack && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	echo '*' > $(CHECKOV_VENV)/.gitignore
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	touch $@
+
 install: $(PY_STAMP) $(NODE_STAMP)
 
 ## Run the whole stack locally (emulators, functions, relay); Ctrl-C stops it.
@@ -25,7 +35,7 @@ dev: install
 	$(PY) -m devstack
 
 ## Lint, format check, type check, then every test against the emulators.
-test: install check
+test: install $(CHECKOV_STAMP) check
 	$(PY) -m pytest
 
 check: $(PY_STAMP)
@@ -34,4 +44,4 @@ check: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) devstack/node_modules .devstack .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) devstack/node_modules .devstack .mypy_cache .ruff_cache

@@ -31,7 +31,9 @@ SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 @pytest.fixture
 def function() -> Callable[[str], FlaskClient]:
     def client(target: str) -> FlaskClient:
-        return create_app(target, SOURCE).test_client()
+        app = create_app(target, SOURCE)  # type: ignore[no-untyped-call]
+        client: FlaskClient = app.test_client()
+        return client
 
     return client
 

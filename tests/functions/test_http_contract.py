@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -26,10 +27,10 @@ GETS = {"runs_get", "threads_get"}
 Fn = Callable[[str], FlaskClient]
 
 
-def call(fn: Fn, target: str, user: User | None = None, **kw: object):  # type: ignore[no-untyped-def]
+def call(fn: Fn, target: str, user: User | None = None, **kw: Any):  # type: ignore[no-untyped-def]
     client = fn(target)
     headers = dict(user.headers) if user else {}
-    headers.update(kw.pop("headers", {}))  # type: ignore[arg-type]
+    headers.update(kw.pop("headers", {}))
     if target in GETS:
         return client.get("/", headers=headers, **kw)
     return client.post("/", headers=headers, **kw)

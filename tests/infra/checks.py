@@ -11,7 +11,7 @@ on every optional part, and compared with the code: the functions-framework targ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -156,10 +156,6 @@ def seconds(value: Any) -> float | None:
     return None
 
 
-def _sorted(items: Iterable[str]) -> list[str]:
-    return sorted(items)
-
-
 # --------------------------------------------------------------------------------------------
 # The checks
 
@@ -280,7 +276,7 @@ def function_problems(co: Checkout) -> list[str]:
                 if members != pushers or len(pushers) != 1:
                     problems.append(
                         f"{f.address}: a worker's only invoker must be the push subscriptions' "
-                        f"service account {_sorted(pushers)}, not {_sorted(members)}"
+                        f"service account {sorted(pushers)}, not {sorted(members)}"
                     )
             else:
                 if ingress not in (None, "ALLOW_ALL"):
@@ -399,7 +395,7 @@ def _push_problems(
         if render(oidc.get("audience")) != render(push.get("push_endpoint")):
             problems.append(f"{where}: OIDC audience is not the push endpoint")
     if len(pushers) > 1:
-        problems.append(f"{where}: push subscriptions use several identities: {_sorted(pushers)}")
+        problems.append(f"{where}: push subscriptions use several identities: {sorted(pushers)}")
     return problems
 
 
@@ -601,7 +597,7 @@ def iam_problems(co: Checkout) -> list[str]:
             identities.setdefault("relay", set()).add(relay)
         for kind, ids in sorted(identities.items()):
             if len(ids) != 1:
-                problems.append(f"[{sc.name}] {kind} run as several accounts: {_sorted(ids)}")
+                problems.append(f"[{sc.name}] {kind} run as several accounts: {sorted(ids)}")
         flat = [i for ids in identities.values() for i in ids]
         if len(set(flat)) != len(flat):
             problems.append(f"[{sc.name}] workloads share a service account: {identities}")

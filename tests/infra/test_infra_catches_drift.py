@@ -30,6 +30,21 @@ def test_a_function_added_to_functions_without_terraform_fails(make_checkout: Ma
     assert "has no google_cloudfunctions2_function" in problems[0]
 
 
+def test_a_function_appended_to_the_real_main_py_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    real = (checks.ROOT / "functions" / "main.py").read_text(encoding="utf-8")
+    co.functions_main.write_text(
+        real + "\n\n@functions_framework.http\ndef agents_forecast(request):\n    return 'x'\n",
+        encoding="utf-8",
+    )
+    problems = checks.function_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "functions/main.py target 'agents_forecast' (public function) has no "
+        "google_cloudfunctions2_function with entry_point 'agents_forecast' in infra/"
+    )
+
+
 def test_a_function_removed_from_functions_but_deployed_fails(make_checkout: MakeCheckout) -> None:
     co = make_checkout(without=["runs_get"])
     problems = checks.function_problems(co)

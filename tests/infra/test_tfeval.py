@@ -150,6 +150,7 @@ def test_for_each_needs_keys_known_at_plan_time(tmp_path: Path) -> None:
           for_each = { a = google_service_account.sa.email }
           member   = each.value
         }
+        locals { missing = google_project_iam_member.by_value["nope"].member }
         resource "google_project_iam_member" "by_key" {
           for_each = toset([google_service_account.sa.email])
           member   = each.key
@@ -157,6 +158,8 @@ def test_for_each_needs_keys_known_at_plan_time(tmp_path: Path) -> None:
         """,
     )
     assert m.group("resource", "google_project_iam_member", "by_value").instances
+    with pytest.raises(EvalError, match=re.escape('by_value has no instance ["nope"]')):
+        m.local("missing")
     with pytest.raises(EvalError, match="for_each is known only after apply"):
         m.group("resource", "google_project_iam_member", "by_key")
 

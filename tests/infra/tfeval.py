@@ -178,8 +178,8 @@ class Block:
     def attributes(self) -> dict[str, Node]:
         return body_attributes(self.body)
 
-    def blocks(self, file: Path | None = None) -> list[Block]:
-        return [Block.of(b, file or self.file) for b in _subtrees(self.body) if b.data == "block"]
+    def blocks(self) -> list[Block]:
+        return [Block.of(b, self.file) for b in _subtrees(self.body) if b.data == "block"]
 
 
 def body_attributes(body: Node) -> dict[str, Node]:
@@ -265,10 +265,6 @@ class Instance:
         if name in self.config:
             return self.config[name]
         return Unknown.of_ref(f"{self.address}.{name}")
-
-    def ref(self, name: str) -> str:
-        """How a reference to this instance's attribute renders: `${address.name}`."""
-        return "${" + f"{self.address}.{name}" + "}"
 
 
 @dataclass
@@ -683,7 +679,13 @@ class Module:
                 value, origin = value.step(key, step.data)
                 continue
             if isinstance(value, ResourceGroup):
-                value = value.value()
+                if value.expanded != "single":
+                    if key not in value.instances:
+                        raise EvalError(f"{value.address} has no instance [{render(key)}]")
+                    value = value.instances[key]
+                    origin = value.address
+                    continue
+                value = value.instances[None]
             if isinstance(value, Instance):
                 if step.data != "get_attr":
                     raise EvalError(f"{value.address} is a single instance, not indexable")
