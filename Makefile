@@ -11,7 +11,7 @@ NODE_STAMP := devstack/node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: dev test check install clean
+.PHONY: dev test check install clean bench
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -37,6 +37,11 @@ dev: install
 ## Lint, format check, type check, then every test against the emulators.
 test: install $(CHECKOV_STAMP) check
 	$(PY) -m pytest
+
+## Benchmarks: each prints a table and writes bench/results/<name>.json (docs/benchmarks.md).
+bench: install
+	$(PY) -m bench.functions
+	$(PY) -m bench.ingest
 
 check: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
