@@ -1,0 +1,98 @@
+"""A worker process killed in the middle of a step (SIGKILL, not an exception): Pub/Sub
+redelivers to the restarted worker and the run completes, every event exactly once.
+
+Its own stack (not the e2e one): the test kills and restarts one of its processes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
+from google.cloud import firestore
+
+from devstack import probes
+from devstack.auth_emulator import AuthEmulator
+from devstack.emulators import EmulatorHosts
+from devstack.procs import ManagedProcess, wait_ready
+from devstack.stack import DevConfig, RunningStack, run_stack
+from devstack.synthetic import generate
+from shared.store.usage import UsageStore
+from tests.e2e.conftest import Caller
+from tests.event_sequence import check_sequence
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    emulators: EmulatorHosts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    project = f"demo-f{uuid.uuid4().hex[:10]}"
+    config = DevConfig(
+        project=project,
+        port_offset=random.randrange(20_000, 30_000, 50),
+        state_dir=tmp_path_factory.mktemp("faults"),
+    )
+    with run_stack(config, {**os.environ, "GOOGLE_CLOUD_PROJECT": project}, demo_data=False) as s:
+        yield s
+
+
+def worker(stack: RunningStack, name: str) -> ManagedProcess:
+    [proc] = [
+        p for p in stack.watched if isinstance(p, ManagedProcess) and p.name == f"function {name}"
+    ]
+    return proc
+
+
+def test_a_worker_killed_mid_step_is_redelivered_and_the_run_completes(
+    own_stack: RunningStack,
+) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    with AuthEmulator(own_stack.hosts.auth, own_stack.project) as auth:
+        user = auth.sign_up(f"{workspace}@apex.test", "pw-123456")
+        auth.set_claims(user.uid, {"workspace": workspace})
+        user = auth.sign_in(f"{workspace}@apex.test", "pw-123456")
+    caller = Caller(user, workspace, own_stack.functions)
+    db = firestore.Client(project=own_stack.project)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    UsageStore(db).apply(workspace, generate(end=yesterday).records)
+
+    accepted = caller.post(
+        "agents_execute", {"message": "What did we spend in the last 30 days?", "wait": False}
+    )
+    assert accepted.status_code == 202
+    run_id = accepted.json()["run_id"]
+    # The data step starts as soon as triage is committed: kill its worker then.
+    steps = db.collection("runs").document(run_id).collection("steps")
+    deadline = time.monotonic() + 30
+    while not steps.document("triage").get().exists:
+        assert time.monotonic() < deadline, "triage never committed"
+        time.sleep(0.005)
+    data_worker = worker(own_stack, "data_worker")
+    os.killpg(data_worker.pid, signal.SIGKILL)
+    data_worker.popen.wait(timeout=10)  # type: ignore[union-attr]
+    assert not steps.document("data").get().exists, "the data step finished before the kill"
+    data_worker.start()
+    wait_ready(
+        data_worker,
+        data_worker.name,
+        partial(probes.http_answers, own_stack.workers["data_worker"]),
+        60.0,
+    )
+
+    deadline = time.monotonic() + 120
+    while True:
+        run = caller.get("runs_get", run_id=run_id).json()
+        if run["run"]["status"] != "running" and run["run"]["status"] != "queued":
+            break
+        assert time.monotonic() < deadline, run["run"]
+        time.sleep(0.5)
+    assert run["run"]["status"] == "completed"
+    check_sequence(run["events"], ["triage", "data", "optimization"])
+    db.close()
