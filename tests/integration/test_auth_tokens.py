@@ -255,3 +255,12 @@ def test_a_disabled_user_is_refused(
     auth_emulator.update(user.uid, disableUser=True)
     with pytest.raises(Unauthenticated, match="disabled"):
         emulator_verifier.verify(user.id_token)
+
+
+def test_an_emulator_token_is_refused_with_production_settings(
+    auth_emulator: AuthEmulator, production_verifier: TokenVerifier
+) -> None:
+    # A real token from the Auth emulator (unsigned): worthless once the emulator is off.
+    user = auth_emulator.sign_up(f"prod-{uuid.uuid4().hex[:8]}@apex.test", "pw-123456")
+    with pytest.raises(Unauthenticated, match="not valid"):
+        production_verifier.verify(user.id_token)

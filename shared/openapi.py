@@ -1,0 +1,185 @@
+"""The OpenAPI 3.1 document of the public HTTP functions, generated from the pydantic models
+that validate them (so the document cannot drift from what the functions accept).
+
+Each function is its own Cloud Function at its own URL; the document names them as paths
+``/{function}`` (the shape the optional load balancer serves under ``/api/agents/``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import models_json_schema
+
+from shared.endpoints import RunQuery, ThreadQuery
+from shared.models.api import (
+    DataRequest,
+    ExecuteAccepted,
+    ExecuteRequest,
+    ExecuteResponse,
+    IngestResponse,
+    OptimizationRequest,
+    RunResponse,
+    ThreadList,
+    ThreadView,
+    TriageRequest,
+)
+from shared.models.findings import DataReport, OptimizationReport
+from shared.models.triage import TriageResponse
+from shared.models.usage import OtelSpanIn, PlainUsageRecordIn
+
+REF: Final = "#/components/schemas/{model}"
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """``{"error": {"code", "message"}}`` (DESIGN §2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+_ERRORS: Final = {
+    "400": "malformed request (not JSON, not UTF-8)",
+    "401": "no, invalid or expired ID token",
+    "404": "no such resource for this user",
+    "405": "method not allowed",
+    "409": "conflict",
+    "413": "body over its limit",
+    "415": "unsupported content type",
+    "422": "validation failed (the message names the field)",
+    "429": "rate limited (see Retry-After)",
+    "503": "a dependency is unavailable; retry",
+    "500": "internal error (the message carries a reference id)",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _responses(ok: dict[str, tuple[str, type[BaseModel]]], errors: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        code: {"description": text, "content": _json(model)} for code, (text, model) in ok.items()
+    }
+    for code in [*errors, "401", "405", "429", "500", "503"]:
+        out[code] = {"description": _ERRORS[code], "content": _json(ErrorBody)}
+    return out
+
+
+def _post(
+    summary: str,
+    body: dict[str, Any],
+    ok: dict[str, tuple[str, type[BaseModel]]],
+    extra: list[str],
+) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, "content": body},
+            "responses": _responses(ok, ["400", "413", "415", "422", *extra]),
+        }
+    }
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema["properties"].items()
+    ]
+
+
+def openapi_document() -> dict[str, Any]:
+    models: list[type[BaseModel]] = [
+        ExecuteRequest, ExecuteResponse, ExecuteAccepted, TriageRequest, TriageResponse,
+        DataRequest, DataReport, OptimizationRequest, OptimizationReport, IngestResponse,
+        RunResponse, ThreadList, ThreadView, ErrorBody, PlainUsageRecordIn, OtelSpanIn,
+    ]  # fmt: skip
+    _, schemas = models_json_schema(
+        [(m, "validation" if m.__name__.endswith(("Request", "In")) else "serialization")
+         for m in models],
+        ref_template=REF,
+    )  # fmt: skip
+    record = {"oneOf": [_ref(PlainUsageRecordIn), _ref(OtelSpanIn)]}
+    paths: dict[str, Any] = {
+        "/agents_execute": _post(
+            "Ask the agents; wait for the answer (200) or get the run to follow (202)",
+            _json(ExecuteRequest),
+            {"200": ("finished", ExecuteResponse), "202": ("still running", ExecuteAccepted)},
+            ["404", "409"],
+        ),
+        "/agents_triage": _post(
+            "Classify a message and route it", _json(TriageRequest),
+            {"200": ("triage", TriageResponse)}, [],
+        ),
+        "/agents_data": _post(
+            "Usage in a period: totals, breakdowns, trend, anomalies", _json(DataRequest),
+            {"200": ("the data report", DataReport)}, [],
+        ),
+        "/agents_optimization": _post(
+            "Ranked, priced recommendations", _json(OptimizationRequest),
+            {"200": ("recommendations", OptimizationReport)}, [],
+        ),
+        "/usage_ingest": _post(
+            "Usage records, a JSON array or NDJSON (<= 5,000 records, 5 MiB)",
+            {
+                "application/json": {"schema": {"type": "array", "items": record}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            {"202": ("accepted (bad records listed in rejected)", IngestResponse)}, [],
+        ),
+        "/runs_get": {
+            "get": {
+                "summary": "A run and its events after after_seq",
+                "parameters": _query_parameters(RunQuery),
+                "responses": _responses({"200": ("the run", RunResponse)}, ["404", "422"]),
+            }
+        },
+        "/threads_get": {
+            "get": {
+                "summary": "The user's threads, or one thread's messages",
+                "parameters": _query_parameters(ThreadQuery),
+                "responses": {
+                    **_responses({"200": ("threads", ThreadList)}, ["404", "422"]),
+                    "200": {
+                        "description": "the thread list, or one thread with its messages",
+                        "content": {
+                            "application/json": {
+                                "schema": {"oneOf": [_ref(ThreadList), _ref(ThreadView)]}
+                            }
+                        },
+                    },
+                },
+            }
+        },
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Apex functions",
+            "version": "1",
+            "description": "Each path is its own Cloud Function (DESIGN §2).",
+        },
+        "security": [{"firebase": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "firebase": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
