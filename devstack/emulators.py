@@ -142,6 +142,13 @@ class Emulators:
         by_name = {e.name: e.host for e in self._emulators}
         return EmulatorHosts(by_name["auth"], by_name["firestore"], by_name["pubsub"])
 
+    def process(self, name: str) -> ManagedProcess | None:
+        """The process of emulator ``name`` (auth/firestore/pubsub); None if adopted."""
+        for emu in self._emulators:
+            if emu.name == name:
+                return emu.proc
+        raise KeyError(name)
+
     def check_alive(self) -> None:
         for emu in self._emulators:
             if emu.proc is not None:

@@ -7,8 +7,9 @@ Built eagerly: a missing setting or an unreachable emulator host fails the first
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 from dataclasses import dataclass
-from functools import cache
 
 import firebase_admin
 from google.cloud import firestore
@@ -47,8 +48,10 @@ class Services:
         bus = Bus(PublisherClient(), settings.project)
         runs, threads, usage = RunStore(db), ThreadStore(db), UsageStore(db)
         dedup = DedupStore(db)
+        # Unique per build: settings that differ only in limits share a project.
         app = firebase_admin.initialize_app(
-            options={"projectId": settings.project}, name=f"apex-{settings.project}"
+            options={"projectId": settings.project},
+            name=f"apex-{settings.project}-{uuid.uuid4().hex[:8]}",
         )
         return cls(
             settings=settings,
@@ -64,13 +67,20 @@ class Services:
         )
 
 
+_built: dict[Settings, Services] = {}
+_building = threading.Lock()
+
+
 def services() -> Services:
     """The services for the current settings (built once per distinct settings: a process
-    has one; a test suite that switches projects gets one per project)."""
-    return _services_for(Settings.from_env(os.environ))
-
-
-@cache
-def _services_for(settings: Settings) -> Services:
-    apex_logging.configure(settings.project)
-    return Services.build(settings)
+    has one; a test suite that switches projects gets one per project). Concurrent first
+    requests (a cold start under load) build them once."""
+    settings = Settings.from_env(os.environ)
+    found = _built.get(settings)
+    if found is not None:
+        return found
+    with _building:
+        if settings not in _built:
+            apex_logging.configure(settings.project)
+            _built[settings] = Services.build(settings)
+        return _built[settings]

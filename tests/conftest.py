@@ -24,16 +24,26 @@ SESSION_PROJECT = "demo-apex-test"
 
 
 @pytest.fixture(scope="session")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHosts]:
+def emulator_set(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Emulators, EmulatorHosts]]:
+    """The session's emulators and their processes (the fault tests freeze one)."""
     workdir: Path = tmp_path_factory.mktemp("emulators")
-    with Emulators(workdir, EmulatorPorts.ephemeral(), SESSION_PROJECT, dict(os.environ)) as hosts:
-        patch = pytest.MonkeyPatch()
-        for name, value in hosts.env().items():
-            patch.setenv(name, value)
-        try:
-            yield hosts
-        finally:
-            patch.undo()
+    started = Emulators(workdir, EmulatorPorts.ephemeral(), SESSION_PROJECT, dict(os.environ))
+    with started as hosts:
+        yield started, hosts
+
+
+@pytest.fixture(scope="session")
+def emulators(emulator_set: tuple[Emulators, EmulatorHosts]) -> Iterator[EmulatorHosts]:
+    hosts = emulator_set[1]
+    patch = pytest.MonkeyPatch()
+    for name, value in hosts.env().items():
+        patch.setenv(name, value)
+    try:
+        yield hosts
+    finally:
+        patch.undo()
 
 
 @pytest.fixture
