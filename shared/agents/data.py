@@ -68,10 +68,12 @@ def measure(
     rows = report.filter_rows(load_rollups(trace, usage, workspace_id, days), filters)
     user_rows: list[UserDailyRollup] = []
     if "user" in dimensions and filters == UsageFilters():
+        # Only the period's own days: the user breakdown needs no trend or lookback.
+        own = report.days_of(period)
         user_rows = trace.tool(
             "query_user_rollups",
-            {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
-            lambda: usage.users(workspace_id, days[0], days[-1]),
+            {"workspace_id": workspace_id, "first_day": own[0], "last_day": own[-1]},
+            lambda: usage.users(workspace_id, own[0], own[-1]),
             lambda found: {"rows": len(found)},
         )
     current = report.on_days(rows, report.days_of(period))
