@@ -110,7 +110,13 @@ class UsageStore:
         return applied
 
     def _apply_chunk(self, workspace_id: str, chunk: Sequence[UsageRecord]) -> int:
+        """Commit the chunk optimistically (no record seen before: one round trip); if a
+        marker already exists, read the markers and commit what is left."""
         ws = self._ws(workspace_id)
+        rollups = accumulate(chunk)
+        if self._try_commit(ws, rollups, chunk):
+            return len(rollups.record_ids)
+        # A redelivery, or records sent before: apply only what no marker covers yet.
         for _ in range(MAX_COMMIT_ATTEMPTS):
             applied_ids = self._existing(
                 ws.collection(APPLIED_RECORDS_COLLECTION),
@@ -121,11 +127,9 @@ class UsageStore:
             rollups = accumulate(chunk, seen_request_hashes=seen, applied_record_ids=applied_ids)
             if not rollups.record_ids:
                 return 0
-            try:
-                self._commit(ws, rollups, [r for r in chunk if r.record_id in rollups.record_ids])
-            except AlreadyExists:
-                continue  # a concurrent delivery applied some of these: recompute
-            return len(rollups.record_ids)
+            if self._try_commit(ws, rollups, chunk):
+                return len(rollups.record_ids)
+            # A concurrent delivery applied some of these meanwhile: recompute.
         raise Unavailable("usage rollups: too many concurrent writers; the batch is retried")
 
     def _existing(self, collection: Any, ids: dict[str, str]) -> set[str]:
@@ -134,6 +138,18 @@ class UsageStore:
             return set()
         refs = [collection.document(doc_id) for doc_id in ids]
         return {ids[snap.id] for snap in self._db.get_all(refs) if snap.exists}
+
+    def _try_commit(self, ws: Any, rollups: RollupBatch, chunk: Sequence[UsageRecord]) -> bool:
+        """Commit the rollups with the markers of the records they hold; False if a marker
+        already exists (nothing was written: the commit is atomic)."""
+        records = list(
+            {r.record_id: r for r in chunk if r.record_id in rollups.record_ids}.values()
+        )
+        try:
+            self._commit(ws, rollups, records)
+        except AlreadyExists:
+            return False
+        return True
 
     def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
         batch = self._db.batch()

@@ -55,3 +55,14 @@ def test_an_empty_workspace_has_no_data(firestore_client: firestore.Client) -> N
     store = UsageStore(firestore_client)
     assert not store.catalogue("nobody").has_data
     assert store.daily("nobody", "2026-01-01", "2026-12-31") == []
+
+
+def test_a_record_twice_in_one_batch_counts_once(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    store = UsageStore(firestore_client)
+    records = [*small.records[:50], small.records[10], *small.records[50:60], small.records[10]]
+    assert store.apply("ws3", records) == 60
+    assert store.catalogue("ws3").records == 60
+    expected = accumulate(small.records[:60])
+    assert {r.doc_id: r for r in store.daily("ws3", "2026-11-13", "2026-11-20")} == expected.daily
