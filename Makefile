@@ -6,6 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := devstack/node_modules/.installed
+# The chat page's Firebase JS SDK (relay/package-lock.json), copied into relay/static/vendor/
+# (relay/static/README.md says why); the .gitignore written into node_modules keeps it out of git.
+RELAY_NODE_STAMP := relay/node_modules/.installed
+# The browser tests (tests/relay/test_browser.py) drive Debian's Chromium: Playwright's own
+# browser download needs a network the machine does not have. CI runs as root.
+CHROMIUM := /usr/bin/chromium
 # checkov (tests/infra) pins packages that clash with the app's, so it has its own venv; the
 # .gitignore written into it keeps it out of git and of ruff.
 CHECKOV_VENV := .venv-checkov
@@ -22,26 +28,36 @@ $(NODE_STAMP): devstack/package.json devstack/package-lock.json $(wildcard devst
 	cd devstack && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(RELAY_NODE_STAMP): relay/package.json relay/package-lock.json relay/copy-vendor.mjs
+	cd relay && npm ci --no-audit --no-fund --loglevel=error
+	echo '*' > relay/node_modules/.gitignore
+	node relay/copy-vendor.mjs
+	touch $@
+
+$(CHROMIUM):
+	test -x $@ || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
 $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
 	echo '*' > $(CHECKOV_VENV)/.gitignore
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(RELAY_NODE_STAMP)
 
 ## Run the whole stack locally (emulators, functions, relay); Ctrl-C stops it.
 dev: install
 	$(PY) -m devstack
 
 ## Lint, format check, type check, then every test against the emulators.
-test: install $(CHECKOV_STAMP) check
+test: install $(CHROMIUM) $(CHECKOV_STAMP) check
 	$(PY) -m pytest
 
 ## Benchmarks: each prints a table and writes bench/results/<name>.json (docs/benchmarks.md).
 bench: install
 	$(PY) -m bench.functions
 	$(PY) -m bench.ingest
+	$(PY) -m bench.relay_ws
 
 check: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
@@ -49,4 +65,4 @@ check: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) devstack/node_modules .devstack .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) devstack/node_modules relay/node_modules .devstack .mypy_cache .ruff_cache

@@ -5,13 +5,15 @@ the relay's ws settings) in its own process on loopback; one client process (the
 ``websockets`` asyncio client, the same for all) measures:
 
 - handshake: open and close one socket, sequentially (median ms);
-- push: 100 sockets each receive 500 event-sized frames (~600 B) from the server
-  (frames/s, the median of 3 runs): the relay's main traffic;
-- echo: 50 sockets each send 200 frames and await the answer (round trips/s, median of 3);
+- push: 100 sockets each receive 500 event-sized frames (~600 B) from the server: frames/s
+  (the median of 3 runs) and the server's CPU time per frame (the figure that does not
+  depend on what else the machine runs): the relay's main traffic;
+- echo: 50 sockets each send 200 frames and await the answer: round trips/s and server CPU
+  per round trip;
 - memory: the server's RSS growth per open idle socket (KiB);
 - the close codes the relay relies on: a frame over 64 KiB (1009), SIGTERM (1012).
 
-Run: ``.venv/bin/python bench/relay_ws.py`` (about a minute); prints a table and writes
+Run: ``.venv/bin/python -m bench.relay_ws`` (about three minutes); prints a table and writes
 ``bench/results/relay_ws.json``. The baseline is the first row: uvicorn's default
 (``auto``, which picks websockets-sansio when ``websockets`` is installed).
 """
@@ -186,15 +188,32 @@ async def _oversize_code(url: str) -> int | None:
     return None
 
 
-async def _median_of(runs: int, measure: Callable[[], Awaitable[float]]) -> float:
-    return statistics.median([await measure() for _ in range(runs)])
+def _cpu_s(pid: int) -> float:
+    """The server's user + system CPU time so far (immune to what else the machine runs)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(
+    pid: int, frames: int, measure: Callable[[], Awaitable[float]]
+) -> tuple[float, float]:
+    """(median frames/s over REPEATS runs, server CPU microseconds per frame)."""
+    cpu = _cpu_s(pid)
+    rates = [await measure() for _ in range(REPEATS)]
+    used = _cpu_s(pid) - cpu
+    return statistics.median(rates), used / (frames * REPEATS) * 1e6
 
 
 async def _measure(url: str, pid: int) -> dict[str, Any]:
+    handshake = await _handshakes(url)
+    push_rate, push_cpu = await _timed(pid, PUSH_SOCKETS * PUSH_FRAMES, lambda: _push(url))
+    echo_rate, echo_cpu = await _timed(pid, ECHO_SOCKETS * ECHO_FRAMES, lambda: _echo(url))
     return {
-        "handshake_ms": round(await _handshakes(url), 3),
-        "push_frames_per_s": round(await _median_of(REPEATS, lambda: _push(url))),
-        "echo_round_trips_per_s": round(await _median_of(REPEATS, lambda: _echo(url))),
+        "handshake_ms": round(handshake, 3),
+        "push_frames_per_s": round(push_rate),
+        "push_server_cpu_us_per_frame": round(push_cpu, 1),
+        "echo_round_trips_per_s": round(echo_rate),
+        "echo_server_cpu_us_per_round_trip": round(echo_cpu, 1),
         "idle_kib_per_socket": round(await _idle_memory(url, pid), 1),
         "oversize_close_code": await _oversize_code(url),
     }
@@ -249,14 +268,15 @@ def main() -> None:
         return
     rows = [run_candidate(impl, deflate) for impl, deflate in CANDIDATES]
     header = (
-        f"{'impl':<18} {'deflate':>7} {'handshake ms':>12} {'push fr/s':>10} "
-        f"{'echo rt/s':>10} {'KiB/socket':>10} {'>64KiB':>6} {'SIGTERM':>7}"
+        f"{'impl':<18} {'deflate':>7} {'handshake ms':>12} {'push fr/s':>10} {'push cpu us':>11} "
+        f"{'echo rt/s':>10} {'echo cpu us':>11} {'KiB/socket':>10} {'>64KiB':>6} {'SIGTERM':>7}"
     )
     print(header)
     for r in rows:
         print(
             f"{r['impl']:<18} {r['per_message_deflate']!s:>7} {r['handshake_ms']:>12.2f} "
-            f"{r['push_frames_per_s']:>10} {r['echo_round_trips_per_s']:>10} "
+            f"{r['push_frames_per_s']:>10} {r['push_server_cpu_us_per_frame']:>11} "
+            f"{r['echo_round_trips_per_s']:>10} {r['echo_server_cpu_us_per_round_trip']:>11} "
             f"{r['idle_kib_per_socket']:>10} {r['oversize_close_code']!s:>6} "
             f"{r['sigterm_close_code']!s:>7}"
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+import httpx
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
@@ -36,6 +37,10 @@ DEMO_WORKSPACE = "demo"
 PUBLIC_FUNCTION_BASE_PORT = 8101
 WORKER_BASE_PORT = 8201
 RELAY_PORT = 8000
+RELAY_READY_TIMEOUT_S = 60.0
+# The chat page's Firebase web config, locally: the Auth emulator takes any API key.
+LOCAL_FIREBASE_API_KEY = "fake-api-key"
+LOCAL_FIREBASE_AUTH_DOMAIN = "localhost"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,10 @@ class DevConfig:
             ports[name] = PUBLIC_FUNCTION_BASE_PORT + self.port_offset + i
         return ports
 
+    @property
+    def relay_port(self) -> int:
+        return RELAY_PORT + self.port_offset
+
 
 @dataclass
 class RunningStack:
@@ -78,6 +87,10 @@ class RunningStack:
     missing_workers: list[str]
     demo_password: str
     ready_seconds: float
+    relay: str
+    # The environment every child runs with (emulators, project, CORS, the relay's settings):
+    # what another relay process beside this stack's needs (tests start their own).
+    env: dict[str, str] = field(default_factory=dict)
     watched: list[ManagedProcess | Emulators] = field(default_factory=list)
 
     def check_alive(self) -> None:
@@ -87,7 +100,7 @@ class RunningStack:
     def endpoints(self) -> dict[str, object]:
         """The `.devstack/endpoints.json` document of DESIGN §6."""
         return {
-            "relay": None,
+            "relay": self.relay,
             "functions": self.functions,
             "workers": self.workers,
             "emulators": self.hosts.as_json(),
@@ -112,6 +125,30 @@ def _function_process(
         str(port),
     ]
     return ManagedProcess(f"function {name}", argv, log_dir / f"{name}.log", ROOT, env)
+
+
+def relay_process(port: int, env: Mapping[str, str], log_path: Path) -> ManagedProcess:
+    """The relay as Cloud Run runs it (``python -m relay``), on loopback."""
+    argv = [sys.executable, "-m", "relay", "--host", LOOPBACK, "--port", str(port)]
+    return ManagedProcess(f"relay on port {port}", argv, log_path, ROOT, env)
+
+
+def relay_ready(url: str) -> bool:
+    """The relay's readiness check passes: Firestore, Pub/Sub and its own subscription."""
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=10.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _relay_origins(port: int) -> list[str]:
+    # The page served by the relay calls the functions from these origins.
+    return [f"http://{LOOPBACK}:{port}", f"http://localhost:{port}"]
+
+
+def _cors_origins(environ: Mapping[str, str], port: int) -> str:
+    given = [o.strip() for o in environ.get("APEX_CORS_ORIGINS", "").split(",") if o.strip()]
+    return ",".join(dict.fromkeys([*given, *_relay_origins(port)]))
 
 
 def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> str:
@@ -159,6 +196,9 @@ def run_stack(
     ports = config.function_ports(topology, targets)
     for name in targets:
         ensure_port_free(f"function {name}", LOOPBACK, ports[name])
+    ensure_port_free("relay", LOOPBACK, config.relay_port)
+    if "threads_get" not in targets:
+        raise StackError("functions/main.py has no threads_get target; the relay's page needs it")
 
     with ExitStack() as stack:
         emulators = Emulators(
@@ -170,11 +210,17 @@ def run_stack(
         hosts = stack.enter_context(emulators)
 
         urls = {name: f"http://{LOOPBACK}:{port}/" for name, port in ports.items()}
+        relay_url = f"http://{LOOPBACK}:{config.relay_port}"
         child_env = {
             **environ,
             **hosts.env(),
             "GOOGLE_CLOUD_PROJECT": config.project,
             "PYTHONPATH": str(ROOT),
+            "APEX_CORS_ORIGINS": _cors_origins(environ, config.relay_port),
+            # The relay's settings (the functions ignore them).
+            "APEX_THREADS_GET_URL": urls["threads_get"],
+            "APEX_FIREBASE_API_KEY": LOCAL_FIREBASE_API_KEY,
+            "APEX_FIREBASE_AUTH_DOMAIN": LOCAL_FIREBASE_AUTH_DOMAIN,
         }
         processes = [
             _function_process(name, ports[name], child_env, config.state_dir / "logs")
@@ -198,6 +244,12 @@ def run_stack(
         for proc, name in zip(processes, targets, strict=True):
             wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)
 
+        # The relay subscribes to apex-events at start-up: after the topology exists.
+        relay = relay_process(config.relay_port, child_env, config.state_dir / "logs" / "relay.log")
+        stack.callback(relay.stop)
+        relay.start()
+        wait_ready(relay, "relay", partial(relay_ready, relay_url), RELAY_READY_TIMEOUT_S)
+
         workers = topology.workers()
         running = RunningStack(
             hosts=hosts,
@@ -207,7 +259,9 @@ def run_stack(
             missing_workers=[w for w in workers if w not in targets],
             demo_password=demo_password,
             ready_seconds=time.monotonic() - started,
-            watched=[*processes, emulators],
+            relay=relay_url,
+            env=child_env,
+            watched=[*processes, relay, emulators],
         )
         write_endpoints(config.state_dir / "endpoints.json", running.endpoints())
         stack.callback((config.state_dir / "endpoints.json").unlink, missing_ok=True)
@@ -223,6 +277,8 @@ def write_endpoints(path: Path, document: Mapping[str, object]) -> None:
 
 def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows: list[tuple[str, str]] = [
+        ("relay (chat page)", f"{running.relay}/"),
+        ("relay WebSocket", f"{running.relay.replace('http', 'ws', 1)}/ws"),
         ("auth emulator", running.hosts.auth),
         ("firestore emulator", running.hosts.firestore),
         ("pubsub emulator", running.hosts.pubsub),

@@ -17,6 +17,10 @@ locals {
     # The chat page's Firebase web config (the relay serves the page).
     APEX_FIREBASE_API_KEY     = data.google_firebase_web_app_config.chat.api_key
     APEX_FIREBASE_AUTH_DOMAIN = data.google_firebase_web_app_config.chat.auth_domain
+    # The page lists the user's threads through the threads_get function.
+    APEX_THREADS_GET_URL = google_cloudfunctions2_function.public["threads_get"].service_config[0].uri
+    # Seconds a new socket has to send its auth frame (DESIGN §3.2).
+    APEX_RELAY_AUTH_TIMEOUT_S = "10"
   }
 }
 

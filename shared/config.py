@@ -52,6 +52,26 @@ ENV_VARS: Final[dict[str, EnvVar]] = {
         required=False,
         description="per-user limit on chat messages, relay and agents_execute (default 30)",
     ),
+    "APEX_FIREBASE_API_KEY": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="Firebase web API key, for the chat page's sign-in (/config.json)",
+    ),
+    "APEX_FIREBASE_AUTH_DOMAIN": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="Firebase Auth domain, for the chat page's sign-in (/config.json)",
+    ),
+    "APEX_THREADS_GET_URL": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="URL of the threads_get function, for the chat page (/config.json)",
+    ),
+    "APEX_RELAY_AUTH_TIMEOUT_S": EnvVar(
+        readers=frozenset({"relay"}),
+        required=False,
+        description="seconds a new WebSocket has to authenticate (default 10)",
+    ),
     "APEX_ANSWER_WRITER": EnvVar(
         readers=_WRITERS,
         required=False,

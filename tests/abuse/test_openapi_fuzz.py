@@ -71,7 +71,7 @@ def token(
 
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_function_conforms_and_never_fails(case: schemathesis.Case, token: str) -> None:
+def test_every_function_conforms_and_never_fails(case: schemathesis.Case[Any], token: str) -> None:
     if case.path == "/agents_execute" and isinstance(case.body, dict):
         # No workers run here: waiting would only sleep out timeout_s (tested elsewhere).
         case.body["wait"] = False

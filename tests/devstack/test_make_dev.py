@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import firebase_admin
+import httpx
 import pytest
 from firebase_admin import auth as fb_auth
 from google.cloud import firestore
@@ -102,6 +103,16 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     endpoints = json.loads((dev.state_dir / "endpoints.json").read_text())
     assert set(endpoints) == {"relay", "functions", "workers", "emulators", "project"}
     assert endpoints["project"] == "demo-apex"
+    # The relay: on 8000 + offset, ready (Firestore, Pub/Sub, its own subscription), its page's
+    # config pointing at this stack's threads_get, and in the printed table.
+    relay = endpoints["relay"]
+    assert relay == f"http://127.0.0.1:{8000 + _offset_of(endpoints['emulators']['auth'])}"
+    relay_ready = httpx.get(f"{relay}/health/ready", timeout=10)
+    assert relay_ready.status_code == 200, relay_ready.text
+    config = httpx.get(f"{relay}/config.json", timeout=10).json()
+    assert config["threadsGetUrl"] == endpoints["functions"]["threads_get"]
+    assert config["authEmulatorHost"] == endpoints["emulators"]["auth"]
+    assert f"{relay}/" in "".join(dev.lines)
     hosts = endpoints["emulators"]
     assert set(hosts) == {"auth", "firestore", "pubsub"}
     for name, var in (
@@ -130,7 +141,8 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
         }
     finally:
         subscriber.close()
-    assert subs == {s.name for s in topology.subscriptions()}
+    relay_sub = topology.relay_subscription_name(relay_ready.json()["relay_id"])
+    assert subs == {s.name for s in topology.subscriptions()} | {relay_sub}
 
     # Firestore answers the official client.
     db = firestore.Client(project="demo-apex")
@@ -160,6 +172,7 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     assert not (dev.state_dir / "endpoints.json").exists()
     for host in hosts.values():
         ensure_port_free("stopped emulator", "127.0.0.1", int(host.rsplit(":", 1)[1]))
+    ensure_port_free("stopped relay", "127.0.0.1", int(relay.rsplit(":", 1)[1]))
 
 
 def _offset_of(auth_host: str) -> int:

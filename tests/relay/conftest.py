@@ -1,0 +1,197 @@
+"""The relay's suite: the local stack as ``make dev`` runs it, relay included, once a session.
+
+Fixtures:
+- ``relay_stack`` (session): the ``RunningStack``; ``relay_stack.relay`` is the relay's URL
+  (``http://127.0.0.1:<port>``), ``relay_stack.functions`` the public functions' URLs,
+  ``relay_stack.env`` the environment its processes run with.
+- ``new_chat_user`` : signs up a user on the stack's Auth emulator with a ``workspace``
+  claim of its own; returns a ``ChatUser`` (uid, email, password, workspace, id_token).
+- ``planted_chat_user`` (session): one such user whose workspace holds last month's planted
+  synthetic usage, ingested through ``usage_ingest`` (the aggregator applied it all).
+- ``relay_db``: a Firestore client on the stack's project.
+- ``start_relay``: starts another relay process beside the stack's (same settings, env
+  overrides allowed) and stops it after the test; for killing and restarting relays.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+from google.cloud import firestore
+
+from devstack.auth_emulator import API_KEY, AuthEmulator, SignedIn
+from devstack.emulators import EmulatorHosts
+from devstack.procs import ManagedProcess, PortInUse, free_port, wait_ready
+from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready, run_stack
+from devstack.synthetic import SyntheticWorkspace, generate
+from tests.e2e.conftest import Caller
+from tests.e2e.test_pipeline import ingest, last_month
+
+PASSWORD = "pw-relay-123"
+
+
+def auth_default_project(auth_host: str) -> str:
+    """The project the Auth emulator serves to API-key clients such as the page's SDK.
+
+    The emulator answers ``accounts:signInWithPassword?key=...`` for the project it was
+    started with, whatever the key (only admin requests name a ``targetProjectId``); an
+    anonymous sign-up's token names it in ``aud``.
+    """
+    response = httpx.post(
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+        params={"key": API_KEY},
+        json={"returnSecureToken": True},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    payload = response.json()["idToken"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["aud"])
+
+
+@pytest.fixture(scope="session")
+def relay_stack(
+    emulators: EmulatorHosts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    # The chat page signs in through the Auth emulator's default project (the browser SDK
+    # cannot name another), so the stack runs on that project: no other stack of a test
+    # session uses it. Emulators adopted from a running `make dev` (the *_EMULATOR_HOST
+    # variables) default to make dev's own project, whose subscriptions a second stack
+    # would take over: then the stack gets a project of its own, and the browser test,
+    # which checks the project, says why it cannot sign in.
+    project = auth_default_project(emulators.auth)
+    if project == DevConfig.from_env({}).project:
+        project = f"demo-relay{uuid.uuid4().hex[:8]}"
+    environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": project}
+    for _ in range(5):
+        # Ports are base + offset (devstack); a random offset keeps clear of `make dev`.
+        config = DevConfig(
+            project=project,
+            port_offset=random.randrange(2_000, 20_000, 50),
+            state_dir=tmp_path_factory.mktemp("relay-stack"),
+        )
+        try:
+            with run_stack(config, environ, demo_data=False) as running:
+                yield running
+                return
+        except PortInUse:
+            continue
+    raise AssertionError("no free block of ports for the relay's stack")
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    uid: str
+    email: str
+    password: str
+    workspace: str
+    id_token: str
+
+    def token_expiring_at(self, exp: int) -> str:
+        """This user's token with another ``exp``. The Auth emulator signs nothing (alg
+        none) and firebase-admin then checks no signature, so Apex's own ``exp`` check is
+        what decides (DESIGN §7)."""
+        header, payload, _ = self.id_token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+        claims["exp"] = exp
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"{header}.{body}."
+
+
+def _sign_up(auth: AuthEmulator) -> ChatUser:
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    email = f"{workspace}@apex.test"
+    user = auth.sign_up(email, PASSWORD)
+    auth.set_claims(user.uid, {"workspace": workspace})
+    signed_in = auth.sign_in(email, PASSWORD)
+    return ChatUser(user.uid, email, PASSWORD, workspace, signed_in.id_token)
+
+
+@pytest.fixture
+def new_chat_user(relay_stack: RunningStack) -> Iterator[Callable[[], ChatUser]]:
+    with AuthEmulator(relay_stack.hosts.auth, relay_stack.project) as auth:
+        yield partial(_sign_up, auth)
+
+
+@dataclass(frozen=True)
+class PlantedUser:
+    user: ChatUser
+    planted: SyntheticWorkspace
+
+
+@pytest.fixture(scope="session")
+def planted_chat_user(relay_stack: RunningStack) -> PlantedUser:
+    end, days = last_month()
+    planted = generate(end=end, days=days)
+    with AuthEmulator(relay_stack.hosts.auth, relay_stack.project) as auth:
+        user = _sign_up(auth)
+    caller = Caller(
+        SignedIn(user.uid, user.email, user.id_token, refresh_token=""),
+        user.workspace,
+        relay_stack.functions,
+    )
+    db = firestore.Client(project=relay_stack.project)
+    try:
+        ingest(caller, db, planted)
+    finally:
+        db.close()
+    return PlantedUser(user, planted)
+
+
+@pytest.fixture
+def relay_db(relay_stack: RunningStack) -> Iterator[firestore.Client]:
+    client = firestore.Client(project=relay_stack.project)
+    yield client
+    client.close()
+
+
+@dataclass
+class OwnRelay:
+    """A relay process a test started (and may kill)."""
+
+    process: ManagedProcess
+    url: str
+    relay_id: str = field(default="")
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + "/ws"
+
+
+@pytest.fixture
+def start_relay(relay_stack: RunningStack, tmp_path: Path) -> Iterator[Callable[..., OwnRelay]]:
+    started: list[OwnRelay] = []
+
+    def start(**env: str) -> OwnRelay:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / f"relay-{len(started)}.log"
+        proc = relay_process(port, {**relay_stack.env, **env}, log)
+        own = OwnRelay(proc, url)
+        started.append(own)
+        proc.start()
+        wait_ready(proc, "test relay", partial(relay_ready, url), 60.0)
+        own.relay_id = httpx.get(f"{url}/health/ready", timeout=10).json()["relay_id"]
+        return own
+
+    yield start
+    for own in started:
+        own.process.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.1)

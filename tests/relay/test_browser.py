@@ -1,0 +1,454 @@
+"""The chat page in a real browser (issue 4 acceptance): Debian's headless Chromium, driven
+by Playwright, against the stack with its relay (``relay_stack``), fully offline.
+
+A user with their own ``workspace`` claim gets the planted synthetic usage through
+``usage_ingest``; they sign in through the page's form, ask about last month's spend, and
+the page must show the three agents' live timeline, the answer and a recommendations table
+whose rows are the ``message`` event's recommendations (and so the planted savings). After
+a reload the thread and its history come back from ``threads_get``. A socket dropped in the
+middle of a run is reconnected and resumed with no event shown twice or lost.
+
+Every request the page makes must stay on loopback: the Firebase SDK is served by the relay
+(relay/static/vendor/), never by a CDN. Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
+
+from devstack.auth_emulator import API_KEY
+from devstack.stack import RunningStack
+from tests.event_sequence import check_sequence
+from tests.relay.conftest import PlantedUser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+QUESTION = "What did we spend last month, and where can we save?"
+RUN_TIMEOUT_MS = 90_000
+# Without these, Chromium phones home at start (component updates, field trials); the
+# machine has no network, and the test wants to see only the page's own requests.
+CHROMIUM_ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/")
+
+
+@dataclass
+class PageWatch:
+    """What the page did that it should not have: off-loopback requests, script errors."""
+
+    offsite: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.offsite == [], f"the page reached beyond loopback: {self.offsite}"
+        assert self.errors == [], f"the page logged errors: {self.errors}"
+
+
+def auth_default_project(auth_host: str) -> str:
+    """The project the Auth emulator serves to API-key clients such as the page's SDK.
+
+    The emulator answers ``accounts:signInWithPassword?key=...`` for the project it was
+    started with, whatever the key; so the page can sign in only where the stack runs on that
+    project. An anonymous sign-up's token names it in ``aud``.
+    """
+    response = httpx.post(
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+        params={"key": API_KEY},
+        json={"returnSecureToken": True},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    payload = response.json()["idToken"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["aud"])
+
+
+@pytest.fixture(scope="module")
+def shopper(relay_stack: RunningStack, planted_chat_user: PlantedUser) -> PlantedUser:
+    """The signed-up user whose workspace holds last month's planted usage (conftest)."""
+    served = auth_default_project(relay_stack.hosts.auth)
+    assert relay_stack.project == served, (
+        f"relay_stack runs on project {relay_stack.project!r}, but the Auth emulator serves "
+        f"the browser SDK's sign-in for {served!r} only: the page could not sign in"
+    )
+    return planted_chat_user
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # No skip: a machine without the browser fails here, naming the fix (make test installs it).
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[tuple[BrowserContext, PageWatch]]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-US")
+    watch = PageWatch()
+
+    def offline(route: Route) -> None:
+        # The test machine has no internet anyway; recording makes a CDN import a clear failure.
+        if LOOPBACK.match(route.request.url):
+            route.continue_()
+        else:
+            watch.offsite.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", offline)
+    yield context, watch
+    context.close()
+
+
+def open_page(context: BrowserContext, watch: PageWatch, relay: str) -> Page:
+    page = context.new_page()
+    page.on("pageerror", lambda e: watch.errors.append(f"pageerror: {e}"))
+    page.on(
+        "console",
+        lambda m: watch.errors.append(f"console: {m.text}") if m.type == "error" else None,
+    )
+    page.goto(f"{relay}/")
+    return page
+
+
+def runs_get(stack: RunningStack, shopper: PlantedUser, run_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        stack.functions["runs_get"],
+        params={"run_id": run_id},
+        headers={"Authorization": f"Bearer {shopper.user.id_token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def sign_in(page: Page, shopper: PlantedUser) -> None:
+    expect(page.get_by_test_id("signin-view")).to_be_visible()
+    # On the Auth emulator the page offers no Google popup (there is none to offer).
+    expect(page.get_by_test_id("signin-google")).to_be_hidden()
+    page.get_by_label("Email").fill(shopper.user.email)
+    page.get_by_label("Password").fill(shopper.user.password)
+    page.get_by_test_id("signin-submit").click()
+    wait_connected(page, shopper)
+
+
+def wait_connected(page: Page, shopper: PlantedUser) -> None:
+    expect(page.get_by_test_id("connection-status")).to_have_text("Connected")
+    expect(page.get_by_test_id("workspace")).to_have_text(f"workspace {shopper.user.workspace}")
+
+
+def ask(page: Page, question: str) -> str:
+    """Send ``question`` from the composer; the run's id once its timeline appears."""
+    runs_before = page.get_by_test_id("run").count()
+    page.get_by_label("Message").fill(question)
+    page.get_by_test_id("send").click()
+    run = page.get_by_test_id("run").nth(runs_before)
+    expect(run).to_be_attached()
+    run_id = run.get_attribute("data-run-id")
+    assert run_id
+    return run_id
+
+
+def wait_done(page: Page, run_id: str) -> None:
+    run = page.locator(f'[data-testid="run"][data-run-id="{run_id}"]')
+    expect(run).to_have_attribute("data-done", "done", timeout=RUN_TIMEOUT_MS)
+
+
+def rendered_seqs(page: Page, run_id: str) -> list[int]:
+    """Every seq the run's timeline shows (a tool row also carries its completion's seq)."""
+    seqs: list[int] = page.eval_on_selector_all(
+        f'[data-run-id="{run_id}"] [data-testid="timeline-row"]',
+        "rows => rows.flatMap(r => [r.dataset.seq, r.dataset.completedSeq]"
+        ".filter(Boolean).map(Number))",
+    )
+    return seqs
+
+
+def js_round(value: float) -> int:
+    """``Math.round``: halves go up (Python's ``round`` takes them to even)."""
+    return math.floor(value + 0.5)
+
+
+def money(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def check_timeline(page: Page, run_id: str, events: list[dict[str, Any]]) -> None:
+    """The timeline shows each event once, in order: agents, thinking, tools with results."""
+    assert rendered_seqs(page, run_id) == [e["seq"] for e in events]
+    run = page.locator(f'[data-run-id="{run_id}"]')
+    rows = run.get_by_test_id("timeline-row")
+    shown = [e for e in events if e["event"] != "tool_completed"]
+    assert rows.count() == len(shown)
+    for index, event in enumerate(shown):
+        row = rows.nth(index)
+        expect(row).to_have_attribute("data-seq", str(event["seq"]))
+        expect(row).to_have_attribute("data-event", event["event"])
+        if "agent" in event:
+            expect(row).to_have_attribute("data-agent", event["agent"])
+    started = run.locator('[data-event="agent_started"]')
+    expect(started).to_have_count(3)
+    for index, agent in enumerate(["triage", "data", "optimization"]):
+        expect(started.nth(index)).to_have_attribute("data-agent", agent)
+    thinking = [e for e in events if e["event"] == "agent_thinking"]
+    for event in thinking:
+        expect(run.locator(f'[data-seq="{event["seq"]}"]')).to_contain_text(
+            event["data"]["reasoning"]
+        )
+    completed = {e["data"]["execution_id"]: e for e in events if e["event"] == "tool_completed"}
+    for event in (e for e in events if e["event"] == "tool_executing"):
+        done = completed[event["data"]["execution_id"]]
+        row = run.locator(f'[data-seq="{event["seq"]}"]')
+        expect(row).to_have_attribute("data-tool", event["data"]["tool_name"])
+        expect(row).to_have_attribute("data-completed-seq", str(done["seq"]))
+        # One decimal; JS rounds a tie up where Python rounds it to even, so compare numbers.
+        timing = row.get_by_test_id("tool-ms").text_content() or ""
+        assert timing.endswith(" ms"), timing
+        assert abs(float(timing[:-3]) - done["data"]["execution_time_ms"]) <= 0.05 + 1e-9
+        # Arguments and results are the events' own JSON, behind a disclosure.
+        args = row.get_by_test_id("tool-args").locator("code").text_content()
+        results = row.get_by_test_id("tool-results").locator("code").text_content()
+        assert json.loads(args or "") == event["data"]["tool_args"]
+        assert json.loads(results or "") == done["data"]["results"]
+
+
+def check_recommendations(table_scope: Any, recommendations: list[dict[str, Any]]) -> None:
+    """The table's rows are ``recommendations``, in order, with their savings and total."""
+    rows = table_scope.get_by_test_id("recommendation-row")
+    expect(rows).to_have_count(len(recommendations))
+    for index, rec in enumerate(recommendations):
+        row = rows.nth(index)
+        expect(row).to_have_attribute("data-kind", rec["kind"])
+        # Inline `code` in a title is rendered as code, without its backticks.
+        expect(row.get_by_test_id("rec-title").locator(".rec-title")).to_have_text(
+            rec["title"].replace("`", "")
+        )
+        expect(row.get_by_test_id("rec-savings")).to_have_text(money(rec["monthly_savings_usd"]))
+        expect(row.get_by_test_id("rec-confidence")).to_have_text(
+            f"{js_round(rec['confidence'] * 100)}%"
+        )
+        model = rec["model"] + (f" → {rec['target_model']}" if rec.get("target_model") else "")
+        expect(row.get_by_test_id("rec-model")).to_have_text(model)
+        expect(row.get_by_test_id("rec-feature")).to_have_text(rec["feature"] or "all")
+    total = sum(js_round(r["monthly_savings_usd"] * 100) for r in recommendations) / 100
+    expect(table_scope.get_by_test_id("recommendations-total")).to_have_text(money(total))
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """The whole conversation in one picture: grow the viewport to its height, then restore."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    size = page.viewport_size or {"width": 1440, "height": 1000}
+    overflow = page.get_by_test_id("conversation").evaluate("c => c.scrollHeight - c.clientHeight")
+    page.set_viewport_size({"width": size["width"], "height": size["height"] + int(overflow)})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    return path
+
+
+def test_chat_page_answers_with_a_live_timeline_and_the_planted_savings(
+    relay_stack: RunningStack,
+    shopper: PlantedUser,
+    context: tuple[BrowserContext, PageWatch],
+) -> None:
+    browser_context, watch = context
+    page = open_page(browser_context, watch, relay_stack.relay)
+    sign_in(page, shopper)
+    expect(page.get_by_test_id("emulator-badge")).to_be_visible()
+
+    run_id = ask(page, QUESTION)
+    run = page.locator(f'[data-testid="run"][data-run-id="{run_id}"]')
+    # The timeline is live: rows appear while the run is still going, well before the answer.
+    expect(run.locator('[data-event="agent_started"][data-agent="triage"]')).to_be_attached()
+    wait_done(page, run_id)
+
+    body = runs_get(relay_stack, shopper, run_id)
+    assert body["run"]["status"] == "completed"
+    events = body["events"]
+    check_sequence(events, ["triage", "data", "optimization"])
+    check_timeline(page, run_id, events)
+
+    message = next(e for e in events if e["event"] == "message")["data"]
+    recommendations = message["recommendations"]
+    check_recommendations(run, recommendations)
+    # ... and those are the planted inefficiencies, priced within 5 % of what was planted.
+    found = {(r["kind"], r["model"], r["feature"]): r for r in recommendations}
+    planted = shopper.planted.manifest.inefficiencies
+    assert len(found) == len(planted) == len(recommendations)
+    for plant in planted:
+        rec = found[(plant.kind, plant.model, plant.feature)]
+        assert rec["monthly_savings_usd"] == pytest.approx(plant.monthly_savings_usd, rel=0.05)
+    # The answer text is rendered (markdown-ish, as text: no markup from the answer survives).
+    answer = run.get_by_test_id("answer")
+    top = max(recommendations, key=lambda r: r["monthly_savings_usd"])
+    expect(answer).to_contain_text(f"{money(top['monthly_savings_usd'])}/month")
+    expect(answer.locator("strong").first).to_be_visible()
+    assert "**" not in (answer.locator(".prose").text_content() or "")
+
+    # The picture a person would check: expand the steps, show the whole conversation.
+    run.locator(".run-details > summary").click()
+    expect(run.locator(".run-details")).to_have_attribute("open", "")
+    screenshot(page, "chat.png")
+
+    # A reload signs back in from the SDK's persistence; the thread is listed with its history.
+    thread_id = events[0]["data"]["thread_id"]
+    page.reload()
+    wait_connected(page, shopper)
+    item = page.locator(f'[data-testid="thread-item"][data-thread-id="{thread_id}"]')
+    expect(item).to_contain_text(QUESTION)
+    item.click()
+    expect(item).to_have_attribute("aria-current", "page")
+    expect(page.get_by_test_id("message-user")).to_have_text([QUESTION])
+    assistant = page.get_by_test_id("message-assistant")
+    expect(assistant).to_have_count(1)
+    expect(assistant).to_contain_text(f"{money(top['monthly_savings_usd'])}/month")
+    check_recommendations(assistant, recommendations)
+    screenshot(page, "chat-reloaded.png")
+    watch.assert_clean()
+
+
+def test_a_dropped_socket_is_resumed_without_repeating_or_losing_an_event(
+    relay_stack: RunningStack,
+    shopper: PlantedUser,
+    context: tuple[BrowserContext, PageWatch],
+) -> None:
+    """A refreshed token is sent on the open socket. Then the relay's socket dies mid-run
+    (1012, as on a deploy): the page reconnects, signs in again, sends ``run.resume`` with the
+    last seq it saw, and shows every event once."""
+    browser_context, watch = context
+    sockets: list[list[dict[str, Any]]] = []  # per connection: frames the page sent
+    answers: list[list[str]] = []  # per connection: types of the frames the page was given
+    delivered: list[list[int]] = []  # per connection: event seqs the page was given
+
+    def proxy(ws: WebSocketRoute) -> None:
+        sent: list[dict[str, Any]] = []
+        got: list[str] = []
+        seqs: list[int] = []
+        sockets.append(sent)
+        answers.append(got)
+        delivered.append(seqs)
+        first = len(sockets) == 1
+        server = ws.connect_to_server()
+        state = {"dropped": False}
+
+        def to_server(message: str | bytes) -> None:
+            sent.append(json.loads(message))
+            server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if state["dropped"]:
+                return
+            frame = json.loads(message)
+            ws.send(message)
+            got.append(frame["type"])
+            if frame["type"] != "event":
+                return
+            seqs.append(frame["seq"])
+            # Cut the first connection once the run is under way (after triage's first tool).
+            if first and frame["event"] == "tool_executing":
+                state["dropped"] = True
+                ws.close(code=1012, reason="restarting")
+                server.close()
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+
+    page = browser_context.new_page()
+    page.on("pageerror", lambda e: watch.errors.append(f"pageerror: {e}"))
+    page.route_web_socket(re.compile(r"/ws$"), proxy)
+    page.goto(f"{relay_stack.relay}/")
+    sign_in(page, shopper)
+
+    # The SDK refreshes tokens before exp (forced here, on the page's own Auth instance):
+    # the fresh token goes to the relay on the same socket and is answered by auth.ok. The
+    # emulator's unsigned tokens differ only by iat, in seconds: a refresh within the second
+    # of sign-in would be the same token, which the SDK does not announce.
+    page.wait_for_timeout(1100)
+    page.evaluate(
+        """async () => {
+            const { getAuth } = await import("/static/vendor/firebase/firebase-auth.js");
+            await getAuth().currentUser.getIdToken(true);
+        }"""
+    )
+    deadline = time.monotonic() + 10
+    while answers[0].count("auth.ok") < 2:
+        assert time.monotonic() < deadline, f"no second auth.ok: sent {sockets[0]}"
+        page.wait_for_timeout(100)  # lets Playwright run the proxy's handlers
+    assert [f["type"] for f in sockets[0]] == ["auth", "auth"]
+    assert len(sockets) == 1
+    expect(page.get_by_test_id("connection-status")).to_have_text("Connected")
+
+    page.get_by_test_id("new-chat").click()
+    run_id = ask(page, "Where can we save on gpt-4o last month?")
+    wait_done(page, run_id)
+
+    assert len(sockets) >= 2, "the page did not reconnect"
+    before = delivered[0]
+    assert before == list(range(1, len(before) + 1))
+    second = sockets[1]
+    assert second[0]["type"] == "auth", "the new socket's first frame is not auth"
+    resume = [f for f in second if f["type"] == "run.resume"]
+    assert resume == [{"type": "run.resume", "run_id": run_id, "after_seq": before[-1]}]
+
+    events = runs_get(relay_stack, shopper, run_id)["events"]
+    assert events[-1]["event"] == "run_completed"
+    # Every seq on screen exactly once, none missing, in the order of the run.
+    assert rendered_seqs(page, run_id) == [e["seq"] for e in events]
+    check_timeline(page, run_id, events)
+    watch.assert_clean()
+
+
+def test_vendored_firebase_sdk_is_the_pinned_npm_package() -> None:
+    """relay/static/vendor/ is what relay/copy-vendor.mjs makes from the locked npm package."""
+    lock = json.loads((ROOT / "relay" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/firebase"]["version"]
+    package = json.loads((ROOT / "relay" / "package.json").read_text())
+    assert package["dependencies"]["firebase"] == version, "firebase must be pinned exactly"
+    vendored = ROOT / "relay" / "static" / "vendor" / "firebase"
+    for name in ("firebase-app.js", "firebase-auth.js"):
+        text = (vendored / name).read_text()
+        assert text.startswith(f"// firebase@{version} {name}")
+        assert not re.search(r"""(\bfrom\s*|\bimport\s*\(?\s*)["']https?:""", text)
+    check = subprocess.run(
+        ["node", str(ROOT / "relay" / "copy-vendor.mjs"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr

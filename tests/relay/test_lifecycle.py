@@ -1,0 +1,153 @@
+"""The relay as a service: health checks, the page's routes and /config.json, start-up
+that fails loudly, and SIGTERM (sockets closed with 1012, subscription deleted, exit in
+Cloud Run's 10 s)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from google.api_core.exceptions import NotFound
+from google.cloud.pubsub_v1 import SubscriberClient
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from devstack.emulators import ROOT
+from devstack.stack import RunningStack
+from relay.app import STATIC_DIR, page_routes
+from shared.topology import load_topology
+from tests.relay.conftest import ChatUser, OwnRelay
+from tests.relay.wsclient import chat
+
+
+def test_live_and_ready_answer_200_when_the_dependencies_are_up(
+    relay_stack: RunningStack,
+) -> None:
+    live = httpx.get(f"{relay_stack.relay}/health/live", timeout=10)
+    assert (live.status_code, live.json()) == (200, {"status": "live"})
+    ready = httpx.get(f"{relay_stack.relay}/health/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {
+        "firestore": "ok",
+        "pubsub_subscription": "ok",
+        "streaming_pull": "ok",
+    }
+
+
+def test_config_json_gives_the_page_its_sign_in_and_the_threads_url(
+    relay_stack: RunningStack,
+) -> None:
+    response = httpx.get(f"{relay_stack.relay}/config.json", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json() == {
+        "firebase": {
+            "apiKey": "fake-api-key",
+            "authDomain": "localhost",
+            "projectId": relay_stack.project,
+        },
+        "authEmulatorHost": relay_stack.hosts.auth,
+        "threadsGetUrl": relay_stack.functions["threads_get"],
+    }
+
+
+def test_the_page_can_call_threads_get_from_the_relays_origin(relay_stack: RunningStack) -> None:
+    preflight = httpx.options(
+        relay_stack.functions["threads_get"],
+        headers={
+            "Origin": relay_stack.relay,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == relay_stack.relay
+
+
+def test_the_stack_serves_the_chat_page(relay_stack: RunningStack) -> None:
+    assert (STATIC_DIR / "index.html").is_file(), "relay/static/index.html is part of the build"
+    page = httpx.get(f"{relay_stack.relay}/", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+
+
+def test_without_its_page_the_relay_says_so_rather_than_faking_one(tmp_path: Path) -> None:
+    client = TestClient(Starlette(routes=page_routes(tmp_path)))
+    missing = client.get("/")
+    assert missing.status_code == 500
+    assert "chat page is missing" in missing.text
+    (tmp_path / "index.html").write_text("<!doctype html><title>chat</title>")
+    (tmp_path / "app.js").write_text("console.log(1)")
+    assert client.get("/").text == "<!doctype html><title>chat</title>"
+    script = client.get("/static/app.js")
+    assert (script.status_code, script.text) == (200, "console.log(1)")
+    assert client.get("/static/none.js").status_code == 404
+
+
+def _start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m relay`` to its end (a relay that starts would run until the timeout)."""
+    return subprocess.run(
+        [sys.executable, "-m", "relay", "--port", "9"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_a_missing_setting_stops_the_relay_naming_it(relay_stack: RunningStack) -> None:
+    done = _start_and_wait(
+        {k: v for k, v in relay_stack.env.items() if k != "APEX_THREADS_GET_URL"}
+    )
+    assert done.returncode == 2
+    assert "APEX_THREADS_GET_URL" in done.stderr
+
+
+def test_an_unreachable_pubsub_fails_start_up(relay_stack: RunningStack) -> None:
+    done = _start_and_wait({**relay_stack.env, "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"})
+    assert done.returncode != 0
+    assert "Application startup failed" in done.stdout + done.stderr
+
+
+def test_sigterm_closes_sockets_with_1012_and_deletes_the_subscription(
+    relay_stack: RunningStack,
+    start_relay: Callable[..., OwnRelay],
+    new_chat_user: Callable[[], ChatUser],
+) -> None:
+    relay = start_relay()
+    path = (
+        f"projects/{relay_stack.project}/subscriptions/"
+        f"{load_topology().relay_subscription_name(relay.relay_id)}"
+    )
+    subscriber = SubscriberClient()
+    try:
+        subscriber.get_subscription(subscription=path)  # exists while the relay runs
+        with chat(relay.ws_url) as signed_in, chat(relay.ws_url) as anonymous:
+            signed_in.auth(new_chat_user().id_token)
+            assert signed_in.is_open()
+            sent = time.monotonic()
+            relay.process.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            assert signed_in.closed_with(timeout=10)[0] == 1012
+            assert anonymous.closed_with(timeout=10)[0] == 1012
+        assert relay.process.popen is not None
+        # uvicorn finishes its graceful shutdown, then re-raises the signal it caught, so
+        # the process ends as a SIGTERM'd process conventionally does.
+        assert relay.process.popen.wait(timeout=10) == -signal.SIGTERM
+        log = relay.process.log_path.read_text()
+        assert "deleted the relay's subscription" in log
+        assert "Application shutdown complete" in log
+        assert time.monotonic() - sent < 10
+        with pytest.raises(NotFound):
+            subscriber.get_subscription(subscription=path)
+    finally:
+        subscriber.close()
