@@ -30,6 +30,7 @@ from relay.fanout import CALL_RETRY, CHECK_TIMEOUT_S, Fanout
 from relay.session import RelayContext, Session
 from relay.settings import RelaySettings
 from shared.config import Settings
+from shared.openapi import openapi_document
 from shared.services import Services
 from shared.topology import load_topology
 
@@ -146,11 +147,18 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
+    openapi = openapi_document()
+
+    async def openapi_json(request: Request) -> Response:
+        # The functions' contract, served by the stack (the functions are one URL each).
+        return JSONResponse(openapi)
+
     routes: list[BaseRoute] = [
         WebSocketRoute("/ws", ws),
         Route("/health/live", live),
         Route("/health/ready", ready),
         Route("/config.json", config),
+        Route("/openapi.json", openapi_json),
         *page_routes(static_dir),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -151,3 +151,15 @@ def test_sigterm_closes_sockets_with_1012_and_deletes_the_subscription(
             subscriber.get_subscription(subscription=path)
     finally:
         subscriber.close()
+
+
+def test_the_stack_serves_the_functions_openapi_document(relay_stack: RunningStack) -> None:
+    from shared.endpoints import ENDPOINTS
+    from shared.openapi import openapi_document
+
+    response = httpx.get(f"{relay_stack.relay}/openapi.json", timeout=10)
+    assert response.status_code == 200
+    document = response.json()
+    assert document == openapi_document()
+    assert document["openapi"] == "3.1.0"
+    assert {p.strip("/") for p in document["paths"]} == set(ENDPOINTS)
