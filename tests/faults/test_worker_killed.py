@@ -36,7 +36,7 @@ def own_stack(
     project = f"demo-f{uuid.uuid4().hex[:10]}"
     config = DevConfig(
         project=project,
-        port_offset=random.randrange(20_000, 30_000, 50),
+        port_offset=random.randrange(20_000, 24_000, 50),
         state_dir=tmp_path_factory.mktemp("faults"),
     )
     with run_stack(config, {**os.environ, "GOOGLE_CLOUD_PROJECT": project}, demo_data=False) as s:

@@ -78,7 +78,7 @@ def relay_stack(
         # Ports are base + offset (devstack); a random offset keeps clear of `make dev`.
         config = DevConfig(
             project=project,
-            port_offset=random.randrange(2_000, 20_000, 50),
+            port_offset=random.randrange(10_000, 19_000, 50),
             state_dir=tmp_path_factory.mktemp("relay-stack"),
         )
         try:
