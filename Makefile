@@ -58,6 +58,10 @@ bench: install
 	$(PY) -m bench.functions
 	$(PY) -m bench.ingest
 	$(PY) -m bench.relay_ws
+	$(PY) -m bench.relay_capacity
+	$(PY) -m bench.relay_fanout
+	$(PY) -m bench.golden_path
+	$(PY) -m bench.load_chat
 
 check: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
