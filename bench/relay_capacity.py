@@ -118,7 +118,6 @@ def serve_traced_relay(port: int) -> None:
     takes the baseline snapshot; otherwise: the top allocation sites grown since it)."""
     import tracemalloc
 
-    import uvicorn
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
@@ -152,18 +151,7 @@ def serve_traced_relay(port: int) -> None:
         return JSONResponse({"total_kib": round(total / 1024, 1), "owners": owners, "top": top})
 
     app.add_route("/tracemalloc", route, methods=["POST"])
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws=relay_main.WS_IMPL,
-        ws_max_size=64 * 1024,
-        ws_ping_interval=relay_main.WS_PING_INTERVAL_S,
-        ws_ping_timeout=relay_main.WS_PING_TIMEOUT_S,
-        ws_per_message_deflate=relay_main.WS_DEFLATE,
-        lifespan="on",
-        log_config=None,
-    )
+    relay_main.serve(app, "127.0.0.1", port)
 
 
 def _owner(traceback: Any) -> str:

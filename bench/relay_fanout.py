@@ -111,7 +111,6 @@ def event_frame(run: str, seq: int, t: float) -> dict[str, Any]:
 
 
 def serve_relay(port: int) -> None:
-    import uvicorn
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
 
@@ -135,19 +134,7 @@ def serve_relay(port: int) -> None:
         return JSONResponse(await drive(await request.json(), next_seq, emit))
 
     app.add_route("/drive", drive_route, methods=["POST"])
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws=relay_main.WS_IMPL,
-        ws_max_size=64 * 1024,
-        ws_ping_interval=relay_main.WS_PING_INTERVAL_S,
-        ws_ping_timeout=relay_main.WS_PING_TIMEOUT_S,
-        ws_per_message_deflate=relay_main.WS_DEFLATE,
-        timeout_graceful_shutdown=relay_main.GRACEFUL_SHUTDOWN_S,
-        lifespan="on",
-        log_config=None,
-    )
+    relay_main.serve(app, "127.0.0.1", port)
 
 
 @contextmanager

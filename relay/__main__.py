@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Final
 
 import uvicorn
+from starlette.applications import Starlette
 
 from relay.app import create_app
 from relay.settings import RelaySettings
@@ -34,22 +35,13 @@ WS_PING_TIMEOUT_S: Final = 20.0
 GRACEFUL_SHUTDOWN_S: Final = 5
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relay", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-        relay_settings = RelaySettings.from_env(os.environ)
-    except ConfigError as e:
-        print(f"relay: {e}", file=sys.stderr, flush=True)
-        return 2
-    apex_logging.configure(settings.project)
+def serve(app: Starlette, host: str, port: int) -> None:
+    """Run ``app`` with the relay's server settings (the benchmarks use this too, so they
+    measure what production runs)."""
     uvicorn.run(
-        create_app(settings, relay_settings),
-        host=args.host,
-        port=args.port,
+        app,
+        host=host,
+        port=port,
         ws=WS_IMPL,
         ws_max_size=MAX_FRAME_BYTES,
         ws_ping_interval=WS_PING_INTERVAL_S,
@@ -63,6 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy_headers=True,
         forwarded_allow_ips="*",
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m relay", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+        relay_settings = RelaySettings.from_env(os.environ)
+    except ConfigError as e:
+        print(f"relay: {e}", file=sys.stderr, flush=True)
+        return 2
+    apex_logging.configure(settings.project)
+    serve(create_app(settings, relay_settings), args.host, args.port)
     return 0
 
 
