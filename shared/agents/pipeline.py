@@ -31,7 +31,7 @@ from shared.models.findings import DataReport, Findings, OptimizationReport, Usa
 from shared.models.messages import STEP_TOPICS, Step, StepRequested
 from shared.models.period import PeriodRange, resolve_token
 from shared.models.triage import TriageResponse
-from shared.store.runs import RunDoc, RunStore, StepMarker
+from shared.store.runs import Committed, RunDoc, RunStore, StepMarker
 from shared.store.threads import MessageDoc, ThreadStore
 from shared.store.usage import UsageStore
 
@@ -206,14 +206,11 @@ class Pipeline:
     # --- after a commit -------------------------------------------------------------------
 
     def _after_commit(
-        self, run: RunDoc, step: str, events: list[RunEvent] | None, action: str
+        self, run: RunDoc, step: str, committed: Committed | None, action: str
     ) -> Outcome:
-        if events is None:
+        if committed is None:
             return Outcome(run.run_id, step, "another delivery committed this step first")
-        marker = self.runs.marker(run.run_id, step)
-        if marker is None:
-            raise RuntimeError(f"run {run.run_id}: step {step} committed without its claim")
-        return self._finish(run, step, marker, events, action)
+        return self._finish(run, step, committed.marker, committed.events, action)
 
     def _finish(
         self,

@@ -85,6 +85,15 @@ class StepMarker(BaseModel):
     result: dict[str, Any] | None = None
 
 
+class Committed(BaseModel):
+    """A step's commit: its numbered events and its claim (what remains to publish)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: list[RunEvent]
+    marker: StepMarker
+
+
 class RunStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
@@ -142,7 +151,7 @@ class RunStore:
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         extra: Callable[[WriteBatch], None] | None = None,
-    ) -> list[RunEvent] | None:
+    ) -> Committed | None:
         """Commit a step atomically; None if another delivery or writer got there first."""
         first = run.last_seq + 1
         events = [p.numbered(run.run_id, first + i) for i, p in enumerate(pending)]
@@ -166,7 +175,7 @@ class RunStore:
             batch.commit()
         except AlreadyExists:
             return None
-        return events
+        return Committed(events=events, marker=marker)
 
     def mark_published(self, run_id: str, marker_name: str) -> None:
         self._run(run_id).collection(STEPS).document(marker_name).update({"published": True})

@@ -34,9 +34,9 @@ def _thinking(i: int) -> PendingEvent:
 def _commit(runs: RunStore, run_id: str, step: str, pending: list[PendingEvent]) -> list[RunEvent]:
     run = runs.get(run_id)
     assert run is not None
-    events = runs.commit(run, step, pending, {"updated_at": datetime.now(UTC)})
-    assert events is not None
-    return events
+    committed = runs.commit(run, step, pending, {"updated_at": datetime.now(UTC)})
+    assert committed is not None
+    return committed.events
 
 
 def test_out_of_order_duplicated_and_missing_live_events_arrive_once_in_order(
