@@ -12,9 +12,9 @@ RELAY_NODE_STAMP := relay/node_modules/.installed
 # The browser tests (tests/relay/test_browser.py) drive Debian's Chromium: Playwright's own
 # browser download needs a network the machine does not have. CI runs as root.
 CHROMIUM := /usr/bin/chromium
-# checkov (tests/infra) pins packages that clash with the app's, so it has its own venv; the
-# .gitignore written into it keeps it out of git and of ruff.
-CHECKOV_VENV := .venv-checkov
+# checkov (tests/infra) pins packages that clash with the app's, so it has its own venv,
+# inside .venv/ so that git, ruff and the repo's checks skip it like the main one.
+CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: dev test check install clean bench
@@ -39,7 +39,6 @@ $(CHROMIUM):
 
 $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
-	echo '*' > $(CHECKOV_VENV)/.gitignore
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
@@ -69,4 +68,4 @@ check: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) devstack/node_modules relay/node_modules .devstack .mypy_cache .ruff_cache
+	rm -rf $(VENV) devstack/node_modules relay/node_modules .devstack .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 """checkov on infra/: no failed check, and every skip carries its reason, in the code and in
-infra/README.md. checkov runs from its own venv (.venv-checkov, `make test` installs it from
+infra/README.md. checkov runs from its own venv (.venv/checkov, `make test` installs it from
 infra/requirements-checkov.txt): its pins clash with the app's."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tests.infra.checks import ROOT
 
-CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
@@ -23,7 +23,7 @@ SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 def report() -> dict[str, Any]:
     if not CHECKOV.is_file():
         pytest.fail(
-            f"{CHECKOV} is missing: `make test` installs it (target .venv-checkov/.installed, "
+            f"{CHECKOV} is missing: `make test` installs it (target .venv/checkov/.installed, "
             f"from infra/requirements-checkov.txt)"
         )
     proc = subprocess.run(
