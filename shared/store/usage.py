@@ -13,7 +13,10 @@ needs, and flat fields keep every write a plain top-level transform.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from google.api_core.exceptions import AlreadyExists
@@ -34,13 +37,16 @@ from shared.usage.rollup import (
     accumulate,
     record_marker_id,
     request_hash_marker_id,
+    rollup_key,
+    user_rollup_doc_id,
 )
 
 WORKSPACES: Final = "workspaces"
-# One commit holds at most 500 writes; a record costs up to 2 markers + 2 rollup docs.
+# One commit holds at most 500 writes.
 MAX_WRITES: Final = 500
-CHUNK_RECORDS: Final = 120
 MAX_COMMIT_ATTEMPTS: Final = 5
+# Commits of one batch in flight at once (see ``UsageStore.apply``).
+COMMITTERS: Final = 2
 
 
 class Catalogue(BaseModel):
@@ -64,9 +70,42 @@ def _day_number(day: str) -> int:
     return int(day.replace("-", ""))
 
 
+class KnownMarkers:
+    """Markers this process has seen exist (created or read), most recent first, bounded.
+
+    Markers are never deleted, so a known one needs no read and no failed commit to prove
+    it: records it covers are skipped and hashes it covers are repeats. Without it, every
+    chunk holding a repeat of a request hashed in an earlier chunk would fail its commit."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, workspace_id: str, marker_ids: Iterable[str]) -> set[str]:
+        with self._lock:
+            found = {m for m in marker_ids if (workspace_id, m) in self._seen}
+            for marker in found:
+                self._seen.move_to_end((workspace_id, marker))
+        return found
+
+    def add(self, workspace_id: str, marker_ids: Iterable[str]) -> None:
+        with self._lock:
+            for marker in marker_ids:
+                self._seen[(workspace_id, marker)] = None
+                self._seen.move_to_end((workspace_id, marker))
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+
+
+# ~100 bytes a marker id: a few tens of MiB at most.
+KNOWN_MARKERS: Final = 200_000
+
+
 class UsageStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
+        self._known = KnownMarkers(KNOWN_MARKERS)
 
     def _ws(self, workspace_id: str) -> firestore.DocumentReference:
         return self._db.collection(WORKSPACES).document(workspace_id)
@@ -103,33 +142,55 @@ class UsageStore:
         _keep(self._db, message_id, content)
 
     def apply(self, workspace_id: str, records: Sequence[UsageRecord]) -> int:
-        """Add the records to the rollups, each at most once; returns how many were new."""
-        applied = 0
-        for start in range(0, len(records), CHUNK_RECORDS):
-            applied += self._apply_chunk(workspace_id, records[start : start + CHUNK_RECORDS])
-        return applied
+        """Add the records to the rollups, each at most once; returns how many were new.
 
-    def _apply_chunk(self, workspace_id: str, chunk: Sequence[UsageRecord]) -> int:
-        """Commit the chunk optimistically (no record seen before: one round trip); if a
-        marker already exists, read the markers and commit what is left."""
+        The batch is committed in chunks, ``COMMITTERS`` at a time: while one commit waits on
+        Firestore the next is folded and encoded. A chunk treats the request hashes of the
+        chunks before it as seen (their markers exist once those commit), so repeats are
+        counted as in one sequential pass and concurrent chunks never race on a hash marker.
+        """
+        earlier: set[str] = set()
+        with ThreadPoolExecutor(COMMITTERS, thread_name_prefix="usage-commit") as pool:
+            futures = []
+            for chunk in commit_chunks(records):
+                hashes = {m: m for r in chunk if (m := request_hash_marker_id(r)) is not None}
+                futures.append(
+                    pool.submit(self._apply_chunk, workspace_id, chunk, hashes, frozenset(earlier))
+                )
+                earlier.update(hashes)
+            return sum(future.result() for future in futures)
+
+    def _apply_chunk(
+        self,
+        workspace_id: str,
+        chunk: Sequence[UsageRecord],
+        hashes: dict[str, str],
+        earlier: frozenset[str],
+    ) -> int:
+        """Commit the chunk optimistically, leaving out what known markers cover (one round
+        trip); if a marker already exists, read the markers and commit what is left."""
         ws = self._ws(workspace_id)
-        rollups = accumulate(chunk)
-        if self._try_commit(ws, rollups, chunk):
-            return len(rollups.record_ids)
+        record_markers = {record_marker_id(r.record_id): r.record_id for r in chunk}
+        applied_ids = {record_markers[m] for m in self._known.of(workspace_id, record_markers)}
+        seen = self._known.of(workspace_id, hashes)
         # A redelivery, or records sent before: apply only what no marker covers yet.
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            applied_ids = self._existing(
-                ws.collection(APPLIED_RECORDS_COLLECTION),
-                {record_marker_id(r.record_id): r.record_id for r in chunk},
+            rollups = accumulate(
+                chunk, seen_request_hashes=seen | earlier, applied_record_ids=applied_ids
             )
-            hashes = {m: m for r in chunk if (m := request_hash_marker_id(r)) is not None}
-            seen = self._existing(ws.collection(REQUEST_HASHES_COLLECTION), hashes)
-            rollups = accumulate(chunk, seen_request_hashes=seen, applied_record_ids=applied_ids)
             if not rollups.record_ids:
                 return 0
             if self._try_commit(ws, rollups, chunk):
+                self._known.add(
+                    workspace_id,
+                    [record_marker_id(r) for r in rollups.record_ids]
+                    + [*rollups.new_request_hashes],
+                )
                 return len(rollups.record_ids)
-            # A concurrent delivery applied some of these meanwhile: recompute.
+            # Someone else created one of these markers: read which exist, and recompute.
+            applied_ids = self._existing(ws.collection(APPLIED_RECORDS_COLLECTION), record_markers)
+            seen = self._existing(ws.collection(REQUEST_HASHES_COLLECTION), hashes)
+            self._known.add(workspace_id, [record_marker_id(r) for r in applied_ids] + [*seen])
         raise Unavailable("usage rollups: too many concurrent writers; the batch is retried")
 
     def _existing(self, collection: Any, ids: dict[str, str]) -> set[str]:
@@ -153,15 +214,16 @@ class UsageStore:
 
     def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
         batch = self._db.batch()
+        # Markers are empty documents: their existence is all they say (the id names them).
         for record in records:
             batch.create(
                 ws.collection(APPLIED_RECORDS_COLLECTION).document(
                     record_marker_id(record.record_id)
                 ),
-                {"record_id": record.record_id},
+                {},
             )
         for marker in rollups.new_request_hashes:
-            batch.create(ws.collection(REQUEST_HASHES_COLLECTION).document(marker), {"seen": True})
+            batch.create(ws.collection(REQUEST_HASHES_COLLECTION).document(marker), {})
         for doc_id, daily in rollups.daily.items():
             batch.set(
                 ws.collection(USAGE_DAILY_COLLECTION).document(doc_id),
@@ -190,6 +252,31 @@ class UsageStore:
             merge=True,
         )
         batch.commit()
+
+
+def commit_chunks(records: Sequence[UsageRecord]) -> Iterator[Sequence[UsageRecord]]:
+    """Consecutive runs of records whose commit fits ``MAX_WRITES``: each record's marker
+    and request-hash marker, each rollup document the run touches, and the workspace.
+
+    Filling commits (rather than a fixed number of records) spreads each rollup document's
+    write over as many records as one commit can hold."""
+    start, writes = 0, 1
+    touched: set[str] = set()  # rollup documents and hash markers the run writes
+    for index, record in enumerate(records):
+        keys = {rollup_key(record), "u" + user_rollup_doc_id(record.day, record.user)}
+        marker = request_hash_marker_id(record)
+        if marker is not None:
+            keys.add("h" + marker)
+        cost = 1 + len(keys - touched)
+        if writes + cost > MAX_WRITES:
+            yield records[start:index]
+            start, writes = index, 1
+            touched.clear()
+            cost = 1 + len(keys)
+        writes += cost
+        touched |= keys
+    if start < len(records):
+        yield records[start:]
 
 
 def _rollup_write(

@@ -200,15 +200,18 @@ class _Rollup(BaseModel):
         return self.model_copy(update=merged)
 
     def firestore_increments(self) -> dict[str, int]:
-        """Field path → amount for ``Increment`` transforms (histogram buckets as map paths)."""
+        """Field path → amount for ``Increment`` transforms (histogram buckets as map paths).
+
+        Zero amounts are left out: a counter never incremented reads back as its default 0,
+        and most subsets (errors, repeats, batch) are empty, so this halves the transforms."""
         increments: dict[str, int] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             if name in self.IDENTITY or name in self.MINIMUMS:
                 continue
             if isinstance(value, dict):
-                increments.update({f"{name}.{key}": count for key, count in value.items()})
-            else:
+                increments.update({f"{name}.{key}": n for key, n in value.items() if n})
+            elif value:
                 increments[name] = value
         return increments
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
 from google.cloud import firestore
 
 from devstack.synthetic import SyntheticWorkspace, generate
-from shared.store.usage import UsageStore
-from shared.usage.rollup import accumulate
+from shared.store.usage import UsageStore, commit_chunks
+from shared.usage.rollup import DailyRollup, accumulate
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,53 @@ def test_a_record_twice_in_one_batch_counts_once(
     assert store.catalogue("ws3").records == 60
     expected = accumulate(small.records[:60])
     assert {r.doc_id: r for r in store.daily("ws3", "2026-11-13", "2026-11-20")} == expected.daily
+
+
+def test_a_batch_redelivered_to_another_instance_counts_once(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    # A fresh store knows no markers: its optimistic commit fails and it reads them instead.
+    records = small.records[:900]
+    assert UsageStore(firestore_client).apply("ws4", records[:600]) == 600
+    assert UsageStore(firestore_client).apply("ws4", records) == 300
+    assert UsageStore(firestore_client).apply("ws4", records) == 0
+    expected = accumulate(records)
+    assert {r.doc_id: r for r in store_daily(firestore_client, "ws4")} == expected.daily
+    assert {r.doc_id: r for r in UsageStore(firestore_client).users("ws4", *SPAN)} == (
+        expected.users
+    )
+
+
+def test_concurrent_deliveries_of_one_batch_count_once(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    records = small.records[:1500]
+    stores = [UsageStore(firestore_client) for _ in range(3)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        applied = list(pool.map(lambda store: store.apply("ws5", records), stores))
+    assert sum(applied) == len(records)
+    assert store_daily(firestore_client, "ws5") == sorted(
+        accumulate(records).daily.values(), key=lambda r: r.doc_id
+    )
+    assert UsageStore(firestore_client).catalogue("ws5").records == len(records)
+
+
+def test_repeats_across_the_commits_of_one_batch_are_found(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    # The same request many times, in a batch that needs several commits.
+    base = next(r for r in small.records if r.request_hash is not None)
+    records = [
+        base.model_copy(update={"record_id": f"same-{i}", "user": f"user-{i}"}) for i in range(1200)
+    ]
+    assert len(list(commit_chunks(records))) > 1
+    assert UsageStore(firestore_client).apply("ws6", records) == 1200
+    (row,) = store_daily(firestore_client, "ws6")
+    assert (row.requests, row.repeat_requests) == (1200 * base.requests, 1199 * base.requests)
+
+
+SPAN = ("2026-11-13", "2026-11-20")
+
+
+def store_daily(client: firestore.Client, workspace: str) -> list[DailyRollup]:
+    return sorted(UsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
