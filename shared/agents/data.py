@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from shared.agents.trace import AgentTrace
 from shared.errors import ValidationFailed
-from shared.models.findings import DIMENSIONS, DataReport, Dimension, UsageFilters
+from shared.models.dimensions import DIMENSIONS, Dimension
+from shared.models.findings import DataReport, UsageFilters
 from shared.models.period import PeriodRange
 from shared.store.usage import UsageStore
 from shared.usage import report

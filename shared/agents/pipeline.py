@@ -26,6 +26,7 @@ from shared.agents.trace import Clock, EventLog, utc_now
 from shared.agents.triage import triage
 from shared.answer.model import AnswerWriter, WrittenAnswer
 from shared.bus import Bus
+from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent
 from shared.models.findings import DataReport, Findings, OptimizationReport, UsageFilters
 from shared.models.messages import STEP_TOPICS, Step, StepRequested
@@ -121,9 +122,13 @@ class Pipeline:
             period = _period_of(triaged, now)
             if step == "data":
                 trace = log_.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
-                filters = _filters_of(triaged)
                 result = measure(
-                    trace, self.usage, run.workspace_id, period, filters=filters
+                    trace,
+                    self.usage,
+                    run.workspace_id,
+                    period,
+                    filters=_filters_of(triaged),
+                    dimensions=_dimensions_of(triaged),
                 ).model_dump(mode="json")
             else:
                 trace = log_.agent("optimization", f"Find and price savings {_span(period)}")
@@ -303,6 +308,16 @@ def _filters_of(triaged: TriageResponse) -> UsageFilters:
     models = [m.name for m in triaged.entities.models if m.known]
     features = [f.name for f in triaged.entities.features if f.known]
     return UsageFilters(models=models or None, features=features or None)
+
+
+# What a chat answer breaks spend down by unless the question names more: the per-user
+# rollups are many small documents, read only when users are asked about.
+CHAT_DIMENSIONS: Final[tuple[Dimension, ...]] = ("model", "provider", "feature", "day")
+
+
+def _dimensions_of(triaged: TriageResponse) -> list[Dimension]:
+    named = set(CHAT_DIMENSIONS) | set(triaged.entities.group_by)
+    return [d for d in DIMENSIONS if d in named]
 
 
 def _span(period: PeriodRange) -> str:

@@ -1,4 +1,5 @@
-"""Entities in a chat message: models, providers, features, a savings target, a period.
+"""Entities in a chat message: models, providers, features, a savings target, a period,
+the breakdowns asked for.
 
 Pure: no I/O and no clock. The workspace's own names (``known_*``) are matched first, so
 mentions come back with the workspace's spelling.
@@ -14,6 +15,7 @@ from functools import lru_cache
 from typing import Final, Literal
 
 from shared.agents.triage_periods import find_period
+from shared.models.dimensions import Dimension
 from shared.models.period import (
     DAYS_PER_MONTH,
 )
@@ -397,6 +399,24 @@ def _as_per(per: str | None) -> Literal["day", "week", "month", "year"] | None:
             return None
 
 
+# A breakdown named: "by model", "which features", "per provider", "daily", "who", "users".
+_GROUP_BY: Final[dict[Dimension, re.Pattern[str]]] = {
+    "model": re.compile(r"\b(?:by|per|each|every|which|top|across)\s+(?:llm\s+)?models?\b", _I),
+    "provider": re.compile(
+        r"\b(?:by|per|each|every|which|top|across)\s+(?:providers?|vendors?)\b", _I
+    ),
+    "feature": re.compile(r"\b(?:by|per|each|every|which|top|across)\s+features?\b", _I),
+    "user": re.compile(r"\b(?:end[- ]?users?|users?|customers?|who)\b", _I),
+    "day": re.compile(
+        r"\b(?:by|per|each|every|which)\s+days?\b|\b(?:daily|day[- ]by[- ]day)\b", _I
+    ),
+}
+
+
+def _group_by(text: str) -> list[Dimension]:
+    return [dimension for dimension, pattern in _GROUP_BY.items() if pattern.search(text)]
+
+
 def extract_entities(
     text: str,
     now: datetime,
@@ -414,4 +434,5 @@ def extract_entities(
         providers=_providers(text, known_providers, model_spans),
         features=_features(text, _known(known_features), model_spans),
         savings_target=_savings_target(text),
+        group_by=_group_by(text),
     )

@@ -19,17 +19,17 @@ given (they are percentages already), latencies in whole milliseconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 from shared.answer.model import WrittenAnswer
+from shared.models.dimensions import Dimension
 from shared.models.findings import (
     Anomaly,
     Answer,
     BreakdownRow,
     DataReport,
-    Dimension,
     Findings,
     OptimizationReport,
     Recommendation,
@@ -195,9 +195,12 @@ def _asked_about(findings: Findings, data: DataReport) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-def _drivers(data: DataReport) -> str | None:
+def _drivers(data: DataReport, asked: Sequence[Dimension]) -> str | None:
+    """The top rows of two breakdowns, or of every one the question named ("by user")."""
+    named = [d for d in asked if d in _DRIVER_DIMENSIONS]
+    shown = max(2, len(named))
     lines = []
-    for dimension in _DRIVER_DIMENSIONS:
+    for dimension in [*named, *(d for d in _DRIVER_DIMENSIONS if d not in named)]:
         rows = [row for row in data.breakdown.get(dimension, []) if row.cost_usd > 0]
         if not rows:
             continue
@@ -207,7 +210,7 @@ def _drivers(data: DataReport) -> str | None:
         )
         scope = f" (top {len(top)} of {len(rows)})" if len(rows) > len(top) else ""
         lines.append(f"- By {dimension}{scope}: {items}.")
-        if len(lines) == 2:
+        if len(lines) == shown:
             break
     if not lines:
         return None
@@ -308,7 +311,7 @@ def findings_text(findings: Findings) -> str:
         sections["asked"] = _asked_about(findings, data)
         if findings.triage.intent is Intent.USAGE_QUESTION and data.totals.requests:
             sections["usage"] = _usage(data)
-        sections["drivers"] = _drivers(data)
+        sections["drivers"] = _drivers(data, findings.triage.entities.group_by)
         sections["anomalies"] = _anomalies(data)
     if optimization is not None:
         sections["recommendations"] = _recommendations(optimization)

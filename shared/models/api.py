@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_serializer
 
+from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent, iso_utc
-from shared.models.findings import DIMENSIONS, Answer, Dimension, Recommendation, UsageFilters
+from shared.models.findings import Answer, Recommendation, UsageFilters
 from shared.models.messages import ID_PATTERN
 from shared.models.period import PeriodSpec
 

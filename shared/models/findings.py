@@ -8,16 +8,13 @@ compute in exact integers (1e-9 USD) or ``Decimal`` and round only here.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.models.dimensions import Dimension
 from shared.models.period import PeriodRange
 from shared.models.recommendations import RecommendationKind
 from shared.models.triage import TriageResponse
 
-Dimension = Literal["model", "provider", "feature", "user", "day"]
-DIMENSIONS: tuple[Dimension, ...] = ("model", "provider", "feature", "user", "day")
 # The key of a breakdown row for calls that named no feature or no end user.
 NONE_KEY = "(none)"
 

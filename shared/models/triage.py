@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.models.dimensions import Dimension
 from shared.models.period import PeriodRange
 
 
@@ -83,6 +84,8 @@ class Entities(_Frozen):
     providers: list[ProviderMention] = Field(default_factory=list)
     features: list[FeatureMention] = Field(default_factory=list)
     savings_target: SavingsTarget | None = None
+    # Breakdowns the message asks for by name ("by user", "which models", "daily").
+    group_by: list[Dimension] = Field(default_factory=list)
 
 
 class MatchedCue(_Frozen):

@@ -23,14 +23,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from typing import Final, TypeVar
 
+from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.findings import (
-    DIMENSIONS,
     NONE_KEY,
     Anomaly,
     AnomalyDriver,
     BreakdownRow,
     DataReport,
-    Dimension,
     Trend,
     UnknownModel,
     UsageFilters,

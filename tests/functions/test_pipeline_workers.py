@@ -138,6 +138,46 @@ def test_every_message_delivered_twice_gives_the_same_run_as_once(
     check_sequence(events, ["triage", "data", "optimization"])
 
 
+@pytest.mark.parametrize(
+    ("question", "reads_users"),
+    [
+        ("What did we spend between 2026-11-10 and 2026-11-20?", False),
+        ("Which users spent the most between 2026-11-10 and 2026-11-20?", True),
+    ],
+)
+def test_the_data_step_reads_per_user_rollups_only_when_users_are_asked_about(
+    function: Fn,
+    with_data: User,
+    topics: dict[str, Captured],
+    firestore_client: firestore.Client,
+    question: str,
+    reads_users: bool,
+) -> None:
+    run = start(function, with_data, question)
+    [triage] = topics["apex-triage"].pull(1)
+    deliver(function, "triage_worker", triage)
+    [data] = topics["apex-data"].pull(1)
+    deliver(function, "data_worker", data)
+    events = snapshot(firestore_client, run["run_id"], run["thread_id"])["events"]
+    tools = [e["data"]["tool_name"] for e in events if e["event"] == "tool_executing"]
+    assert ("query_user_rollups" in tools) is reads_users
+    assert "query_usage_rollups" in tools
+    [breakdown] = [
+        e["data"]["tool_args"]["group_by"]
+        for e in events
+        if e["event"] == "tool_executing" and e["data"]["tool_name"] == "usage_breakdown"
+    ]
+    assert breakdown == (
+        ["model", "provider", "feature", "user", "day"]
+        if reads_users
+        else ["model", "provider", "feature", "day"]
+    )
+    [optimization] = topics["apex-optimization"].pull(1)  # both are spend questions
+    deliver(function, "optimization_worker", optimization)
+    [message] = snapshot(firestore_client, run["run_id"], run["thread_id"])["messages"][1:]
+    assert ("By user" in message["text"]) is reads_users
+
+
 def test_a_dead_lettered_step_fails_the_run_with_its_reason(
     function: Fn, user: User, topics: dict[str, Captured], firestore_client: firestore.Client
 ) -> None:

@@ -31,12 +31,12 @@ from shared.answer.default import (
     usd,
 )
 from shared.answer.numbers import check_text, extract_numbers
+from shared.models.dimensions import Dimension
 from shared.models.findings import (
     Anomaly,
     AnomalyDriver,
     BreakdownRow,
     DataReport,
-    Dimension,
     Findings,
     OptimizationReport,
     Recommendation,
@@ -351,6 +351,17 @@ def test_the_top_cost_drivers_are_the_most_expensive_rows() -> None:
     positions = [drivers[0].index(f"`{row.key}` {usd(row.cost_usd)}") for row in top]
     assert positions == sorted(positions)
     assert f"({top[0].share_of_cost * 100:.1f}%)" in drivers[0]
+
+
+def test_a_breakdown_the_question_names_comes_first() -> None:
+    findings = synthetic_findings("Which users cost us the most in the last 30 days?")
+    assert findings.triage.entities.group_by == ["user"]
+    assert findings.data is not None
+    text = DefaultWriter().write(findings).answer.text
+    drivers = text.split("**Top cost drivers**\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(" (top")[0] for line in drivers] == ["- By user", "- By model"]
+    top_user = max(findings.data.breakdown["user"], key=lambda r: r.cost_usd)
+    assert f"`{top_user.key}` {usd(top_user.cost_usd)}" in drivers[0]
 
 
 def test_the_anomaly_is_named_with_its_driver() -> None:

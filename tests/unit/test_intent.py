@@ -491,6 +491,22 @@ def test_no_savings_target(message: str) -> None:
     assert run(message).entities.savings_target is None
 
 
+@pytest.mark.parametrize(
+    ("message", "group_by"),
+    [
+        ("Which users spend the most?", ["user"]),
+        ("who is driving our OpenAI bill", ["user"]),
+        ("spend per end-user last week", ["user"]),
+        ("break last month down by model and by feature", ["model", "feature"]),
+        ("cost across providers", ["provider"]),
+        ("daily spend in October", ["day"]),
+        ("What did we spend last month, and where can we save?", []),
+    ],
+)
+def test_breakdowns_the_message_names(message: str, group_by: list[str]) -> None:
+    assert run(message).entities.group_by == group_by
+
+
 # --- cues and confidence ----------------------------------------------------------------
 
 
@@ -583,7 +599,14 @@ def test_triage_response_json_shape() -> None:
     body = json.loads(response.model_dump_json())
     assert set(body) == {"intent", "confidence", "entities", "route"}
     assert body["intent"] == "optimization"
-    assert set(body["entities"]) == {"period", "models", "providers", "features", "savings_target"}
+    assert set(body["entities"]) == {
+        "period",
+        "models",
+        "providers",
+        "features",
+        "savings_target",
+        "group_by",
+    }
     assert body["entities"]["period"] == {
         "start": "2026-11-02T00:00:00Z",
         "end": "2026-11-09T00:00:00Z",

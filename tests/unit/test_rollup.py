@@ -235,7 +235,8 @@ def test_firestore_deltas() -> None:
     assert "min_input_tokens" not in increments
     assert "day" not in increments
     # Counters that stay zero are not written: they read back as their default.
-    assert "errors" not in increments and "repeat_cost_nanousd" not in increments
+    assert "errors" not in increments
+    assert "repeat_cost_nanousd" not in increments
     assert all(increments.values())
     assert row.firestore_minimums() == {"min_input_tokens": 300}
     assert row.identity() == {

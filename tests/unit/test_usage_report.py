@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from devstack.synthetic import SyntheticWorkspace, generate
-from shared.models.findings import DIMENSIONS, NONE_KEY, DataReport, UsageFilters
+from shared.models.dimensions import DIMENSIONS
+from shared.models.findings import NONE_KEY, DataReport, UsageFilters
 from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.usage import UsageRecord, usage_record
 from shared.usage import report
