@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import firebase_admin
 from google.cloud import firestore
-from google.cloud.pubsub_v1 import PublisherClient
 
 from shared import logging as apex_logging
 from shared.agents.pipeline import Pipeline
@@ -45,7 +44,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = firestore.Client(project=settings.project)
-        bus = Bus(PublisherClient(), settings.project)
+        bus = Bus(Bus.publisher(), settings.project)
         runs, threads, usage = RunStore(db), ThreadStore(db), UsageStore(db)
         dedup = DedupStore(db)
         # Unique per build: settings that differ only in limits share a project.

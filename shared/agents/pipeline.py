@@ -14,6 +14,7 @@ ends (``_hand_off``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,7 +26,7 @@ from shared.agents.optimization import optimize
 from shared.agents.trace import Clock, EventLog, utc_now
 from shared.agents.triage import triage
 from shared.answer.model import AnswerWriter, WrittenAnswer
-from shared.bus import Bus
+from shared.bus import Bus, event_messages, outgoing
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent
 from shared.models.findings import DataReport, Findings, OptimizationReport, UsageFilters
@@ -78,12 +79,13 @@ class Pipeline:
 
     def handle(self, message: StepRequested, delivery_attempt: int | None = None) -> Outcome:
         run_id, step = message.run_id, message.step
-        run = self.runs.get(run_id)
+        # The run, this step's claim and the earlier steps' results, in one read.
+        run, markers = self.runs.get_with_markers(run_id, (step, *EARLIER_STEPS[step]))
         if run is None:
             # Runs are stored before their first message is published: this one never was.
             log.error("step message for an unknown run", extra={"fields": {"run_id": run_id}})
             return Outcome(run_id, step, "unknown run: dropped")
-        marker = self.runs.marker(run_id, step)
+        marker = markers[step]
         if marker is not None:
             return self._finish(run, step, marker, None, "duplicate")
         if run.terminal:
@@ -93,7 +95,7 @@ class Pipeline:
         if run.cancel_requested:
             return self.cancel_now(run)
         try:
-            return self._run_step(run, step)
+            return self._run_step(run, step, markers)
         except Exception as e:
             # Kept on the run so the dead-letter worker can say why the run failed.
             self.runs.update(
@@ -102,7 +104,9 @@ class Pipeline:
             )
             raise
 
-    def _run_step(self, run: RunDoc, step: Step) -> Outcome:
+    def _run_step(
+        self, run: RunDoc, step: Step, markers: Mapping[str, StepMarker | None]
+    ) -> Outcome:
         now = self.clock()
         log_ = EventLog(self.clock)
         fields: dict[str, Any] = {"updated_at": now, "step": step}
@@ -118,7 +122,7 @@ class Pipeline:
             triaged = triage(trace, run.question, catalogue, now)
             result = triaged.model_dump(mode="json")
         else:
-            triaged = self._triage_of(run)
+            triaged = _triage_of(run, markers)
             period = _period_of(triaged, now)
             if step == "data":
                 trace = log_.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
@@ -143,7 +147,7 @@ class Pipeline:
                 run, step, log_.events, fields, next_step=next_step, result=result
             )
             return self._after_commit(run, step, committed, "committed")
-        written = self._write_answer(run, triaged, step, result)
+        written = self._write_answer(run, triaged, step, result, markers)
         message_id = assistant_message_id(run.run_id)
         log_.add(
             "message",
@@ -185,20 +189,19 @@ class Pipeline:
         )
         return self._after_commit(run, step, committed, "completed the run")
 
-    def _triage_of(self, run: RunDoc) -> TriageResponse:
-        marker = self.runs.marker(run.run_id, "triage")
-        if marker is None or marker.result is None:
-            raise RuntimeError(f"run {run.run_id} reached a later step without its triage")
-        return TriageResponse.model_validate(marker.result)
-
     def _write_answer(
-        self, run: RunDoc, triaged: TriageResponse, step: Step, result: dict[str, Any]
+        self,
+        run: RunDoc,
+        triaged: TriageResponse,
+        step: Step,
+        result: dict[str, Any],
+        markers: Mapping[str, StepMarker | None],
     ) -> WrittenAnswer:
         data: DataReport | None = None
         optimization: OptimizationReport | None = None
         if step == "optimization":
             optimization = OptimizationReport.model_validate(result)
-            data_marker = self.runs.marker(run.run_id, "data")
+            data_marker = markers.get("data")
             if data_marker is not None and data_marker.result is not None:
                 data = DataReport.model_validate(data_marker.result)
         elif step == "data":
@@ -235,12 +238,11 @@ class Pipeline:
                 if e.seq <= marker.last_seq
             ]
         current = self.runs.get(run.run_id) or run
-        self.bus.publish_events(events, uid=run.uid, relay=current.relay)
+        messages = event_messages(events, uid=run.uid, relay=current.relay)
         if marker.next_step is not None:
-            self.bus.publish(
-                STEP_TOPICS[marker.next_step],
-                StepRequested(run_id=run.run_id, step=marker.next_step),
-            )
+            next_step = StepRequested(run_id=run.run_id, step=marker.next_step)
+            messages.append(outgoing(STEP_TOPICS[marker.next_step], next_step))
+        self.bus.publish_all(messages)
         if marker.terminal:
             self._hand_off(run)
         self.runs.mark_published(run.run_id, name)
@@ -294,6 +296,22 @@ class Pipeline:
             terminal=True,
         )
         return self._after_commit(run, FAILED_MARKER, committed, "failed the run")
+
+
+# The steps whose stored results a step reads (triage's route and entities; the data
+# report for the answer the last step writes).
+EARLIER_STEPS: Final[dict[Step, tuple[Step, ...]]] = {
+    "triage": (),
+    "data": ("triage",),
+    "optimization": ("triage", "data"),
+}
+
+
+def _triage_of(run: RunDoc, markers: Mapping[str, StepMarker | None]) -> TriageResponse:
+    marker = markers.get("triage")
+    if marker is None or marker.result is None:
+        raise RuntimeError(f"run {run.run_id} reached a later step without its triage")
+    return TriageResponse.model_validate(marker.result)
 
 
 def _period_of(triaged: TriageResponse, now: datetime) -> PeriodRange:

@@ -136,6 +136,24 @@ class RunStore:
                 return events
             after_seq = page[-1].seq
 
+    def get_with_markers(
+        self, run_id: str, names: Sequence[str]
+    ) -> tuple[RunDoc | None, dict[str, StepMarker | None]]:
+        """The run and its named step markers, in one round trip."""
+        run_ref = self._run(run_id)
+        marker_refs = {name: run_ref.collection(STEPS).document(name) for name in names}
+        refs = {ref.path: name for name, ref in marker_refs.items()}
+        run: RunDoc | None = None
+        markers: dict[str, StepMarker | None] = dict.fromkeys(names)
+        for snap in self._db.get_all([run_ref, *marker_refs.values()]):
+            if not snap.exists:
+                continue
+            if snap.reference.path == run_ref.path:
+                run = RunDoc.model_validate(snap.to_dict())
+            else:
+                markers[refs[snap.reference.path]] = StepMarker.model_validate(snap.to_dict())
+        return run, markers
+
     def marker(self, run_id: str, name: str) -> StepMarker | None:
         snap = self._run(run_id).collection(STEPS).document(name).get()
         return StepMarker.model_validate(snap.to_dict()) if snap.exists else None

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from google.cloud import firestore
-from google.cloud.pubsub_v1 import PublisherClient
 
 from devstack.stack import RunningStack
 from shared.bus import Bus
@@ -48,7 +47,7 @@ def test_out_of_order_duplicated_and_missing_live_events_arrive_once_in_order(
     relay = start_relay()
     user = new_chat_user()
     runs = RunStore(relay_db)
-    bus = Bus(PublisherClient(), relay_stack.project)
+    bus = Bus(Bus.publisher(), relay_stack.project)
     run_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     batch = relay_db.batch()
