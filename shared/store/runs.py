@@ -10,6 +10,7 @@ and marked done, so a delivery that died in between is finished by the redeliver
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -151,12 +152,12 @@ class RunStore:
             if snap.reference.path == run_ref.path:
                 run = RunDoc.model_validate(snap.to_dict())
             else:
-                markers[refs[snap.reference.path]] = StepMarker.model_validate(snap.to_dict())
+                markers[refs[snap.reference.path]] = _marker_of(snap.to_dict())
         return run, markers
 
     def marker(self, run_id: str, name: str) -> StepMarker | None:
         snap = self._run(run_id).collection(STEPS).document(name).get()
-        return StepMarker.model_validate(snap.to_dict()) if snap.exists else None
+        return _marker_of(snap.to_dict()) if snap.exists else None
 
     def commit(
         self,
@@ -183,7 +184,7 @@ class RunStore:
         )
         ref = self._run(run.run_id)
         batch = self._db.batch()
-        batch.create(ref.collection(STEPS).document(marker_name), marker.model_dump(mode="json"))
+        batch.create(ref.collection(STEPS).document(marker_name), _marker_doc(marker))
         for event in events:
             batch.create(ref.collection(EVENTS).document(seq_doc_id(event.seq)), _event_doc(event))
         batch.update(ref, {**run_fields, "last_seq": marker.last_seq})
@@ -234,6 +235,22 @@ class RunStore:
         for snap in query.stream():
             return RunDoc.model_validate(snap.to_dict())
         return None
+
+
+def _marker_doc(marker: StepMarker) -> dict[str, Any]:
+    # The result as one JSON string: later steps read it whole, and a report stored as
+    # nested maps costs milliseconds to encode and decode field by field.
+    doc = marker.model_dump(mode="json", exclude={"result"})
+    if marker.result is not None:
+        doc["result_json"] = json.dumps(marker.result, separators=(",", ":"))
+    return doc
+
+
+def _marker_of(doc: dict[str, Any] | None) -> StepMarker:
+    fields = dict(doc or {})
+    if "result_json" in fields:
+        fields["result"] = json.loads(fields.pop("result_json"))
+    return StepMarker.model_validate(fields)
 
 
 def _event_doc(event: RunEvent) -> dict[str, Any]:
