@@ -7,7 +7,7 @@ tool call with its real arguments, result and timing. ``agents_data`` runs the s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from shared.agents.trace import AgentTrace
 from shared.errors import ValidationFailed
@@ -40,7 +40,10 @@ def measure(
     *,
     filters: UsageFilters | None = None,
     dimensions: Sequence[Dimension] = DIMENSIONS,
+    on_rollups: Callable[[list[DailyRollup]], None] | None = None,
 ) -> DataReport:
+    """The data report. ``on_rollups`` is handed the daily rollups read (unfiltered), so
+    the run's next agent can price the same snapshot."""
     filters = filters or UsageFilters()
     try:
         report.check_filters(filters)
@@ -66,7 +69,10 @@ def measure(
         )
         trace.completed(result)
         return result
-    rows = report.filter_rows(load_rollups(trace, usage, workspace_id, days), filters)
+    loaded = load_rollups(trace, usage, workspace_id, days)
+    if on_rollups is not None:
+        on_rollups(loaded)
+    rows = report.filter_rows(loaded, filters)
     user_rows: list[UserDailyRollup] = []
     if "user" in dimensions and filters == UsageFilters():
         # Only the period's own days: the user breakdown needs no trend or lookback.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.agents.data import load_rollups
 from shared.agents.trace import AgentTrace
 from shared.models.findings import OptimizationReport
@@ -9,6 +11,7 @@ from shared.models.period import PeriodRange
 from shared.store.usage import UsageStore
 from shared.usage import report
 from shared.usage.recommend import recommend
+from shared.usage.rollup import DailyRollup
 
 
 def optimize(
@@ -18,14 +21,25 @@ def optimize(
     period: PeriodRange,
     *,
     min_monthly_savings_usd: float = 0.0,
+    measured: Sequence[DailyRollup] | None = None,
 ) -> OptimizationReport:
+    """``measured``: the daily rollups the run's data agent read (a superset of the period's
+    days); priced as they are instead of read again, so both agents report on one snapshot."""
     days = report.days_of(period)
     trace.think(
         "Profile each (provider, model, feature) workload over the period and test it "
         "against every recommendation rule; price each saving from the price table at "
         f"{days[-1]} and extrapolate to a 30-day month."
     )
-    rows = load_rollups(trace, usage, workspace_id, days)
+    if measured is None:
+        rows = load_rollups(trace, usage, workspace_id, days)
+    else:
+        rows = trace.tool(
+            "reuse_measured_rollups",
+            {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
+            lambda: report.on_days(measured, days),
+            lambda found: {"rows": len(found), "read_by": "data agent, this run"},
+        )
     result = trace.tool(
         "price_recommendations",
         {"period": period, "min_monthly_savings_usd": min_monthly_savings_usd},

@@ -13,8 +13,9 @@ ends (``_hand_off``).
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -36,6 +37,8 @@ from shared.models.triage import TriageResponse
 from shared.store.runs import Committed, RunDoc, RunStore, StepMarker
 from shared.store.threads import MessageDoc, ThreadStore
 from shared.store.usage import UsageStore
+from shared.usage.report import days_of, on_days
+from shared.usage.rollup import DailyRollup
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class Pipeline:
         log_ = EventLog(self.clock)
         fields: dict[str, Any] = {"updated_at": now, "step": step}
         result: dict[str, Any]
+        handoff: dict[str, Any] | None = None
         if step == "triage":
             log_.add(
                 "run_started",
@@ -126,6 +130,7 @@ class Pipeline:
             period = _period_of(triaged, now)
             if step == "data":
                 trace = log_.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
+                measured: list[DailyRollup] = []
                 result = measure(
                     trace,
                     self.usage,
@@ -133,18 +138,30 @@ class Pipeline:
                     period,
                     filters=_filters_of(triaged),
                     dimensions=_dimensions_of(triaged),
+                    on_rollups=measured.extend,
                 ).model_dump(mode="json")
+                handoff = rollups_handoff(measured, period)
             else:
                 trace = log_.agent("optimization", f"Find and price savings {_span(period)}")
-                result = optimize(trace, self.usage, run.workspace_id, period).model_dump(
-                    mode="json"
-                )
+                result = optimize(
+                    trace,
+                    self.usage,
+                    run.workspace_id,
+                    period,
+                    measured=measured_rollups(markers.get("data"), period),
+                ).model_dump(mode="json")
         agents: list[Step] = list(triaged.route.agents)
         position = agents.index(step) if step in agents else -1
         next_step = agents[position + 1] if position + 1 < len(agents) else None
         if next_step is not None:
             committed = self.runs.commit(
-                run, step, log_.events, fields, next_step=next_step, result=result
+                run,
+                step,
+                log_.events,
+                fields,
+                next_step=next_step,
+                result=result,
+                handoff=handoff,
             )
             return self._after_commit(run, step, committed, "committed")
         written = self._write_answer(run, triaged, step, result, markers)
@@ -305,6 +322,36 @@ EARLIER_STEPS: Final[dict[Step, tuple[Step, ...]]] = {
     "data": ("triage",),
     "optimization": ("triage", "data"),
 }
+
+
+# The most rollup JSON a data step hands on (its claim document must stay under 1 MiB);
+# a bigger snapshot is read again by the next agent.
+HANDOFF_MAX_BYTES: Final = 512 * 1024
+
+
+def rollups_handoff(rows: Sequence[DailyRollup], period: PeriodRange) -> dict[str, Any] | None:
+    """The period's daily rollups, for the optimization agent to price as measured."""
+    days = days_of(period)
+    handoff = {
+        "first_day": days[0],
+        "last_day": days[-1],
+        "rows": [r.model_dump(mode="json") for r in on_days(rows, days)],
+    }
+    if len(json.dumps(handoff, separators=(",", ":"))) > HANDOFF_MAX_BYTES:
+        return None
+    return handoff
+
+
+def measured_rollups(
+    data_marker: StepMarker | None, period: PeriodRange
+) -> list[DailyRollup] | None:
+    """The rollups the data step handed on, if they cover ``period`` (a step resolves a
+    relative period at its own time, so a run that crosses midnight UTC reads again)."""
+    handoff = None if data_marker is None else data_marker.handoff
+    days = days_of(period)
+    if handoff is None or (handoff["first_day"], handoff["last_day"]) != (days[0], days[-1]):
+        return None
+    return [DailyRollup.model_validate(row) for row in handoff["rows"]]
 
 
 def _triage_of(run: RunDoc, markers: Mapping[str, StepMarker | None]) -> TriageResponse:

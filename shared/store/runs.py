@@ -84,6 +84,8 @@ class StepMarker(BaseModel):
     terminal: bool = False
     published: bool = False
     result: dict[str, Any] | None = None
+    # What the step hands on besides its result (the data step: the rollups it read).
+    handoff: dict[str, Any] | None = None
 
 
 class Committed(BaseModel):
@@ -169,6 +171,7 @@ class RunStore:
         next_step: Step | None = None,
         terminal: bool = False,
         result: dict[str, Any] | None = None,
+        handoff: dict[str, Any] | None = None,
         extra: Callable[[WriteBatch], None] | None = None,
     ) -> Committed | None:
         """Commit a step atomically; None if another delivery or writer got there first."""
@@ -181,6 +184,7 @@ class RunStore:
             next_step=next_step,
             terminal=terminal,
             result=result,
+            handoff=handoff,
         )
         ref = self._run(run.run_id)
         batch = self._db.batch()
@@ -237,19 +241,25 @@ class RunStore:
         return None
 
 
+# Kept as JSON strings: later steps read them whole, and a report stored as nested maps
+# costs milliseconds to encode and decode field by field.
+_JSON_FIELDS: Final = ("result", "handoff")
+
+
 def _marker_doc(marker: StepMarker) -> dict[str, Any]:
-    # The result as one JSON string: later steps read it whole, and a report stored as
-    # nested maps costs milliseconds to encode and decode field by field.
-    doc = marker.model_dump(mode="json", exclude={"result"})
-    if marker.result is not None:
-        doc["result_json"] = json.dumps(marker.result, separators=(",", ":"))
+    doc = marker.model_dump(mode="json", exclude=set(_JSON_FIELDS))
+    for name in _JSON_FIELDS:
+        value = getattr(marker, name)
+        if value is not None:
+            doc[f"{name}_json"] = json.dumps(value, separators=(",", ":"))
     return doc
 
 
 def _marker_of(doc: dict[str, Any] | None) -> StepMarker:
     fields = dict(doc or {})
-    if "result_json" in fields:
-        fields["result"] = json.loads(fields.pop("result_json"))
+    for name in _JSON_FIELDS:
+        if f"{name}_json" in fields:
+            fields[name] = json.loads(fields.pop(f"{name}_json"))
     return StepMarker.model_validate(fields)
 
 

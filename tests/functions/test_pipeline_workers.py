@@ -178,6 +178,51 @@ def test_the_data_step_reads_per_user_rollups_only_when_users_are_asked_about(
     assert ("By user" in message["text"]) is reads_users
 
 
+def test_the_optimization_agent_prices_the_rollups_the_data_agent_measured(
+    function: Fn, with_data: User, topics: dict[str, Captured], firestore_client: firestore.Client
+) -> None:
+    question = "What did we spend between 2026-11-10 and 2026-11-20, and where can we save?"
+    run = start(function, with_data, question)
+    [triage] = topics["apex-triage"].pull(1)
+    deliver(function, "triage_worker", triage)
+    [data] = topics["apex-data"].pull(1)
+    deliver(function, "data_worker", data)
+    # Usage that lands between the two steps is not in this run's recommendations.
+    late = [
+        {
+            "id": f"late{i}",
+            "model": "gpt-4o",
+            "input_tokens": 50_000,
+            "output_tokens": 20,
+            "ts": "2026-11-12T10:00:00Z",
+            "feature": "late_feature",
+        }
+        for i in range(30)
+    ]
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    UsageStore(firestore_client).apply(
+        with_data.workspace, [parse_usage_record(r, now=now) for r in late]
+    )
+    [optimization] = topics["apex-optimization"].pull(1)
+    deliver(function, "optimization_worker", optimization)
+    events = snapshot(firestore_client, run["run_id"], run["thread_id"])["events"]
+    optimization_events = [e for e in events if e.get("agent") == "optimization"]
+    tools = [e["data"]["tool_name"] for e in optimization_events if e["event"] == "tool_executing"]
+    assert tools == ["reuse_measured_rollups", "price_recommendations"]
+    [completed] = [e for e in optimization_events if e["event"] == "agent_completed"]
+    priced = json.dumps(completed["data"]["result"])
+    assert "summarize" in priced
+    assert "late_feature" not in priced
+    # Read now, the same period includes the late usage.
+    direct = function("agents_optimization").post(
+        "/",
+        headers=with_data.headers,
+        json={"period": {"start": "2026-11-10T00:00:00Z", "end": "2026-11-21T00:00:00Z"}},
+    )
+    assert direct.status_code == 200, direct.get_data(as_text=True)
+    assert "late_feature" in json.dumps(direct.get_json())
+
+
 def test_a_dead_lettered_step_fails_the_run_with_its_reason(
     function: Fn, user: User, topics: dict[str, Captured], firestore_client: firestore.Client
 ) -> None:
