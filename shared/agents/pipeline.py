@@ -335,7 +335,7 @@ def rollups_handoff(rows: Sequence[DailyRollup], period: PeriodRange) -> dict[st
     handoff = {
         "first_day": days[0],
         "last_day": days[-1],
-        "rows": [r.model_dump(mode="json") for r in on_days(rows, days)],
+        "rows": [r.model_dump(mode="json", exclude_defaults=True) for r in on_days(rows, days)],
     }
     if len(json.dumps(handoff, separators=(",", ":"))) > HANDOFF_MAX_BYTES:
         return None
