@@ -6,14 +6,20 @@
 2. ``Minimum``/``Maximum`` transforms (unpatched: rejected), ``ArrayUnion`` on a missing
    field (unpatched: rejected), and several transforms in one write (unpatched, an array
    transform ended the list early).
+3. Reads (``RunQuery``, ``BatchGetDocuments``) send the stored document as it is; unpatched,
+   each was converted to a plain object and back twice per document, a quarter of a
+   90-day rollup query's time (docs/benchmarks.md). Every value type still reads back as
+   written, by each read path.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
-from google.cloud.firestore_v1 import ArrayUnion, Increment, Maximum, Minimum
+from google.cloud.firestore_v1 import ArrayUnion, FieldFilter, GeoPoint, Increment, Maximum, Minimum
 
 
 def test_a_failed_create_leaves_no_write_of_its_batch(firestore_client: firestore.Client) -> None:
@@ -71,3 +77,42 @@ def test_array_union_creates_the_field_and_later_transforms_still_apply(
     ref.set({"names": ArrayUnion(["b", "a", "b"]), "n": Increment(1)}, merge=True)
     ref.set({"names": ArrayUnion(["c", "a"]), "n": Increment(2), "low": Minimum(4)}, merge=True)
     assert ref.get().to_dict() == {"names": ["b", "a", "c"], "n": 3, "low": 4}
+
+
+def test_every_value_type_reads_back_as_written_by_every_read_path(
+    firestore_client: firestore.Client,
+) -> None:
+    col = firestore_client.collection("values")
+    written = {
+        "kind": "all",
+        "text": "héllo ✓",
+        "empty": "",
+        "int": -(2**40),
+        "zero": 0,
+        "float": 1.5,
+        "true": True,
+        "null": None,
+        "at": datetime(2026, 11, 20, 10, 30, 15, 123000, tzinfo=UTC),
+        "bytes": b"\x00\xffraw",
+        "where": GeoPoint(48.85, 2.35),
+        "ref": col.document("other"),
+        "list": [1, "two", [3], {"four": 4.0}, None],
+        "map": {"nested": {"deep": [True, False]}, "n": 7},
+    }
+    col.document("a").set(written)
+    col.document("b").set({"kind": "small", "n": 1})
+
+    def same(read: dict[str, object] | None) -> None:
+        assert read is not None
+        assert {k: v for k, v in read.items() if k != "ref"} == {
+            k: v for k, v in written.items() if k != "ref"
+        }
+        assert read["ref"].path == col.document("other").path  # type: ignore[attr-defined]
+
+    same(col.document("a").get().to_dict())
+    by_id = {s.id: s for s in firestore_client.get_all([col.document("a"), col.document("gone")])}
+    same(by_id["a"].to_dict())
+    assert not by_id["gone"].exists
+    [queried] = col.where(filter=FieldFilter("kind", "==", "all")).stream()
+    same(queried.to_dict())
+    assert sorted(s.id for s in col.stream()) == ["a", "b"]
