@@ -137,6 +137,8 @@ def serve_traced_relay(port: int) -> None:
         stats = snapshot.compare_to(marks[0], "traceback")
         by_site: dict[str, list[int]] = {}
         by_owner: dict[str, int] = {}
+        # Each site's largest traceback, innermost frames first: who called it.
+        via: dict[str, tuple[int, list[str]]] = {}
         for stat in stats:
             site = str(stat.traceback[-1])  # the newest frame
             entry = by_site.setdefault(site, [0, 0])
@@ -144,8 +146,14 @@ def serve_traced_relay(port: int) -> None:
             entry[1] += stat.count_diff
             owner = _owner(stat.traceback)
             by_owner[owner] = by_owner.get(owner, 0) + stat.size_diff
-        ranked = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:25]
-        top = [{"site": k, "kib": round(v[0] / 1024, 1), "count": v[1]} for k, v in ranked]
+            if stat.size_diff > via.get(site, (0, []))[0]:
+                frames = [_short(str(f)) for f in reversed(stat.traceback)][1:8]
+                via[site] = (stat.size_diff, frames)
+        ranked = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:40]
+        top = [
+            {"site": k, "kib": round(v[0] / 1024, 1), "count": v[1], "via": via.get(k, (0, []))[1]}
+            for k, v in ranked
+        ]
         total = sum(s.size_diff for s in stats)
         owners = {k: round(v / 1024, 1) for k, v in sorted(by_owner.items(), key=lambda kv: -kv[1])}
         return JSONResponse({"total_kib": round(total / 1024, 1), "owners": owners, "top": top})
@@ -154,12 +162,19 @@ def serve_traced_relay(port: int) -> None:
     relay_main.serve(app, "127.0.0.1", port)
 
 
+def _short(frame: str) -> str:
+    return frame.split("site-packages/", 1)[-1].split("/lib/python3", 1)[-1].replace(str(ROOT), "")
+
+
 def _owner(traceback: Any) -> str:
-    """Who asked for an allocation: the innermost frame in the relay, else in a package."""
+    """Who asked for an allocation: the innermost frame in the relay, else in a package.
+    ``relay/__main__.py`` (which starts uvicorn, so is under every frame) is not an owner."""
     frames = [str(f.filename) for f in traceback]  # oldest first
     for filename in reversed(frames):
         if "/relay/" in filename and "site-packages" not in filename:
-            return "relay/" + filename.rsplit("/relay/", 1)[1]
+            name = "relay/" + filename.rsplit("/relay/", 1)[1]
+            if name != "relay/__main__.py":
+                return name
     for filename in reversed(frames):
         if "site-packages/" in filename:
             return filename.split("site-packages/", 1)[1].split("/", 1)[0]

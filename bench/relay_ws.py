@@ -99,7 +99,7 @@ def serve(impl: str, deflate: bool, port: int) -> None:
         app,
         host="127.0.0.1",
         port=port,
-        ws=impl,  # type: ignore[arg-type]
+        ws=impl,
         ws_max_size=64 * 1024,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,

@@ -1,4 +1,5 @@
-"""The relay's ASGI app: ``/ws``, the chat page, ``/config.json`` and the health checks.
+"""The relay's ASGI app (``RelayApp``): ``/ws``, the chat page, ``/config.json`` and the
+health checks.
 
 Start-up builds the shared services, creates this instance's subscription and opens its
 streaming pull; any of that failing stops the process (DESIGN §7). Shutdown (uvicorn, on
@@ -22,9 +23,9 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
 
 from relay.fanout import CALL_RETRY, CHECK_TIMEOUT_S, Fanout
 from relay.session import RelayContext, Session
@@ -40,6 +41,7 @@ STATIC_DIR: Final = Path(__file__).resolve().with_name("static")
 # Blocking calls (Firestore, Pub/Sub, Firebase Auth) of every socket share this pool.
 IO_THREADS: Final = 64
 READY_DOC: Final = ("health", "relay")
+WS_PATH: Final = "/ws"
 
 
 @dataclass
@@ -74,11 +76,25 @@ class Relay:
         }
 
 
+class RelayApp(Starlette):
+    """Starlette, but ``/ws`` goes straight to a ``Session`` (any other WebSocket path is
+    Starlette's: refused). Through Starlette's middleware and router, each socket would keep
+    their coroutine frames and send/receive wrappers for its whole life (~4 KiB measured,
+    docs/benchmarks.md) and every frame sent would pass through them."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            relay: Relay = self.state.relay
+            await Session(relay.context, receive, send).serve(scope)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     relay_settings: RelaySettings | None = None,
     static_dir: Path = STATIC_DIR,
-) -> Starlette:
+) -> RelayApp:
     """The app, its settings read from the environment unless given (invalid ones raise)."""
     settings = settings or Settings.from_env(os.environ)
     relay_settings = relay_settings or RelaySettings.from_env(os.environ)
@@ -115,10 +131,6 @@ def create_app(
             finally:
                 subscriber.close()
 
-    async def ws(websocket: WebSocket) -> None:
-        relay: Relay = websocket.app.state.relay
-        await Session(websocket, relay.context).serve()
-
     async def live(request: Request) -> Response:
         return JSONResponse({"status": "live"})
 
@@ -154,14 +166,13 @@ def create_app(
         return JSONResponse(openapi)
 
     routes: list[BaseRoute] = [
-        WebSocketRoute("/ws", ws),
         Route("/health/live", live),
         Route("/health/ready", ready),
         Route("/config.json", config),
         Route("/openapi.json", openapi_json),
         *page_routes(static_dir),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return RelayApp(routes=routes, lifespan=lifespan)
 
 
 def page_routes(static_dir: Path) -> list[BaseRoute]:

@@ -1,15 +1,15 @@
 """One WebSocket: authentication, the client frames, and the runs it watches (docs/relay.md).
 
 Frames from the client are handled one at a time, in order; everything sent to the client
-goes through one queue and one writer task, so ``chat.accepted`` precedes the run's events
+goes through one ``Outbox``, in call order, so ``chat.accepted`` precedes the run's events
 and a run's events keep their order. Blocking calls (Firestore, Pub/Sub, Firebase Auth) run
-in the loop's thread pool.
+in the loop's thread pool. The socket is served as a plain ASGI app (``relay.app``), not
+through Starlette's ``WebSocket``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -19,9 +19,11 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from google.api_core.exceptions import DeadlineExceeded, RetryError, ServiceUnavailable
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope, Send
 
-from relay.fanout import Fanout
+from relay.fanout import Fanout, frame_text
+from relay.outbox import INTERNAL_ERROR, Outbox
 from shared.agents.submit import cancel
 from shared.auth import Principal
 from shared.errors import ApexError, Forbidden, Unauthenticated, Unavailable
@@ -48,19 +50,14 @@ from shared.services import Services
 
 log = logging.getLogger("apex.relay.session")
 
-# Close codes (RFC 6455 §7.4.1 and IANA's registry), as docs/relay.md lists them.
+# Close codes (RFC 6455 §7.4.1 and IANA's registry), as docs/relay.md lists them (1011 and
+# 1013: relay/outbox.py).
 POLICY_VIOLATION: Final = 1008
-INTERNAL_ERROR: Final = 1011
-TRY_AGAIN_LATER: Final = 1013
-# Frames waiting for a slow client before it is closed with 1013.
-MAX_PENDING_FRAMES: Final = 10_000
 # A gap in a run's seq is usually a reordering of one step's events: wait this long for the
 # missing ones before reading the store; then retry the read this often, this many times.
 GAP_GRACE_S: Final = 0.25
 FILL_RETRY_S: Final = 1.0
 MAX_FILL_READS: Final = 30
-# RFC 6455: a close reason is at most 123 bytes of UTF-8.
-MAX_REASON_BYTES: Final = 123
 DEPENDENCY_ERRORS: Final = (ServiceUnavailable, DeadlineExceeded, RetryError)
 
 
@@ -82,12 +79,6 @@ class RelayContext:
         return host is not None and urlsplit(origin).netloc == host
 
 
-@dataclass(frozen=True, slots=True)
-class _Close:
-    code: int
-    reason: str
-
-
 class RunWatch:
     """One socket watching one run: every event after ``after_seq`` once, in order, from
     Pub/Sub and, for what Pub/Sub did not bring, from Firestore."""
@@ -101,14 +92,23 @@ class RunWatch:
         self.run_id = run_id
         self.sequencer = RunSequencer(run_id, after_seq)
         self._session = session
+        self._send_text = session.outbox.send_text
         self._fill: asyncio.Task[None] | None = None
         self.closed = False
 
-    # Called on the loop by the fan-out.
-    def on_event(self, event: RunEvent) -> None:
-        self._deliver(self.sequencer.offer([event]))
-        if self.sequencer.has_gap:
-            self._start_fill(at_once=self.sequencer.terminal_held)
+    # Called on the loop by the fan-out, with the event's frame serialized once for every
+    # watcher. Every live event of every socket takes this path: it makes few calls.
+    def on_event(self, event: RunEvent, text: str) -> None:
+        sequencer = self.sequencer
+        ready = sequencer.offer((event,))
+        if ready and not self.closed:
+            send = self._send_text
+            for delivered in ready:
+                send(text if delivered is event else frame_text(delivered))
+            if sequencer.finished:
+                self._session.unwatch(self)
+        if sequencer.has_gap:
+            self._start_fill(at_once=sequencer.terminal_held)
 
     def on_resync(self) -> None:
         self._start_fill(at_once=True)
@@ -130,7 +130,7 @@ class RunWatch:
         if self.closed:
             return
         for event in events:
-            self._session.send_text(json.dumps(event.frame(), separators=(",", ":")))
+            self._send_text(frame_text(event))
         if self.sequencer.finished:
             self._session.unwatch(self)
 
@@ -180,117 +180,99 @@ class RunWatch:
 
 
 class Session:
-    def __init__(self, websocket: WebSocket, context: RelayContext) -> None:
-        self.ws = websocket
+    """One socket, from the upgrade to the disconnect (``serve``)."""
+
+    # An idle socket holds little more than this object (docs/benchmarks.md, relay capacity).
+    __slots__ = (
+        "_auth_deadline",
+        "_expiry",
+        "_receive",
+        "ctx",
+        "outbox",
+        "principal",
+        "services",
+        "session_id",
+        "trace",
+        "watches",
+    )
+
+    def __init__(self, context: RelayContext, receive: Receive, send: Send) -> None:
         self.ctx = context
         self.services = context.services
         self.session_id = uuid.uuid4().hex
         self.principal: Principal | None = None
         self.watches: dict[str, RunWatch] = {}
-        self.trace = trace_id_from_headers(dict(websocket.headers))
-        self._out: asyncio.Queue[str | _Close] = asyncio.Queue()
-        self._closing: _Close | None = None
+        self.trace: str | None = None
+        self._receive = receive
+        self.outbox = Outbox(send, self.session_id)
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     # --- the socket's life ------------------------------------------------------------------
 
-    async def serve(self) -> None:
-        headers = self.ws.headers
+    async def serve(self, scope: Scope) -> None:
+        headers = Headers(scope=scope)
         if not self.ctx.origin_allowed(headers.get("origin"), headers.get("host")):
             log.warning(
                 "refused a WebSocket from another origin",
                 extra={"fields": {"origin": headers.get("origin")}},
             )
-            await self.ws.close(code=POLICY_VIOLATION)  # before accept: HTTP 403
+            await self.outbox.refuse(POLICY_VIOLATION)
             return
-        await self.ws.accept()
-        loop = asyncio.get_running_loop()
-        writer = loop.create_task(self._write(), name=f"ws-writer-{self.session_id}")
+        await self._receive()  # "websocket.connect": an ASGI server's first message
+        await self.outbox.accept()
+        self.trace = trace_id_from_headers(dict(headers))
         try:
-            with log_context(trace=self.trace):
-                token = _bearer(headers.get("authorization"))
-                if token is not None:
-                    await self._authenticate(token)
-                if self.principal is None and self._closing is None:
-                    self._auth_deadline = loop.call_later(
-                        self.ctx.auth_timeout_s, self._auth_timed_out
-                    )
-                await self._read()
+            await self._sign_in_on_upgrade(headers)
+            if self.principal is None and self.outbox.closing is None:
+                self._auth_deadline = asyncio.get_running_loop().call_later(
+                    self.ctx.auth_timeout_s, self._auth_timed_out
+                )
+            while await self._take(await self._receive()):
+                pass
         finally:
             self._cancel_timers()
             for watch in list(self.watches.values()):
                 self.unwatch(watch)
-            if not writer.done():
-                writer.cancel()
+            self.outbox.stop()
             log.info(
                 "socket closed",
                 extra={"fields": {"session_id": self.session_id, "uid": self._uid()}},
             )
 
-    async def _read(self) -> None:
-        while True:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if self._closing is not None:
-                continue  # our close is on its way; wait for the client's
-            text = message.get("text")
+    async def _sign_in_on_upgrade(self, headers: Headers) -> None:
+        # A call of its own so that an idle socket holds no reference to the token.
+        token = _bearer(headers.get("authorization"))
+        if token is not None:
+            with log_context(trace=self.trace):
+                await self._authenticate(token)
+
+    async def _take(self, message: Message) -> bool:
+        """One message from the client; False once it has gone. (A call of its own so that
+        an idle socket holds no reference to its last frame, such as the auth frame's token.)"""
+        if message["type"] == "websocket.disconnect":
+            return False
+        if self.outbox.closing is not None:
+            return True  # our close is on its way; wait for the client's
+        text = message.get("text")
+        with log_context(trace=self.trace, uid=self._uid()):
             if text is None:
                 self.send_frame(ErrorFrame(code="bad_request", message="send text frames"))
-                continue
-            with log_context(uid=self._uid()):
+            else:
                 await self._handle(text)
-
-    async def _write(self) -> None:
-        while True:
-            item = await self._out.get()
-            try:
-                if isinstance(item, _Close):
-                    await self.ws.close(code=item.code, reason=_reason(item.reason))
-                    return
-                await self.ws.send_text(item)
-            except (WebSocketDisconnect, OSError):
-                # The client went away (ASGI servers raise an OSError for a send after
-                # that); the reader sees the disconnect and ends the session.
-                return
-            except Exception:
-                reference = uuid.uuid4().hex[:12]
-                log.exception(
-                    "the socket's writer failed",
-                    extra={"fields": {"reference": reference, "session_id": self.session_id}},
-                )
-                self._closing = _Close(INTERNAL_ERROR, f"internal error; reference {reference}")
-                await self.ws.close(code=INTERNAL_ERROR, reason=self._closing.reason)
-                return
+        return True
 
     # --- sending ----------------------------------------------------------------------------
 
-    def send_text(self, text: str) -> None:
-        if self._closing is not None:
-            return
-        if self._out.qsize() >= MAX_PENDING_FRAMES:
-            log.warning(
-                "closing a socket that reads too slowly",
-                extra={"fields": {"session_id": self.session_id, "pending": self._out.qsize()}},
-            )
-            self.close(TRY_AGAIN_LATER, "too many frames waiting; reconnect and resume", now=True)
-            return
-        self._out.put_nowait(text)
-
     def send_frame(self, frame: ServerFrame) -> None:
-        self.send_text(frame.text())
+        self.outbox.send_text(frame.text())
 
     def close(self, code: int, reason: str, *, now: bool = False) -> None:
-        """Close after what is queued (``now``: instead of it)."""
-        if self._closing is not None:
+        """Close after what is waiting to be sent (``now``: instead of it)."""
+        if self.outbox.closing is not None:
             return
-        self._closing = _Close(code, reason)
         self._cancel_timers()
-        if now:
-            while not self._out.empty():
-                self._out.get_nowait()
-        self._out.put_nowait(self._closing)
+        self.outbox.close(code, reason, now=now)
 
     # --- frames -----------------------------------------------------------------------------
 
@@ -470,10 +452,3 @@ def _error_frame(error: ApexError, frame: ClientFrame | None) -> ErrorFrame:
         run_id=frame.run_id if isinstance(frame, RunResume | RunCancel) else None,
         retry_after_s=error.retry_after_s,
     )
-
-
-def _reason(text: str) -> str:
-    data = text.encode()
-    if len(data) <= MAX_REASON_BYTES:
-        return text
-    return data[: MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
