@@ -12,10 +12,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     field_serializer,
     field_validator,
-    model_serializer,
 )
 
 EventType = Literal[
@@ -54,7 +52,9 @@ class RunEvent(BaseModel):
     run_id: str
     seq: int = Field(ge=1)
     event: EventType
-    agent: AgentName | None = None
+    # On agent-level events only (DESIGN §3.5): absent, not null, elsewhere. (A field rule
+    # rather than a model serializer: the relay serializes every event it forwards.)
+    agent: AgentName | None = Field(default=None, exclude_if=lambda agent: agent is None)
     data: dict[str, Any]
     ts: datetime
 
@@ -68,14 +68,6 @@ class RunEvent(BaseModel):
     @field_serializer("ts")
     def _ts(self, value: datetime) -> str:
         return iso_utc(value)
-
-    @model_serializer(mode="wrap")
-    def _agent_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # ``agent`` is on agent-level events only (DESIGN §3.5): absent, not null, elsewhere.
-        data: dict[str, Any] = handler(self)
-        if data.get("agent") is None:
-            data.pop("agent", None)
-        return data
 
     @property
     def terminal(self) -> bool:
