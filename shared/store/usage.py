@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
+from shared.store import raw_writes
 from shared.usage.rollup import (
     APPLIED_RECORDS_COLLECTION,
     REQUEST_HASHES_COLLECTION,
@@ -215,29 +216,40 @@ class UsageStore:
     def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
         batch = self._db.batch()
         # Markers are empty documents: their existence is all they say (the id names them).
-        for record in records:
-            batch.create(
-                ws.collection(APPLIED_RECORDS_COLLECTION).document(
-                    record_marker_id(record.record_id)
+        applied = ws.collection(APPLIED_RECORDS_COLLECTION)
+        hashes = ws.collection(REQUEST_HASHES_COLLECTION)
+        daily, users = (
+            ws.collection(USAGE_DAILY_COLLECTION),
+            ws.collection(USAGE_DAILY_USERS_COLLECTION),
+        )
+        raw_writes.add(
+            batch,
+            [
+                *(
+                    raw_writes.create_empty(applied.document(record_marker_id(r.record_id)))
+                    for r in records
                 ),
-                {},
-            )
-        for marker in rollups.new_request_hashes:
-            batch.create(ws.collection(REQUEST_HASHES_COLLECTION).document(marker), {})
-        for doc_id, daily in rollups.daily.items():
-            batch.set(
-                ws.collection(USAGE_DAILY_COLLECTION).document(doc_id),
-                _rollup_write(
-                    daily.identity(), daily.firestore_increments(), daily.firestore_minimums()
+                *(raw_writes.create_empty(hashes.document(m)) for m in rollups.new_request_hashes),
+                *(
+                    raw_writes.merge_counters(
+                        daily.document(doc_id),
+                        row.identity(),
+                        _flat(row.firestore_increments()),
+                        row.firestore_minimums(),
+                    )
+                    for doc_id, row in rollups.daily.items()
                 ),
-                merge=True,
-            )
-        for doc_id, user in rollups.users.items():
-            batch.set(
-                ws.collection(USAGE_DAILY_USERS_COLLECTION).document(doc_id),
-                _rollup_write(user.identity(), user.firestore_increments(), {}),
-                merge=True,
-            )
+                *(
+                    raw_writes.merge_counters(
+                        users.document(doc_id),
+                        user.identity(),
+                        _flat(user.firestore_increments()),
+                        {},
+                    )
+                    for doc_id, user in rollups.users.items()
+                ),
+            ],
+        )
         days = [_day_number(r.day) for r in records]
         batch.set(
             ws,
@@ -279,17 +291,10 @@ def commit_chunks(records: Sequence[UsageRecord]) -> Iterator[Sequence[UsageReco
         yield records[start:]
 
 
-def _rollup_write(
-    identity: dict[str, str | None], increments: dict[str, int], minimums: dict[str, int]
-) -> dict[str, Any]:
-    """A merge-set body: identity fields, an ``Increment`` per counter (histogram buckets
-    flattened, see the module doc) and ``Minimum``s."""
-    doc: dict[str, Any] = dict(identity)
-    for path, amount in increments.items():
-        doc[path.replace(".", _BUCKET_SEP)] = Increment(amount)
-    for name, value in minimums.items():
-        doc[name] = Minimum(value)
-    return doc
+def _flat(increments: dict[str, int]) -> dict[str, int]:
+    """Histogram buckets as top-level fields (see the module doc): ``latency_hist.le_25`` →
+    ``latency_hist__le_25``."""
+    return {path.replace(".", _BUCKET_SEP): amount for path, amount in increments.items()}
 
 
 _BUCKET_SEP: Final = "__"
