@@ -214,6 +214,14 @@ class UsageStore:
         return True
 
     def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
+        self.batch(ws.id, rollups, records).commit()
+
+    def batch(
+        self, workspace_id: str, rollups: RollupBatch, records: Sequence[UsageRecord]
+    ) -> firestore.WriteBatch:
+        """The one atomic write that applies ``rollups`` (the deltas of ``records``): the
+        records' markers, the new request-hash markers, every rollup and the workspace."""
+        ws = self._ws(workspace_id)
         batch = self._db.batch()
         # Markers are empty documents: their existence is all they say (the id names them).
         applied = ws.collection(APPLIED_RECORDS_COLLECTION)
@@ -263,7 +271,7 @@ class UsageStore:
             },
             merge=True,
         )
-        batch.commit()
+        return batch
 
 
 def commit_chunks(records: Sequence[UsageRecord]) -> Iterator[Sequence[UsageRecord]]:
