@@ -335,8 +335,6 @@ async def bench_relay(
     rate: float,
     pubsub_rate: float,
 ) -> dict[str, Any]:
-    from google.cloud.pubsub_v1 import PublisherClient
-
     from shared.bus import Bus
     from shared.models.events import RunEvent
 
@@ -356,7 +354,7 @@ async def bench_relay(
             out["unexpected_frames"] = recv.other[:5]
         # Through Pub/Sub: publish from this process, arrival at the sockets.
         next_seq: dict[str, int] = dict(out.pop("next_seq"))
-        bus = Bus(PublisherClient(), PROJECT)
+        bus = Bus(Bus.publisher(), PROJECT)  # the workers' publisher settings
         total = int(pubsub_rate * RATE_SECONDS)
         recv.reset()
         cpu = cpu_s(pid)
