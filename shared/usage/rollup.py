@@ -202,8 +202,10 @@ class _Rollup(BaseModel):
     def firestore_increments(self) -> dict[str, int]:
         """Field path → amount for ``Increment`` transforms (histogram buckets as map paths).
 
-        Zero amounts are left out: a counter never incremented reads back as its default 0,
-        and most subsets (errors, repeats, batch) are empty, so this halves the transforms."""
+        The counters every rollup holds (requests, errors, tokens, cost: DESIGN §4) are
+        always written, so every rollup document has them; the subsets' counters and the
+        histogram buckets only when not zero (one never incremented reads back as its
+        default 0, and most subsets are empty: this halves the transforms)."""
         increments: dict[str, int] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
@@ -211,7 +213,7 @@ class _Rollup(BaseModel):
                 continue
             if isinstance(value, dict):
                 increments.update({f"{name}.{key}": n for key, n in value.items() if n})
-            elif value:
+            elif value or name in COMMON_COUNTERS:
                 increments[name] = value
         return increments
 
@@ -255,6 +257,10 @@ def _add_into(cls: type[_Rollup], total: dict[str, Any], delta: Mapping[str, Any
         total[name] = _merge_hist(total[name], delta[name])
     for name in counters:
         total[name] += delta[name]
+
+
+# The counters of ``_Rollup`` itself: every rollup document carries them.
+COMMON_COUNTERS: Final = frozenset(_Rollup.model_fields)
 
 
 class UserDailyRollup(_Rollup):

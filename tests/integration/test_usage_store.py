@@ -10,7 +10,13 @@ from google.cloud import firestore
 
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared.store.usage import UsageStore, commit_chunks
-from shared.usage.rollup import DailyRollup, accumulate
+from shared.usage.rollup import (
+    COMMON_COUNTERS,
+    USAGE_DAILY_COLLECTION,
+    USAGE_DAILY_USERS_COLLECTION,
+    DailyRollup,
+    accumulate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +123,15 @@ SPAN = ("2026-11-13", "2026-11-20")
 
 def store_daily(client: firestore.Client, workspace: str) -> list[DailyRollup]:
     return sorted(UsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
+
+
+def test_every_rollup_document_carries_the_common_counters(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    UsageStore(firestore_client).apply("ws7", small.records[:200])
+    ws = firestore_client.collection("workspaces").document("ws7")
+    for collection in (USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION):
+        docs = [snap.to_dict() or {} for snap in ws.collection(collection).stream()]
+        assert docs
+        for doc in docs:
+            assert set(doc) >= COMMON_COUNTERS, collection

@@ -13,6 +13,7 @@ from shared import pricing
 from shared.models.usage import UsageRecord, usage_record
 from shared.usage import rollup
 from shared.usage.rollup import (
+    COMMON_COUNTERS,
     LATENCY_BOUNDS_MS,
     OUTPUT_TOKEN_BOUNDS,
     DailyRollup,
@@ -234,10 +235,13 @@ def test_firestore_deltas() -> None:
     assert increments["output_hist.le_16"] == 2
     assert "min_input_tokens" not in increments
     assert "day" not in increments
-    # Counters that stay zero are not written: they read back as their default.
-    assert "errors" not in increments
+    # Every rollup document carries the common counters; a subset's counter that stays
+    # zero is not written (it reads back as its default).
+    assert increments["errors"] == 0
+    assert increments["cached_input_tokens"] == 0
     assert "repeat_cost_nanousd" not in increments
-    assert all(increments.values())
+    assert "error_cost_nanousd" not in increments
+    assert all(n for name, n in increments.items() if name not in COMMON_COUNTERS)
     assert row.firestore_minimums() == {"min_input_tokens": 300}
     assert row.identity() == {
         "day": "2026-11-02",
