@@ -22,7 +22,7 @@ from google.api_core.exceptions import DeadlineExceeded, RetryError, ServiceUnav
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from relay.fanout import Fanout, frame_text
+from relay.fanout import Fanout
 from relay.outbox import INTERNAL_ERROR, Outbox
 from shared.agents.submit import cancel
 from shared.auth import Principal
@@ -104,7 +104,7 @@ class RunWatch:
         if ready and not self.closed:
             send = self._send_text
             for delivered in ready:
-                send(text if delivered is event else frame_text(delivered))
+                send(text if delivered is event else delivered.frame_json())
             if sequencer.finished:
                 self._session.unwatch(self)
         if sequencer.has_gap:
@@ -130,7 +130,7 @@ class RunWatch:
         if self.closed:
             return
         for event in events:
-            self._send_text(frame_text(event))
+            self._send_text(event.frame_json())
         if self.sequencer.finished:
             self._session.unwatch(self)
 

@@ -6,7 +6,6 @@ acknowledges a client afterwards never acknowledges something that could be lost
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Final, Protocol
 
@@ -76,7 +75,7 @@ def event_messages(events: Sequence[RunEvent], *, uid: str, relay: str) -> list[
     return [
         (
             EVENTS_TOPIC,
-            json.dumps(event.frame(), separators=(",", ":")).encode(),
+            event.frame_json().encode(),
             {
                 "kind": "run_event",
                 "run_id": event.run_id,

@@ -77,6 +77,12 @@ class RunEvent(BaseModel):
         """The wire object."""
         return self.model_dump(mode="json")
 
+    def frame_json(self) -> str:
+        """``frame()`` as JSON text, as published and as sent to sockets: the model's own
+        serializer in one call (``model_dump_json``'s keyword handling is a tenth of its
+        cost for an event, and the relay serializes every event it forwards)."""
+        return self.__pydantic_serializer__.to_json(self).decode()
+
 
 class PendingEvent(BaseModel):
     """An event a step produced, before the commit gives it its ``seq``."""
