@@ -47,7 +47,8 @@ from shared.models.usage import UsageRecord
 from shared.store import raw_writes
 from shared.store.usage import COMMITTERS, WORKSPACES, UsageStore, commit_chunks
 from shared.usage import report as usage_report
-from shared.usage.rollup import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION, accumulate
+from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
+from shared.usage.rollups import accumulate
 
 TARGET = (
     "target: >= 0.8x the emulator's batched-write ceiling, >= 10,000 records/s where the "

@@ -25,7 +25,7 @@ from shared.models.recommendations import RecommendationKind
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.usage import anomalies, savings
 from shared.usage.anomalies import ROLLING_WINDOW_DAYS
-from shared.usage.rollup import DailyRollup, accumulate
+from shared.usage.rollups import DailyRollup, accumulate
 
 DEFAULT_SEED: Final = 7
 MIN_DAYS: Final = ROLLING_WINDOW_DAYS + 1  # the anomaly needs a 7-day rolling median before it

@@ -24,8 +24,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from relay.fanout import Fanout
 from relay.outbox import INTERNAL_ERROR, Outbox
-from shared.agents.submit import cancel
 from shared.auth import Principal
+from shared.chat import cancel
 from shared.errors import ApexError, Forbidden, Unauthenticated, Unavailable
 from shared.logging import log_context, trace_id_from_headers
 from shared.models.events import RunEvent

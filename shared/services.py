@@ -16,10 +16,10 @@ from google.cloud import firestore
 
 from shared import logging as apex_logging
 from shared.agents.pipeline import Pipeline
-from shared.agents.submit import Submitter
 from shared.answer import make_writer
 from shared.auth import TokenVerifier
 from shared.bus import Bus
+from shared.chat import Submitter
 from shared.config import Settings
 from shared.store.dedup import DedupStore
 from shared.store.ratelimit import RateLimiter

@@ -16,7 +16,7 @@ from shared.models.findings import DataReport, UsageFilters
 from shared.models.period import PeriodRange
 from shared.store.usage import UsageStore
 from shared.usage import report
-from shared.usage.rollup import DailyRollup, UserDailyRollup
+from shared.usage.rollups import DailyRollup, UserDailyRollup
 
 Rollups = tuple[list[DailyRollup], list[UserDailyRollup]]
 

@@ -11,7 +11,7 @@ from shared.models.period import PeriodRange
 from shared.store.usage import UsageStore
 from shared.usage import report
 from shared.usage.recommend import recommend
-from shared.usage.rollup import DailyRollup
+from shared.usage.rollups import DailyRollup
 
 
 def optimize(

@@ -26,7 +26,7 @@ from shared.agents.data import measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import Clock, EventLog, utc_now
 from shared.agents.triage import triage
-from shared.answer.model import AnswerWriter, WrittenAnswer
+from shared.answer.writer import AnswerWriter, WrittenAnswer
 from shared.bus import Bus, event_messages, outgoing
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent
@@ -38,7 +38,7 @@ from shared.store.runs import Committed, RunDoc, RunStore, StepMarker
 from shared.store.threads import MessageDoc, ThreadStore
 from shared.store.usage import UsageStore
 from shared.usage.report import days_of, on_days
-from shared.usage.rollup import DailyRollup
+from shared.usage.rollups import DailyRollup
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ Every writer returns a ``WrittenAnswer``; the recommendations always come from t
 from __future__ import annotations
 
 from shared.answer.default import DefaultWriter
-from shared.answer.model import AnswerWriter, WrittenAnswer
+from shared.answer.writer import AnswerWriter, WrittenAnswer
 from shared.config import Settings
 
 

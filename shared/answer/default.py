@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
-from shared.answer.model import WrittenAnswer
+from shared.answer.writer import WrittenAnswer
 from shared.models.dimensions import Dimension
 from shared.models.findings import (
     Anomaly,

@@ -32,8 +32,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from shared.answer.default import DefaultWriter, recommendations
-from shared.answer.model import WrittenAnswer
 from shared.answer.numbers import check_text
+from shared.answer.writer import WrittenAnswer
 from shared.config import GeminiSettings
 from shared.models.findings import Answer, Findings
 

@@ -1,7 +1,7 @@
 """Usage rollups in Firestore: ``workspaces/{ws}`` (what the workspace has sent),
 ``workspaces/{ws}/usage_daily``, ``usage_daily_users``, and the aggregator's markers.
 
-Applying a batch is idempotent (the protocol is in ``shared.usage.rollup``): each chunk's
+Applying a batch is idempotent (the protocol is in ``shared.usage.rollups``): each chunk's
 record markers are created in the same atomic commit as its increments, so a record counts
 once however often its batch is delivered; a commit that loses a race on a marker is
 recomputed against the markers that now exist.
@@ -27,20 +27,17 @@ from pydantic import BaseModel, ConfigDict
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
 from shared.store import raw_writes
-from shared.usage.rollup import (
+from shared.usage.layout import (
     APPLIED_RECORDS_COLLECTION,
     REQUEST_HASHES_COLLECTION,
     USAGE_DAILY_COLLECTION,
     USAGE_DAILY_USERS_COLLECTION,
-    DailyRollup,
-    RollupBatch,
-    UserDailyRollup,
-    accumulate,
     record_marker_id,
     request_hash_marker_id,
     rollup_key,
     user_rollup_doc_id,
 )
+from shared.usage.rollups import DailyRollup, RollupBatch, UserDailyRollup, accumulate
 
 WORKSPACES: Final = "workspaces"
 # One commit holds at most 500 writes.

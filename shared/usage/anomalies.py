@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from shared.usage.rollup import DailyRollup
+from shared.usage.rollups import DailyRollup
 from shared.usage.savings import GroupKey, group_order
 
 ANOMALY_RATIO: Final = 3.0

@@ -20,7 +20,7 @@ from shared.models.findings import EvidenceValue, OptimizationReport, Recommenda
 from shared.models.period import PeriodRange, day_start
 from shared.models.recommendations import RecommendationKind
 from shared.usage.report import days_of
-from shared.usage.rollup import DailyRollup
+from shared.usage.rollups import DailyRollup
 from shared.usage.savings import Inefficiency, cents, find_inefficiencies, monthly_usd
 
 # How sure each kind of saving is, before data volume: the chance that acting on it saves

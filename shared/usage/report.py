@@ -1,7 +1,7 @@
 """The data agent's computations: totals, breakdowns, trend and anomalies over daily rollups.
 
 Pure functions (no I/O, no clock) from the ``usage_daily`` and ``usage_daily_users`` rollups
-of ``shared.usage.rollup`` to the ``shared.models.findings`` models. Each is shown to the
+of ``shared.usage.rollups`` to the ``shared.models.findings`` models. Each is shown to the
 user as a tool call, so arguments are plain and results JSON-serializable.
 
 Rollups are per UTC day, so a period is read as the whole UTC days it overlaps
@@ -37,7 +37,8 @@ from shared.models.findings import (
 )
 from shared.models.period import MAX_PERIOD_DAYS, PeriodRange, day_start
 from shared.usage.anomalies import ROLLING_WINDOW_DAYS, find_anomalies, window_days
-from shared.usage.rollup import DailyRollup, UserDailyRollup, latency_percentile
+from shared.usage.histograms import latency_percentile
+from shared.usage.rollups import DailyRollup, UserDailyRollup
 from shared.usage.savings import cents, nanousd_to_usd
 
 AnyRollup = DailyRollup | UserDailyRollup

@@ -1,6 +1,6 @@
 """The savings rules: how the optimization agent detects an inefficiency and prices its fix.
 
-These are pure functions over the ``usage_daily`` rollups of ``shared.usage.rollup``; the
+These are pure functions over the ``usage_daily`` rollups of ``shared.usage.rollups``; the
 synthetic generator (``devstack.synthetic``) plants one inefficiency of each kind and uses the
 same rules to write its manifest, so tests can check the agent against known savings.
 
@@ -63,12 +63,8 @@ from shared import pricing
 from shared.models.findings import EvidenceValue, UnknownModel
 from shared.models.period import DAYS_PER_MONTH
 from shared.models.recommendations import RecommendationKind
-from shared.usage.rollup import (
-    OUTPUT_TOKEN_BOUNDS,
-    DailyRollup,
-    bucket_key,
-    output_tokens_percentile,
-)
+from shared.usage.histograms import OUTPUT_TOKEN_BOUNDS, bucket_key, output_tokens_percentile
+from shared.usage.rollups import DailyRollup
 
 # Detection thresholds (see the module docstring).
 SHORT_OUTPUT_MEAN_TOKENS: Final = 64

@@ -13,12 +13,12 @@ import pytest
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
-from shared.agents.submit import cancel
 from shared.auth import Principal
+from shared.chat import cancel
 from shared.models.usage import parse_usage_record
 from shared.services import services
 from shared.store.usage import UsageStore
-from shared.usage.rollup import USAGE_DAILY_COLLECTION
+from shared.usage.layout import USAGE_DAILY_COLLECTION
 from tests.event_sequence import check_sequence
 from tests.functions.conftest import Captured, User, envelope
 

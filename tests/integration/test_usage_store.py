@@ -10,13 +10,8 @@ from google.cloud import firestore
 
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared.store.usage import UsageStore, commit_chunks
-from shared.usage.rollup import (
-    COMMON_COUNTERS,
-    USAGE_DAILY_COLLECTION,
-    USAGE_DAILY_USERS_COLLECTION,
-    DailyRollup,
-    accumulate,
-)
+from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
+from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, accumulate
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from devstack.synthetic import Manifest, PlantedInefficiency, generate
-from shared.agents.intent import analyze, decide_route
+from shared.agents.triage.intent import analyze, decide_route
 from shared.answer import DefaultWriter, WrittenAnswer
 from shared.answer.default import (
     EXAMPLE_OTEL,
@@ -47,9 +47,10 @@ from shared.models.findings import (
 from shared.models.period import PeriodRange, day_start
 from shared.models.triage import Intent, TriageResponse
 from shared.models.usage import UsageRecord, parse_usage_record, usage_record
+from shared.usage.histograms import latency_percentile
 from shared.usage.recommend import recommend
 from shared.usage.report import build_data_report
-from shared.usage.rollup import DailyRollup, UserDailyRollup, accumulate, latency_percentile
+from shared.usage.rollups import DailyRollup, UserDailyRollup, accumulate
 
 END = date(2026, 11, 20)
 DAYS = 30

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.agents.intent import analyze, decide_route
+from shared.agents.triage.intent import analyze, decide_route
 from shared.answer.default import usd
 from shared.answer.numbers import FindingsNumbers, NumberToken, check_text, extract_numbers
 from shared.models.findings import (

@@ -7,7 +7,7 @@ from datetime import date
 from devstack.synthetic import generate
 from shared.models.usage import UsageRecord
 from shared.store.usage import MAX_WRITES, commit_chunks
-from shared.usage.rollup import accumulate
+from shared.usage.rollups import accumulate
 
 
 def writes_of(chunk: list[UsageRecord]) -> int:

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from shared.ingest.bedrock import BedrockLogError, import_invocation_logs, parse_invocation_log
-from shared.usage.rollup import accumulate
+from shared.usage.rollups import accumulate
 
 BUCKET = "acme-bedrock-logs"
 PREFIX = "bedrock/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/"

@@ -9,7 +9,7 @@ import pytest
 
 from shared import pricing
 from shared.ingest.openai_export import OpenAIExportError, import_usage_export, parse_result
-from shared.usage.rollup import accumulate
+from shared.usage.rollups import accumulate
 
 DAY1 = 1_793_577_600  # 2026-11-02T00:00:00Z
 DAY2 = DAY1 + 86_400

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.agents.intent import MAX_MESSAGE_CHARS, analyze, decide_route
-from shared.agents.triage_entities import normalize_model
+from shared.agents.triage.entities import normalize_model
+from shared.agents.triage.intent import MAX_MESSAGE_CHARS, analyze, decide_route
 from shared.models.period import MAX_PERIOD_DAYS, resolve_token
 from shared.models.triage import Intent, TriageResponse, TriageResult
 

@@ -19,7 +19,7 @@ from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.recommendations import KINDS
 from shared.models.usage import usage_record
 from shared.usage.recommend import BASE_CONFIDENCE, LOW_VOLUME_FACTOR, recommend
-from shared.usage.rollup import DailyRollup, accumulate
+from shared.usage.rollups import DailyRollup, accumulate
 
 END = date(2026, 11, 20)
 PERIOD = AbsolutePeriod(start="2026-10-22", end="2026-11-20").resolve()

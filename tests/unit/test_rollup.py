@@ -11,18 +11,10 @@ from hypothesis import strategies as st
 
 from shared import pricing
 from shared.models.usage import UsageRecord, usage_record
-from shared.usage import rollup
-from shared.usage.rollup import (
-    COMMON_COUNTERS,
-    LATENCY_BOUNDS_MS,
-    OUTPUT_TOKEN_BOUNDS,
-    DailyRollup,
-    RollupBatch,
-    accumulate,
-    histogram_percentile,
-    rollup_doc_id,
-    user_rollup_doc_id,
-)
+from shared.usage import layout, rollups
+from shared.usage.histograms import LATENCY_BOUNDS_MS, OUTPUT_TOKEN_BOUNDS, histogram_percentile
+from shared.usage.layout import rollup_doc_id, user_rollup_doc_id
+from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, RollupBatch, accumulate
 
 DAY = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -164,7 +156,7 @@ def test_doc_ids_are_firestore_safe_and_unambiguous() -> None:
     )
     assert "/" not in rollup_doc_id("2026-11-02", "x", "org/model", "f/g")
     assert user_rollup_doc_id("2026-11-02", "ann@example.com") == "2026-11-02_ann%40example.com"
-    assert rollup.record_marker_id("__x__") == "r_%5F%5Fx%5F%5F"
+    assert layout.record_marker_id("__x__") == "r_%5F%5Fx%5F%5F"
 
 
 parts = st.text(min_size=1, max_size=128)
@@ -178,7 +170,7 @@ def test_distinct_keys_give_distinct_doc_ids(
     ida, idb = rollup_doc_id("2026-11-02", *a), rollup_doc_id("2026-11-02", *b)
     assert (ida == idb) == (a == b)
     assert "/" not in ida
-    assert len(ida.encode()) <= rollup.MAX_DOC_ID_BYTES
+    assert len(ida.encode()) <= layout.MAX_DOC_ID_BYTES
 
 
 def test_overlong_ids_are_hashed() -> None:
@@ -189,7 +181,7 @@ def test_overlong_ids_are_hashed() -> None:
     assert doc_id != rollup_doc_id("2026-11-02", "openai", long_name, long_name + "x")
     # "~" in a name is encoded, so a real name never looks like a hashed id.
     assert rollup_doc_id("2026-11-02", "~a", "m", None) == "2026-11-02_%7Ea_m_"
-    assert len(rollup.record_marker_id("記" * 128)) <= rollup.MAX_DOC_ID_BYTES
+    assert len(layout.record_marker_id("記" * 128)) <= layout.MAX_DOC_ID_BYTES
 
 
 def test_histogram_percentile_interpolates_within_buckets() -> None:
@@ -319,7 +311,7 @@ def test_rollup_merge_is_associative_and_commutative(
         r.model_copy(update={"model": "gpt-4o", "feature": "f", "ts": DAY}) for r in (x, y, z)
     ]
     ra, rb, rc = (
-        DailyRollup.of_record(r, rollup.record_cost_nanousd(r), repeat=False) for r in same_key
+        DailyRollup.of_record(r, rollups.record_cost_nanousd(r), repeat=False) for r in same_key
     )
     assert ra.merge(rb).merge(rc) == ra.merge(rb.merge(rc))
     assert ra.merge(rb) == rb.merge(ra)

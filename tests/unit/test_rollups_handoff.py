@@ -10,7 +10,7 @@ from shared.agents.pipeline import HANDOFF_MAX_BYTES, measured_rollups, rollups_
 from shared.models.period import PeriodRange
 from shared.store.runs import StepMarker
 from shared.usage.report import days_of
-from shared.usage.rollup import accumulate
+from shared.usage.rollups import accumulate
 
 PERIOD = PeriodRange(
     start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 11, 15, tzinfo=UTC)

@@ -20,13 +20,12 @@ from shared.models.findings import NONE_KEY, DataReport, UsageFilters
 from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.usage import UsageRecord, usage_record
 from shared.usage import report
-from shared.usage.rollup import (
-    LATENCY_BOUNDS_MS,
+from shared.usage.histograms import LATENCY_BOUNDS_MS, bucket_index
+from shared.usage.rollups import (
     DailyRollup,
     RollupBatch,
     UserDailyRollup,
     accumulate,
-    bucket_index,
     record_cost_nanousd,
 )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.agents.intent import analyze, decide_route
 from shared.agents.trace import AgentTrace
+from shared.agents.triage.intent import analyze, decide_route
 from shared.models.triage import TriageResponse, TriageResult
 from shared.store.usage import Catalogue
 

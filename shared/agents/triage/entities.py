@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Final, Literal
 
-from shared.agents.triage_periods import find_period
+from shared.agents.triage.periods import find_period
 from shared.models.dimensions import Dimension
 from shared.models.period import (
     DAYS_PER_MONTH,

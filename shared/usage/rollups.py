@@ -1,4 +1,4 @@
-"""Daily usage rollups: usage records → additive deltas, and the Firestore layout they use.
+"""Daily usage rollups: usage records → additive deltas (the documents' ids: ``layout``).
 
 Two rollups, both per UTC day, stored under ``workspaces/{ws}/``:
 
@@ -28,144 +28,23 @@ safe because accumulations merge exactly.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from functools import cache, lru_cache
+from collections.abc import Collection, Iterable, Mapping
+from functools import cache
 from typing import Any, ClassVar, Final, Self, TypeVar, get_origin
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import pricing
 from shared.models.usage import UsageRecord
-
-USAGE_DAILY_COLLECTION: Final = "usage_daily"
-USAGE_DAILY_USERS_COLLECTION: Final = "usage_daily_users"
-APPLIED_RECORDS_COLLECTION: Final = "usage_applied"
-REQUEST_HASHES_COLLECTION: Final = "usage_request_hashes"
-
-# Upper bounds (inclusive) of the fixed histogram buckets; a last, open bucket holds the rest.
-# Fixed so that histograms from any day, model or batch add up bucket by bucket.
-LATENCY_BOUNDS_MS: Final[tuple[int, ...]] = (
-    25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000,
-    20000, 30000, 60000, 120000,
-)  # fmt: skip
-OUTPUT_TOKEN_BOUNDS: Final[tuple[int, ...]] = (
-    16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
-)  # fmt: skip
-OVERFLOW_BUCKET: Final = "le_inf"
-
-# Characters kept as they are in document ids; everything else (notably "_", the separator,
-# "~", the hashed-id mark, "/", which Firestore forbids, and "%") is percent-encoded, so ids
-# are unambiguous.
-_ID_SAFE: Final = "-.:"
-# Firestore allows 1,500 bytes; a longer id (long non-ASCII names) is replaced by a hash.
-MAX_DOC_ID_BYTES: Final = 1400
-
-
-def bucket_key(bounds: Sequence[int], index: int) -> str:
-    """Map key of bucket ``index``: ``le_<bound>``, or ``le_inf`` for the open last one."""
-    return OVERFLOW_BUCKET if index == len(bounds) else f"le_{bounds[index]}"
-
-
-def bucket_index(bounds: Sequence[int], value: float) -> int:
-    """Index of the bucket holding ``value``: the first bound ``>= value``."""
-    for index, bound in enumerate(bounds):
-        if value <= bound:
-            return index
-    return len(bounds)
-
-
-def histogram_percentile(hist: Mapping[str, int], bounds: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a fixed-bucket histogram, interpolated within its bucket.
-
-    Linear interpolation between the bucket's lower bound (the previous bound, 0 for the first
-    bucket) and its upper bound. A quantile landing in the open last bucket is reported as the
-    last bound (the histogram says only "more than that"). None for an empty histogram.
-    """
-    if not 0 <= q <= 1:
-        raise ValueError("q must be within 0..1")
-    counts = [hist.get(bucket_key(bounds, i), 0) for i in range(len(bounds) + 1)]
-    total = sum(counts)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            lower = 0 if index == 0 else bounds[index - 1]
-            if index == len(bounds):
-                return float(lower)
-            return lower + (bounds[index] - lower) * (rank - seen) / count
-        seen += count
-    raise AssertionError("unreachable: the ranks are exhausted before the counts")
-
-
-def latency_percentile(hist: Mapping[str, int], q: float) -> float | None:
-    """Latency quantile in ms from a ``latency_hist``."""
-    return histogram_percentile(hist, LATENCY_BOUNDS_MS, q)
-
-
-def output_tokens_percentile(hist: Mapping[str, int], q: float) -> float | None:
-    """Output-token quantile from an ``output_hist``."""
-    return histogram_percentile(hist, OUTPUT_TOKEN_BOUNDS, q)
-
-
-@lru_cache(maxsize=65536)
-def _id_part(value: str | None) -> str:
-    # An absent feature or user is the empty part: real names are never empty.
-    # quote() never encodes "_" or "~", but here they are the separator and the hash mark.
-    if value is None:
-        return ""
-    return quote(value, safe=_ID_SAFE).replace("_", "%5F").replace("~", "%7E")
-
-
-def _bounded(prefix: str, doc_id: str) -> str:
-    """``doc_id``, or ``{prefix}_~{sha256 of it}`` when it is too long for Firestore."""
-    if len(doc_id) <= MAX_DOC_ID_BYTES:  # ids are ASCII: characters are bytes
-        return doc_id
-    return f"{prefix}_~{hashlib.sha256(doc_id.encode()).hexdigest()}"
-
-
-def rollup_doc_id(day: str, provider: str, model: str, feature: str | None) -> str:
-    """``{day}_{provider}_{model}_{feature}``, each part percent-encoded (see ``_ID_SAFE``)."""
-    parts = (day, _id_part(provider), _id_part(model), _id_part(feature))
-    return _bounded(day, "_".join(parts))
-
-
-def user_rollup_doc_id(day: str, user: str | None) -> str:
-    """``{day}_{user}``, the user percent-encoded; ``{day}_`` for calls with no end user."""
-    return _bounded(day, f"{day}_{_id_part(user)}")
-
-
-def record_marker_id(record_id: str) -> str:
-    """Document id of the "record applied" marker (record ids may hold ``.`` or ``__``)."""
-    return _bounded("r", "r_" + _id_part(record_id))
-
-
-def request_hash_marker_id(record: UsageRecord) -> str | None:
-    """Document id of the "hash seen" marker for the record's repeat scope; None if unhashed."""
-    if record.request_hash is None:
-        return None
-    return _hash_marker(rollup_key(record), record.request_hash)
-
-
-def _hash_marker(rollup_id: str, request_hash: str) -> str:
-    return _bounded(rollup_id[:10], f"{rollup_id}_{_id_part(request_hash)}")
-
-
-def rollup_key(record: UsageRecord) -> str:
-    """The ``usage_daily`` document id the record is added to."""
-    provider = pricing.resolve_provider(record.provider, record.model)
-    return rollup_doc_id(record.day, provider, record.model, record.feature)
-
-
-def _merge_hist(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
-    merged = dict(a)
-    for key, count in b.items():
-        merged[key] = merged.get(key, 0) + count
-    return merged
-
+from shared.usage.histograms import (
+    LATENCY_BOUNDS_MS,
+    OUTPUT_TOKEN_BOUNDS,
+    bucket_index,
+    bucket_key,
+    latency_percentile,
+    merge_histograms,
+)
+from shared.usage.layout import hash_marker_id, rollup_doc_id, rollup_key, user_rollup_doc_id
 
 Count = int
 NonNegative: Final = Field(default=0, ge=0)
@@ -254,7 +133,7 @@ def _add_into(cls: type[_Rollup], total: dict[str, Any], delta: Mapping[str, Any
         elif delta["requests"]:
             total[name] = min(total[name], delta[name])
     for name in hists:
-        total[name] = _merge_hist(total[name], delta[name])
+        total[name] = merge_histograms(total[name], delta[name])
     for name in counters:
         total[name] += delta[name]
 
@@ -491,7 +370,7 @@ def accumulate(
             continue
         record_ids.add(record.record_id)
         key = rollup_key(record)
-        marker = None if record.request_hash is None else _hash_marker(key, record.request_hash)
+        marker = None if record.request_hash is None else hash_marker_id(key, record.request_hash)
         repeat = marker is not None and (marker in seen_request_hashes or marker in new_hashes)
         if marker is not None and not repeat:
             new_hashes.add(marker)

@@ -1,4 +1,4 @@
-"""What every answer writer returns, and the interface they share."""
+"""The answer writer protocol (`AnswerWriter`) and what every writer returns (`WrittenAnswer`)."""
 
 from __future__ import annotations
 

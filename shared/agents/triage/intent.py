@@ -1,8 +1,8 @@
 """Rule-based triage: what a message asks (intent) and where it goes (route).
 
 Pure and deterministic: no I/O, no LLM, no clock (``now`` is passed in). Every regex is
-compiled once at import. What a message names is found by `triage_entities` (and its
-period by `triage_periods`). See docs/triage.md for the lexicon approach and the route rule.
+compiled once at import. What a message names is found by `entities` (and its
+period by `periods`). See docs/triage.md for the lexicon approach and the route rule.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from shared.agents.triage_entities import extract_entities
+from shared.agents.triage.entities import extract_entities
 from shared.models.triage import (
     Agent,
     Entities,
