@@ -1,1 +1,4 @@
-"""Usage aggregation: daily rollups of usage records (pure functions, no storage)."""
+"""The usage domain, pure (no storage, no clock): daily rollups of usage records
+(``rollups``, ``histograms``, their ids in ``layout``), the data agent's measures
+(``report``, ``anomalies``) and the optimization agent's priced savings (``savings``,
+``recommend``)."""
