@@ -24,7 +24,7 @@ $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(NODE_STAMP): devstack/package.json devstack/package-lock.json $(wildcard devstack/patches/*.patch)
+$(NODE_STAMP): devstack/package.json devstack/package-lock.json devstack/.npmrc $(wildcard devstack/patches/*.patch)
 	cd devstack && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
