@@ -28,7 +28,7 @@ from devstack.auth_emulator import SignedIn
 from shared.endpoints import ENDPOINTS
 from shared.openapi import openapi_document
 from shared.topology import load_topology
-from tests.functions.conftest import SOURCE
+from tests.support.functions import SOURCE
 
 
 def _at_root(app: Any) -> Any:

@@ -11,15 +11,14 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 from google.cloud import firestore
 
-from devstack.auth_emulator import AuthEmulator, SignedIn
+from devstack.auth_emulator import AuthEmulator
 from devstack.emulators import EmulatorHosts
 from devstack.stack import DevConfig, RunningStack, run_stack
+from tests.support.stack import Caller
 
 
 @pytest.fixture(scope="session")
@@ -39,26 +38,6 @@ def stack(
     environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": project}
     with run_stack(config, environ, demo_data=False) as running:
         yield running
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A signed-up user calling the stack's functions."""
-
-    user: SignedIn
-    workspace: str
-    functions: dict[str, str]
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.user.id_token}", **extra}
-
-    def post(self, function: str, body: object) -> httpx.Response:
-        return httpx.post(self.functions[function], json=body, headers=self.headers(), timeout=90)
-
-    def get(self, function: str, **params: str | int) -> httpx.Response:
-        return httpx.get(
-            self.functions[function], params=params, headers=self.headers(), timeout=30
-        )
 
 
 @pytest.fixture

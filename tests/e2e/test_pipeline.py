@@ -6,43 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from google.cloud import firestore
 
 from devstack.stack import RunningStack
 from devstack.synthetic import SyntheticWorkspace, generate
-from shared.store.usage import UsageStore
-from tests.e2e.conftest import Caller
-from tests.event_sequence import check_sequence
-
-
-def last_month() -> tuple[date, int]:
-    """The previous calendar month: its last day and its length ("last month" in triage)."""
-    first_of_this = datetime.now(UTC).date().replace(day=1)
-    end = first_of_this - timedelta(days=1)
-    return end, end.day
+from tests.support.event_sequence import check_sequence
+from tests.support.stack import Caller, ingest, last_month
 
 
 @pytest.fixture(scope="module")
 def planted() -> SyntheticWorkspace:
     end, days = last_month()
     return generate(end=end, days=days)
-
-
-def ingest(caller: Caller, db: firestore.Client, workspace: SyntheticWorkspace) -> None:
-    raw = workspace.raw
-    for start in range(0, len(raw), 5000):
-        response = caller.post("usage_ingest", raw[start : start + 5000])
-        assert response.status_code == 202, response.text
-        assert response.json() == {"accepted": len(raw[start : start + 5000]), "rejected": []}
-    store = UsageStore(db)
-    deadline = time.monotonic() + 120
-    while store.catalogue(caller.workspace).records < len(raw):
-        assert time.monotonic() < deadline, "the aggregator did not apply every record"
-        time.sleep(0.25)
-    assert store.catalogue(caller.workspace).records == len(raw)
 
 
 def test_a_cost_question_is_answered_with_the_planted_savings(

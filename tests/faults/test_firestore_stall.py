@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from google.cloud import firestore
 
 from devstack.emulators import EmulatorHosts, Emulators
-from tests.functions.conftest import Captured, User
+from tests.support.functions import Captured, User
 
 Fn = Callable[[str], FlaskClient]
 

@@ -25,8 +25,8 @@ from devstack.procs import ManagedProcess, wait_ready
 from devstack.stack import DevConfig, RunningStack, run_stack
 from devstack.synthetic import generate
 from shared.store.usage import UsageStore
-from tests.e2e.conftest import Caller
-from tests.event_sequence import check_sequence
+from tests.support.event_sequence import check_sequence
+from tests.support.stack import Caller
 
 
 @pytest.fixture(scope="module")

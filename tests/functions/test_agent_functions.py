@@ -14,7 +14,7 @@ from devstack.auth_emulator import AuthEmulator
 from devstack.emulators import EmulatorHosts
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared.store.usage import UsageStore
-from tests.functions.conftest import Captured, User, envelope
+from tests.support.functions import Captured, User, envelope
 
 Fn = Callable[[str], FlaskClient]
 END = date(2026, 11, 20)

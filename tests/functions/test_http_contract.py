@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.functions.conftest import Captured, User
+from tests.support.functions import Captured, User
 
 PUBLIC = [
     "agents_execute",

@@ -19,8 +19,8 @@ from shared.models.usage import parse_usage_record
 from shared.services import services
 from shared.store.usage import UsageStore
 from shared.usage.layout import USAGE_DAILY_COLLECTION
-from tests.event_sequence import check_sequence
-from tests.functions.conftest import Captured, User, envelope
+from tests.support.event_sequence import check_sequence
+from tests.support.functions import Captured, User, envelope
 
 Fn = Callable[[str], FlaskClient]
 

@@ -27,7 +27,7 @@ from shared.answer.default import usd
 from shared.answer.gemini import SYSTEM_INSTRUCTION, GeminiWriter, build_prompt
 from shared.config import GeminiSettings, Settings
 from shared.models.findings import Findings
-from tests.unit.test_answer_default import (
+from tests.support.findings import (
     ANOMALY_QUESTION,
     SAVINGS_QUESTION,
     synthetic_findings,

@@ -15,14 +15,10 @@ Fixtures:
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -30,34 +26,19 @@ import httpx
 import pytest
 from google.cloud import firestore
 
-from devstack.auth_emulator import API_KEY, AuthEmulator, SignedIn
+from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.emulators import EmulatorHosts
-from devstack.procs import ManagedProcess, PortInUse, free_port, wait_ready
+from devstack.procs import PortInUse, free_port, wait_ready
 from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready, run_stack
-from devstack.synthetic import SyntheticWorkspace, generate
-from tests.e2e.conftest import Caller
-from tests.e2e.test_pipeline import ingest, last_month
-
-PASSWORD = "pw-relay-123"
-
-
-def auth_default_project(auth_host: str) -> str:
-    """The project the Auth emulator serves to API-key clients such as the page's SDK.
-
-    The emulator answers ``accounts:signInWithPassword?key=...`` for the project it was
-    started with, whatever the key (only admin requests name a ``targetProjectId``); an
-    anonymous sign-up's token names it in ``aud``.
-    """
-    response = httpx.post(
-        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
-        params={"key": API_KEY},
-        json={"returnSecureToken": True},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    payload = response.json()["idToken"].split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["aud"])
+from devstack.synthetic import generate
+from tests.support.relay import (
+    ChatUser,
+    OwnRelay,
+    PlantedUser,
+    auth_default_project,
+    sign_up_chat_user,
+)
+from tests.support.stack import Caller, ingest, last_month
 
 
 @pytest.fixture(scope="session")
@@ -90,44 +71,10 @@ def relay_stack(
     raise AssertionError("no free block of ports for the relay's stack")
 
 
-@dataclass(frozen=True)
-class ChatUser:
-    uid: str
-    email: str
-    password: str
-    workspace: str
-    id_token: str
-
-    def token_expiring_at(self, exp: int) -> str:
-        """This user's token with another ``exp``. The Auth emulator signs nothing (alg
-        none) and firebase-admin then checks no signature, so Apex's own ``exp`` check is
-        what decides (DESIGN §7)."""
-        header, payload, _ = self.id_token.split(".")
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
-        claims["exp"] = exp
-        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-        return f"{header}.{body}."
-
-
-def _sign_up(auth: AuthEmulator) -> ChatUser:
-    workspace = f"ws-{uuid.uuid4().hex[:10]}"
-    email = f"{workspace}@apex.test"
-    user = auth.sign_up(email, PASSWORD)
-    auth.set_claims(user.uid, {"workspace": workspace})
-    signed_in = auth.sign_in(email, PASSWORD)
-    return ChatUser(user.uid, email, PASSWORD, workspace, signed_in.id_token)
-
-
 @pytest.fixture
 def new_chat_user(relay_stack: RunningStack) -> Iterator[Callable[[], ChatUser]]:
     with AuthEmulator(relay_stack.hosts.auth, relay_stack.project) as auth:
-        yield partial(_sign_up, auth)
-
-
-@dataclass(frozen=True)
-class PlantedUser:
-    user: ChatUser
-    planted: SyntheticWorkspace
+        yield partial(sign_up_chat_user, auth)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +82,7 @@ def planted_chat_user(relay_stack: RunningStack) -> PlantedUser:
     end, days = last_month()
     planted = generate(end=end, days=days)
     with AuthEmulator(relay_stack.hosts.auth, relay_stack.project) as auth:
-        user = _sign_up(auth)
+        user = sign_up_chat_user(auth)
     caller = Caller(
         SignedIn(user.uid, user.email, user.id_token, refresh_token=""),
         user.workspace,
@@ -154,19 +101,6 @@ def relay_db(relay_stack: RunningStack) -> Iterator[firestore.Client]:
     client = firestore.Client(project=relay_stack.project)
     yield client
     client.close()
-
-
-@dataclass
-class OwnRelay:
-    """A relay process a test started (and may kill)."""
-
-    process: ManagedProcess
-    url: str
-    relay_id: str = field(default="")
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1) + "/ws"
 
 
 @pytest.fixture
@@ -188,10 +122,3 @@ def start_relay(relay_stack: RunningStack, tmp_path: Path) -> Iterator[Callable[
     yield start
     for own in started:
         own.process.stop()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.1)

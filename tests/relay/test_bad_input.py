@@ -14,8 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from devstack.stack import RunningStack
 from shared.models.frames import MAX_FRAME_BYTES
-from tests.relay.conftest import ChatUser, OwnRelay
-from tests.relay.wsclient import Chat, chat, ws_url
+from tests.support.relay import ChatUser, OwnRelay
+from tests.support.wsclient import Chat, chat, ws_url
 
 
 @pytest.fixture

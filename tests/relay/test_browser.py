@@ -14,7 +14,6 @@ Every request the page makes must stay on loopback: the Firebase SDK is served b
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -38,10 +37,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from devstack.auth_emulator import API_KEY
 from devstack.stack import RunningStack
-from tests.event_sequence import check_sequence
-from tests.relay.conftest import PlantedUser
+from tests.support.event_sequence import check_sequence
+from tests.support.relay import PlantedUser, auth_default_project
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,25 +68,6 @@ class PageWatch:
     def assert_clean(self) -> None:
         assert self.offsite == [], f"the page reached beyond loopback: {self.offsite}"
         assert self.errors == [], f"the page logged errors: {self.errors}"
-
-
-def auth_default_project(auth_host: str) -> str:
-    """The project the Auth emulator serves to API-key clients such as the page's SDK.
-
-    The emulator answers ``accounts:signInWithPassword?key=...`` for the project it was
-    started with, whatever the key; so the page can sign in only where the stack runs on that
-    project. An anonymous sign-up's token names it in ``aud``.
-    """
-    response = httpx.post(
-        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
-        params={"key": API_KEY},
-        json={"returnSecureToken": True},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    payload = response.json()["idToken"].split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["aud"])
 
 
 @pytest.fixture(scope="module")

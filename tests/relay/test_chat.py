@@ -15,9 +15,9 @@ from websockets.exceptions import ConnectionClosed
 
 from devstack.stack import RunningStack
 from shared.topology import load_topology
-from tests.event_sequence import check_sequence
-from tests.relay.conftest import OwnRelay, PlantedUser
-from tests.relay.wsclient import chat, ws_url
+from tests.support.event_sequence import check_sequence
+from tests.support.relay import OwnRelay, PlantedUser
+from tests.support.wsclient import chat, ws_url
 
 QUESTION = "What did we spend last month, and where can we save?"
 AGENTS = ["triage", "data", "optimization"]

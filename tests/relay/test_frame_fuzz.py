@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from devstack.stack import RunningStack
-from tests.relay.conftest import ChatUser
-from tests.relay.wsclient import Chat, chat, ws_url
+from tests.support.relay import ChatUser
+from tests.support.wsclient import Chat, chat, ws_url
 
 TYPES = ["auth", "chat.send", "run.resume", "run.cancel", "ping", "bogus", "", "event"]
 json_values = st.recursive(

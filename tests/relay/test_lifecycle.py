@@ -22,8 +22,8 @@ from devstack.emulators import ROOT
 from devstack.stack import RunningStack
 from relay.app import STATIC_DIR, page_routes
 from shared.topology import load_topology
-from tests.relay.conftest import ChatUser, OwnRelay
-from tests.relay.wsclient import chat
+from tests.support.relay import ChatUser, OwnRelay
+from tests.support.wsclient import chat
 
 
 def test_live_and_ready_answer_200_when_the_dependencies_are_up(

@@ -17,8 +17,8 @@ from devstack.stack import RunningStack
 from shared.bus import Bus
 from shared.models.events import PendingEvent, RunEvent
 from shared.store.runs import RunDoc, RunStore
-from tests.relay.conftest import ChatUser, OwnRelay
-from tests.relay.wsclient import chat
+from tests.support.relay import ChatUser, OwnRelay
+from tests.support.wsclient import chat
 
 
 def _thinking(i: int) -> PendingEvent:

@@ -13,8 +13,8 @@ from google.cloud import firestore
 from websockets.asyncio.client import connect
 
 from devstack.stack import RunningStack
-from tests.relay.conftest import ChatUser
-from tests.relay.wsclient import TERMINAL, ws_url
+from tests.support.relay import ChatUser
+from tests.support.wsclient import TERMINAL, ws_url
 
 USERS = 10
 QUIET_AFTER_S = 1.5

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from devstack.stack import RunningStack
-from tests.relay.conftest import ChatUser
-from tests.relay.wsclient import chat, ws_url
+from tests.support.relay import ChatUser
+from tests.support.wsclient import chat, ws_url
 
 LIFETIME_S = 3
 

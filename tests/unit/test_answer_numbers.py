@@ -28,7 +28,7 @@ from shared.models.findings import (
 )
 from shared.models.period import PeriodRange
 from shared.models.triage import TriageResponse
-from tests.unit.test_answer_default import SAVINGS_QUESTION, synthetic_findings
+from tests.support.findings import SAVINGS_QUESTION, synthetic_findings
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 PERIOD = PeriodRange(start=datetime(2026, 10, 22, tzinfo=UTC), end=NOW)

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import pricing
 from shared.models.usage import UsageRecord, usage_record
 from shared.usage import layout, rollups
 from shared.usage.histograms import LATENCY_BOUNDS_MS, OUTPUT_TOKEN_BOUNDS, histogram_percentile
 from shared.usage.layout import rollup_doc_id, user_rollup_doc_id
 from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, RollupBatch, accumulate
+from tests.support.usage import cost_nano
 
 DAY = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
@@ -33,20 +33,6 @@ def rec(**fields: Any) -> UsageRecord:
     }
     base.update(fields)
     return usage_record(**base)
-
-
-def cost_nano(record: UsageRecord) -> int:
-    return pricing.to_nanousd(
-        pricing.call_cost(
-            record.provider,
-            record.model,
-            input_tokens=record.input_tokens,
-            cached_input_tokens=record.cached_input_tokens,
-            output_tokens=record.output_tokens,
-            at=record.ts,
-            batch=record.batch,
-        )
-    )
 
 
 def only(batch: RollupBatch) -> DailyRollup:

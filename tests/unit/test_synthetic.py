@@ -19,6 +19,7 @@ from shared import pricing
 from shared.models.recommendations import KINDS
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.usage.rollups import accumulate
+from tests.support.usage import cost_nano
 
 END = date(2026, 11, 20)
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -140,16 +141,7 @@ def test_response_cache_savings(workspace: SyntheticWorkspace) -> None:
     for record in feature_records(workspace, item.feature):
         key = (record.day, record.request_hash)
         if key in seen:
-            total += pricing.to_nanousd(
-                pricing.call_cost(
-                    record.provider,
-                    record.model,
-                    input_tokens=record.input_tokens,
-                    cached_input_tokens=record.cached_input_tokens,
-                    output_tokens=record.output_tokens,
-                    at=record.ts,
-                )
-            )
+            total += cost_nano(record)
         seen.add(key)
     assert item.monthly_savings_usd == pytest.approx(total / 1e9 / 30 * 30, rel=1e-9)
 
@@ -182,16 +174,7 @@ def test_the_anomaly_day(workspace: SyntheticWorkspace) -> None:
     assert anomaly.day_cost_usd >= 3 * anomaly.rolling_median_usd
     daily: dict[str, int] = defaultdict(int)
     for record in workspace.records:
-        daily[record.day] += pricing.to_nanousd(
-            pricing.call_cost(
-                record.provider,
-                record.model,
-                input_tokens=record.input_tokens,
-                cached_input_tokens=record.cached_input_tokens,
-                output_tokens=record.output_tokens,
-                at=record.ts,
-            )
-        )
+        daily[record.day] += cost_nano(record)
     assert anomaly.day_cost_usd == pytest.approx(daily["2026-11-12"] / 1e9)
     # No other day is far above its rolling median.
     rollups = list(accumulate(workspace.records).daily.values())

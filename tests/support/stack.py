@@ -1,0 +1,58 @@
+"""The local stack as ``make dev`` runs it, from a test's side: a signed-up user calling its
+public functions, and last month's planted usage ingested through ``usage_ingest``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+from google.cloud import firestore
+
+from devstack.auth_emulator import SignedIn
+from devstack.synthetic import SyntheticWorkspace
+from shared.store.usage import UsageStore
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A signed-up user calling the stack's functions."""
+
+    user: SignedIn
+    workspace: str
+    functions: dict[str, str]
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.user.id_token}", **extra}
+
+    def post(self, function: str, body: object) -> httpx.Response:
+        return httpx.post(self.functions[function], json=body, headers=self.headers(), timeout=90)
+
+    def get(self, function: str, **params: str | int) -> httpx.Response:
+        return httpx.get(
+            self.functions[function], params=params, headers=self.headers(), timeout=30
+        )
+
+
+def last_month() -> tuple[date, int]:
+    """The previous calendar month: its last day and its length ("last month" in triage)."""
+    first_of_this = datetime.now(UTC).date().replace(day=1)
+    end = first_of_this - timedelta(days=1)
+    return end, end.day
+
+
+def ingest(caller: Caller, db: firestore.Client, workspace: SyntheticWorkspace) -> None:
+    """Post ``workspace``'s raw records to ``usage_ingest`` and wait until the aggregator
+    has applied every one."""
+    raw = workspace.raw
+    for start in range(0, len(raw), 5000):
+        response = caller.post("usage_ingest", raw[start : start + 5000])
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": len(raw[start : start + 5000]), "rejected": []}
+    store = UsageStore(db)
+    deadline = time.monotonic() + 120
+    while store.catalogue(caller.workspace).records < len(raw):
+        assert time.monotonic() < deadline, "the aggregator did not apply every record"
+        time.sleep(0.25)
+    assert store.catalogue(caller.workspace).records == len(raw)
