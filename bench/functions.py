@@ -25,7 +25,7 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from bench.common import emulators, new_user, report, summary_ms
 from devstack.synthetic import generate
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from shared.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def main() -> None:
             publisher.create_topic(name=publisher.topic_path(PROJECT, topic.name))
         db = firestore.Client(project=PROJECT)
         yesterday = datetime.now(UTC).date() - timedelta(days=1)
-        UsageStore(db).apply(WORKSPACE, generate(end=yesterday).records)
+        FirestoreUsageStore(db).apply(WORKSPACE, generate(end=yesterday).records)
         token = new_user(hosts, PROJECT, WORKSPACE).id_token
         auth = {"Authorization": f"Bearer {token}"}
         record = {

@@ -9,7 +9,7 @@
   its kind, its share of the rollup documents and of the workspace document), built ahead
   and committed back to back, ``COMMITTERS`` at once: what the emulator takes, with no Apex
   work left in the timing;
-- ``UsageStore.apply``: what ``usage_aggregator`` does with each batch, in this process;
+- ``FirestoreUsageStore.apply``: what ``usage_aggregator`` does with each batch, in this process;
 - end to end: NDJSON bodies of 5,000 records POSTed to ``usage_ingest`` → Pub/Sub → push →
   ``usage_aggregator``, from the first POST until the workspace counts every record;
 - the data agent over 90 days of the synthetic workspace, as the chat's data step asks it
@@ -45,7 +45,7 @@ from shared.agents.trace import EventLog
 from shared.models.period import resolve_token
 from shared.models.usage import UsageRecord
 from shared.store import raw_writes
-from shared.store.usage import COMMITTERS, WORKSPACES, UsageStore, commit_chunks
+from shared.store.usage import COMMITTERS, WORKSPACES, FirestoreUsageStore, commit_chunks
 from shared.usage import report as usage_report
 from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
 from shared.usage.rollups import accumulate
@@ -82,7 +82,7 @@ def write_ceiling(db: firestore.Client, docs: int, *, raw: bool) -> float:
 
 
 def prepared_commits(
-    store: UsageStore, workspace: str, records: Sequence[UsageRecord]
+    store: FirestoreUsageStore, workspace: str, records: Sequence[UsageRecord]
 ) -> tuple[list[firestore.WriteBatch], int]:
     """The commits ``apply`` makes for ``records`` into a new workspace, built ahead, and
     the documents they write."""
@@ -104,7 +104,9 @@ def replay(batches: Sequence[firestore.WriteBatch]) -> float:
     return time.perf_counter() - started
 
 
-def until_counted(store: UsageStore, workspace: str, records: int, timeout_s: float) -> None:
+def until_counted(
+    store: FirestoreUsageStore, workspace: str, records: int, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while store.catalogue(workspace).records < records:
         if time.monotonic() > deadline:
@@ -113,7 +115,7 @@ def until_counted(store: UsageStore, workspace: str, records: int, timeout_s: fl
 
 
 def end_to_end(
-    ingest_url: str, token: str, store: UsageStore, workspace: str, raw: Sequence[object]
+    ingest_url: str, token: str, store: FirestoreUsageStore, workspace: str, raw: Sequence[object]
 ) -> float:
     """Records/s from the first POST to ``usage_ingest`` until the aggregator applied all."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
@@ -192,7 +194,7 @@ def main() -> None:
     with bench_stack() as running:
         os.environ.update(running.env)
         db = firestore.Client(project=running.project)
-        store = UsageStore(db)
+        store = FirestoreUsageStore(db)
         client_docs = write_ceiling(db, 40_000, raw=False)
         ceiling_docs = write_ceiling(db, 40_000, raw=True)
         batches, writes = prepared_commits(store, "replay", records)

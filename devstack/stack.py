@@ -28,7 +28,7 @@ from devstack.function_targets import discover_targets
 from devstack.procs import ManagedProcess, StackError, ensure_port_free, wait_ready
 from devstack.pubsub_setup import apply_topology
 from devstack.synthetic import generate
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from shared.topology import Topology, load_topology
 
 FUNCTIONS_MAIN = ROOT / "functions" / "main.py"
@@ -176,7 +176,7 @@ def load_demo_data(project: str, end: date) -> int:
     client = firestore.Client(project=project)
     try:
         records = generate(end=end).records
-        UsageStore(client).apply(DEMO_WORKSPACE, records)
+        FirestoreUsageStore(client).apply(DEMO_WORKSPACE, records)
     finally:
         client.close()
     return len(records)

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from relay.fanout import CALL_RETRY, CHECK_TIMEOUT_S, Fanout
+from relay.fanout import CHECK_TIMEOUT_S, Fanout
 from relay.session import RelayContext, Session
 from relay.settings import RelaySettings
 from shared.config import Settings
@@ -40,7 +40,6 @@ log = logging.getLogger("apex.relay")
 STATIC_DIR: Final = Path(__file__).resolve().with_name("static")
 # Blocking calls (Firestore, Pub/Sub, Firebase Auth) of every socket share this pool.
 IO_THREADS: Final = 64
-READY_DOC: Final = ("health", "relay")
 WS_PATH: Final = "/ws"
 
 
@@ -54,10 +53,8 @@ class Relay:
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state: "ok", or what is wrong with it."""
 
-        def firestore() -> None:
-            db = self.context.services.runs.db
-            doc = db.collection(READY_DOC[0]).document(READY_DOC[1])
-            doc.get(retry=CALL_RETRY, timeout=CHECK_TIMEOUT_S)
+        def storage() -> None:
+            self.context.services.storage.probe(CHECK_TIMEOUT_S)
 
         async def probe(check: Callable[[], object]) -> str:
             try:
@@ -67,7 +64,7 @@ class Relay:
             return "ok"
 
         firestore_state, pubsub_state = await asyncio.gather(
-            probe(firestore), probe(self.fanout.check)
+            probe(storage), probe(self.fanout.check)
         )
         return {
             "firestore": firestore_state,

@@ -1,9 +1,10 @@
 """Accepting a chat message (relay ``chat.send``, ``agents_execute``) and cancelling a run.
 
 The user message, the run (``queued``), the thread (when new) and the idempotency key are
-written in one atomic batch *before* ``StepRequested(triage)`` is published and before the
-client hears "accepted" (DESIGN §3.3, §7). A retried submission with the same client key
-returns the first one's ids and re-publishes its start (idempotent: the step is claimed).
+committed in one unit of work (all or nothing) *before* ``StepRequested(triage)`` is
+published and before the client hears "accepted" (DESIGN §3.3, §7). A retried submission
+with the same client key returns the first one's ids and re-publishes its start
+(idempotent: the step is claimed).
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import uuid
 from datetime import timedelta
 from typing import Final, Literal
 
-from google.api_core.exceptions import AlreadyExists
 from pydantic import BaseModel, ConfigDict
 
-from shared.agents.pipeline import Pipeline
+from shared.agents.pipeline import FIRST_STEP, Pipeline
 from shared.agents.trace import Clock, utc_now
 from shared.auth import Principal
 from shared.bus import Bus
 from shared.errors import ThreadBusy
 from shared.models.messages import STEP_TOPICS, StepRequested
-from shared.store.dedup import DedupStore, dedup_key
-from shared.store.runs import RunDoc, RunStore
-from shared.store.threads import MessageDoc, ThreadDoc, ThreadStore, title_of
+from shared.store.documents import MessageDoc, RunDoc, ThreadDoc, dedup_key, title_of
+from shared.store.interfaces import CreateConflict, DedupStore, RunStore, Storage, ThreadStore
 
 # How long a client message id is remembered (a client retries within seconds or minutes).
 CLIENT_KEY_TTL: Final = timedelta(days=1)
@@ -49,12 +48,14 @@ def new_id() -> str:
 class Submitter:
     def __init__(
         self,
+        storage: Storage,
         runs: RunStore,
         threads: ThreadStore,
         dedup: DedupStore,
         bus: Bus,
         clock: Clock = utc_now,
     ) -> None:
+        self.storage = storage
         self.runs = runs
         self.threads = threads
         self.dedup = dedup
@@ -85,10 +86,10 @@ class Submitter:
             run_id=new_id(),
             message_id=_message_id(principal.uid, client_msg_id),
         )
-        batch = self.runs.db.batch()
+        work = self.storage.begin()
         if thread is None:
             self.threads.create_in(
-                batch,
+                work,
                 ThreadDoc(
                     thread_id=ids.thread_id,
                     owner_uid=principal.uid,
@@ -99,9 +100,9 @@ class Submitter:
                 ),
             )
         else:
-            self.threads.touch_in(batch, ids.thread_id, now)
+            self.threads.touch_in(work, ids.thread_id, now)
         self.threads.add_message_in(
-            batch,
+            work,
             ids.thread_id,
             MessageDoc(
                 message_id=ids.message_id,
@@ -113,7 +114,7 @@ class Submitter:
             ),
         )
         self.runs.create_in(
-            batch,
+            work,
             RunDoc(
                 run_id=ids.run_id,
                 thread_id=ids.thread_id,
@@ -128,10 +129,10 @@ class Submitter:
             ),
         )
         if key is not None:
-            self.dedup.create_in(batch, key, ids.model_dump(), now + CLIENT_KEY_TTL)
+            self.dedup.create_in(work, key, ids.model_dump(), now + CLIENT_KEY_TTL)
         try:
-            batch.commit()
-        except AlreadyExists:
+            work.commit()
+        except CreateConflict:
             # The same client message raced in on another connection and won.
             if key is None:
                 raise
@@ -149,7 +150,7 @@ class Submitter:
         return accepted
 
     def _start(self, run_id: str) -> None:
-        self.bus.publish(STEP_TOPICS["triage"], StepRequested(run_id=run_id, step="triage"))
+        self.bus.publish(STEP_TOPICS[FIRST_STEP], StepRequested(run_id=run_id, step=FIRST_STEP))
 
     def _refuse_if_busy(self, thread_id: str) -> None:
         holder = self.runs.lock_holder(thread_id)

@@ -40,7 +40,7 @@ from shared.models.findings import Answer, Recommendation
 from shared.models.messages import USAGE_TOPIC, PushEnvelope, StepRequested, UsageBatch
 from shared.models.usage import UsageRecord
 from shared.services import Services
-from shared.store.dedup import dedup_key
+from shared.store.documents import dedup_key
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from shared.errors import (
 )
 from shared.logging import log_context, trace_id_from_headers
 from shared.services import Services
-from shared.store.ratelimit import LimitKind
+from shared.store.documents import LimitKind
 
 log = logging.getLogger(__name__)
 

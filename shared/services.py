@@ -21,17 +21,27 @@ from shared.auth import TokenVerifier
 from shared.bus import Bus
 from shared.chat import Submitter
 from shared.config import Settings
-from shared.store.dedup import DedupStore
-from shared.store.ratelimit import RateLimiter
-from shared.store.runs import RunStore
-from shared.store.threads import ThreadStore
-from shared.store.usage import UsageStore
+from shared.store.dedup import FirestoreDedupStore
+from shared.store.interfaces import (
+    DedupStore,
+    RateLimiter,
+    RunStore,
+    Storage,
+    ThreadStore,
+    UsageStore,
+)
+from shared.store.ratelimit import FirestoreRateLimiter
+from shared.store.runs import FirestoreRunStore
+from shared.store.storage import FirestoreStorage
+from shared.store.threads import FirestoreThreadStore
+from shared.store.usage import FirestoreUsageStore
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
     verifier: TokenVerifier
+    storage: Storage
     runs: RunStore
     threads: ThreadStore
     usage: UsageStore
@@ -43,10 +53,12 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        # The one place that knows the stores are Firestore: everything else sees protocols.
         db = firestore.Client(project=settings.project)
         bus = Bus(Bus.publisher(), settings.project)
-        runs, threads, usage = RunStore(db), ThreadStore(db), UsageStore(db)
-        dedup = DedupStore(db)
+        storage = FirestoreStorage(db)
+        runs, threads = FirestoreRunStore(db), FirestoreThreadStore(db)
+        usage, dedup = FirestoreUsageStore(db), FirestoreDedupStore(db)
         # Unique per build: settings that differ only in limits share a project.
         app = firebase_admin.initialize_app(
             options={"projectId": settings.project},
@@ -55,14 +67,17 @@ class Services:
         return cls(
             settings=settings,
             verifier=TokenVerifier(app),
+            storage=storage,
             runs=runs,
             threads=threads,
             usage=usage,
             dedup=dedup,
-            limiter=RateLimiter(db),
+            limiter=FirestoreRateLimiter(db),
             bus=bus,
-            pipeline=Pipeline(runs, threads, usage, bus, make_writer(settings, settings.project)),
-            submitter=Submitter(runs, threads, dedup, bus),
+            pipeline=Pipeline(
+                storage, runs, threads, usage, bus, make_writer(settings, settings.project)
+            ),
+            submitter=Submitter(storage, runs, threads, dedup, bus),
         )
 
 

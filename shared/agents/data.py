@@ -14,7 +14,7 @@ from shared.errors import ValidationFailed
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.findings import DataReport, UsageFilters
 from shared.models.period import PeriodRange
-from shared.store.usage import UsageStore
+from shared.store.interfaces import UsageStore
 from shared.usage import report
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 

@@ -8,7 +8,7 @@ from shared.agents.data import load_rollups
 from shared.agents.trace import AgentTrace
 from shared.models.findings import OptimizationReport
 from shared.models.period import PeriodRange
-from shared.store.usage import UsageStore
+from shared.store.interfaces import UsageStore
 from shared.usage import report
 from shared.usage.recommend import recommend
 from shared.usage.rollups import DailyRollup

@@ -1,7 +1,7 @@
 """The step runner: triage → data → optimization, one claimed, atomic step per delivery.
 
 Each delivery of a ``StepRequested`` either commits its step (claim + events + run fields in
-one batch, see ``shared.store.runs``) or finds it committed and only finishes what was left
+one unit of work, see ``RunStore.commit_in``) or finds it committed and only finishes what was left
 after the commit (publishing the events and the hand-off). So a duplicate changes nothing,
 a delivery that died is finished by the redelivery, and a step that keeps failing reaches
 the dead-letter topic, where ``dead_letter`` marks the run failed with the reason.
@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from google.cloud.firestore_v1 import WriteBatch
-
 from shared.agents.data import measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import Clock, EventLog, utc_now
@@ -34,14 +32,15 @@ from shared.models.findings import DataReport, Findings, OptimizationReport, Usa
 from shared.models.messages import STEP_TOPICS, Step, StepRequested
 from shared.models.period import PeriodRange, resolve_token
 from shared.models.triage import TriageResponse
-from shared.store.runs import Committed, RunDoc, RunStore, StepMarker
-from shared.store.threads import MessageDoc, ThreadStore
-from shared.store.usage import UsageStore
+from shared.store.documents import Committed, MessageDoc, RunDoc, StepMarker
+from shared.store.interfaces import CreateConflict, RunStore, Storage, ThreadStore, UsageStore
 from shared.usage.report import days_of, on_days
 from shared.usage.rollups import DailyRollup
 
 log = logging.getLogger(__name__)
 
+# The step a run starts with: it takes the thread's lock.
+FIRST_STEP: Final[Step] = "triage"
 DEFAULT_PERIOD: Final = "last_30d"
 CANCEL_MARKER: Final = "cancel"
 FAILED_MARKER: Final = "failed"
@@ -64,6 +63,7 @@ def assistant_message_id(run_id: str) -> str:
 class Pipeline:
     def __init__(
         self,
+        storage: Storage,
         runs: RunStore,
         threads: ThreadStore,
         usage: UsageStore,
@@ -71,6 +71,7 @@ class Pipeline:
         writer: AnswerWriter,
         clock: Clock = utc_now,
     ) -> None:
+        self.storage = storage
         self.runs = runs
         self.threads = threads
         self.usage = usage
@@ -93,7 +94,7 @@ class Pipeline:
             return self._finish(run, step, marker, None, "duplicate")
         if run.terminal:
             return Outcome(run_id, step, f"run already {run.status}")
-        if step == "triage" and not self.runs.try_lock(run.thread_id, run_id):
+        if step == FIRST_STEP and not self.runs.try_lock(run.thread_id, run_id):
             return Outcome(run_id, step, "queued behind the thread's running run")
         if run.cancel_requested:
             return self.cancel_now(run)
@@ -185,26 +186,29 @@ class Pipeline:
             {"status": "completed", "duration_ms": _ms(end - started)},
         )
         fields.update(status="completed", step=None, updated_at=end)
-
-        def add_answer(batch: WriteBatch) -> None:
-            self.threads.add_message_in(
-                batch,
-                run.thread_id,
-                MessageDoc(
-                    message_id=message_id,
-                    role="assistant",
-                    text=written.answer.text,
-                    ts=end,
-                    run_id=run.run_id,
-                    recommendations=written.answer.recommendations,
-                ),
-            )
-            self.threads.touch_in(batch, run.thread_id, end)
-
-        committed = self.runs.commit(
-            run, step, log_.events, fields, terminal=True, result=result, extra=add_answer
+        # The step's claim and events, the run's end and the answer: one unit of work.
+        work = self.storage.begin()
+        staged = self.runs.commit_in(
+            work, run, step, log_.events, fields, terminal=True, result=result
         )
-        return self._after_commit(run, step, committed, "completed the run")
+        self.threads.add_message_in(
+            work,
+            run.thread_id,
+            MessageDoc(
+                message_id=message_id,
+                role="assistant",
+                text=written.answer.text,
+                ts=end,
+                run_id=run.run_id,
+                recommendations=written.answer.recommendations,
+            ),
+        )
+        self.threads.touch_in(work, run.thread_id, end)
+        try:
+            work.commit()
+        except CreateConflict:
+            return self._after_commit(run, step, None, "completed the run")
+        return self._after_commit(run, step, staged, "completed the run")
 
     def _write_answer(
         self,
@@ -271,7 +275,7 @@ class Pipeline:
         queued = self.runs.oldest_queued(run.thread_id)
         if queued is not None and self.runs.try_lock(run.thread_id, queued.run_id):
             self.bus.publish(
-                STEP_TOPICS["triage"], StepRequested(run_id=queued.run_id, step="triage")
+                STEP_TOPICS[FIRST_STEP], StepRequested(run_id=queued.run_id, step=FIRST_STEP)
             )
 
     # --- ends other than completion -------------------------------------------------------

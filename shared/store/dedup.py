@@ -1,25 +1,22 @@
-"""Idempotency keys: ``dedup/{key}``, created if absent, with ``expires_at`` for the TTL
-policy (Terraform) — and checked here too, since TTL deletion can lag by a day."""
+"""The idempotency-key store in Firestore (``DedupStore``): ``dedup/{key}``, created if
+absent, with ``expires_at`` for the TTL policy (Terraform) — and checked here too, since TTL
+deletion can lag by a day."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
-from google.cloud.firestore_v1 import WriteBatch
+
+from shared.store.interfaces import UnitOfWork
+from shared.store.storage import batch_of
 
 DEDUP: Final = "dedup"
 
 
-def dedup_key(scope: str, uid: str, key: str) -> str:
-    """A document id for a client's key: hashed, so any client string is a valid id."""
-    return hashlib.sha256(f"{scope}\x00{uid}\x00{key}".encode()).hexdigest()
-
-
-class DedupStore:
+class FirestoreDedupStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
 
@@ -27,9 +24,9 @@ class DedupStore:
         return self._db.collection(DEDUP).document(key)
 
     def create_in(
-        self, batch: WriteBatch, key: str, value: dict[str, Any], expires_at: datetime
+        self, work: UnitOfWork, key: str, value: dict[str, Any], expires_at: datetime
     ) -> None:
-        batch.create(self._ref(key), {"value": value, "expires_at": expires_at})
+        batch_of(work).create(self._ref(key), {"value": value, "expires_at": expires_at})
 
     def get(self, key: str, now: datetime) -> dict[str, Any] | None:
         snap = self._ref(key).get()

@@ -1,24 +1,25 @@
-"""Per-user rate limits shared by every instance: fixed one-minute windows counted in
-``ratelimits/{kind}_{uid}_{window}`` with an atomic increment (``expires_at`` for TTL)."""
+"""The rate limiter in Firestore (``RateLimiter``): per-user limits shared by every
+instance, fixed one-minute windows counted in ``ratelimits/{kind}_{uid}_{window}`` with an
+atomic increment (``expires_at`` for TTL)."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Final
 
 from google.cloud import firestore
 from google.cloud.firestore_v1 import Increment
 
 from shared.errors import RateLimited
+from shared.store.documents import LimitKind
 
 RATELIMITS: Final = "ratelimits"
 WINDOW_S: Final = 60
-LimitKind = Literal["function_calls", "chat_messages"]
 
 
-class RateLimiter:
+class FirestoreRateLimiter:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
 

@@ -1,7 +1,8 @@
-"""Runs, their events and step claims: ``runs/{run}``, ``runs/{run}/events/{seq}``,
+"""The run store in Firestore (``RunStore``): ``runs/{run}``, ``runs/{run}/events/{seq}``,
 ``runs/{run}/steps/{step}``, and the one-run-per-thread lock ``thread_locks/{thread}``.
 
-A step commits everything it did in one atomic batch: its claim (``steps/{marker}``,
+A step commits everything it did in one atomic batch (a unit of work, with the thread's
+writes when the step ends the run): its claim (``steps/{marker}``,
 created), its events (``events/{seq}``, created, consecutive after the run's ``last_seq``)
 and the run's new fields. A duplicate delivery, or a racing writer, fails on a create and
 changes nothing. What must happen after the commit (publishing) is recorded on the claim
@@ -11,19 +12,19 @@ and marked done, so a delivery that died in between is finished by the redeliver
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, Final
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
-from google.cloud.firestore_v1 import FieldFilter, WriteBatch
-from pydantic import BaseModel, ConfigDict
+from google.cloud.firestore_v1 import FieldFilter
 
 from shared.errors import NotFound
-from shared.models.api import TERMINAL_STATUSES, RunStatus, RunView
 from shared.models.events import PendingEvent, RunEvent, seq_doc_id
 from shared.models.messages import Step
+from shared.store.documents import Committed, RunDoc, StepMarker
+from shared.store.interfaces import CreateConflict, UnitOfWork
+from shared.store.storage import FirestoreUnitOfWork, batch_of
 
 RUNS: Final = "runs"
 EVENTS: Final = "events"
@@ -33,77 +34,9 @@ THREAD_LOCKS: Final = "thread_locks"
 EVENT_PAGE: Final = 500
 
 
-class RunDoc(BaseModel):
-    """``runs/{run}``."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    run_id: str
-    thread_id: str
-    uid: str
-    workspace_id: str
-    message_id: str
-    question: str
-    status: RunStatus
-    step: str | None = None
-    reason: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    last_seq: int = 0
-    relay: str = ""
-    cancel_requested: bool = False
-    last_error: str | None = None
-    attempt: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    def view(self) -> RunView:
-        return RunView(
-            run_id=self.run_id,
-            thread_id=self.thread_id,
-            status=self.status,
-            reason=self.reason,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
-
-
-class StepMarker(BaseModel):
-    """``runs/{run}/steps/{marker}``: a committed step and what remains to do after it."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    step: str
-    first_seq: int
-    last_seq: int
-    # The step to hand the run to (None: the run ended, or waits for nothing).
-    next_step: Step | None = None
-    terminal: bool = False
-    published: bool = False
-    result: dict[str, Any] | None = None
-    # What the step hands on besides its result (the data step: the rollups it read).
-    handoff: dict[str, Any] | None = None
-
-
-class Committed(BaseModel):
-    """A step's commit: its numbered events and its claim (what remains to publish)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    events: list[RunEvent]
-    marker: StepMarker
-
-
-class RunStore:
+class FirestoreRunStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
-
-    @property
-    def db(self) -> firestore.Client:
-        return self._db
 
     def _run(self, run_id: str) -> firestore.DocumentReference:
         return self._db.collection(RUNS).document(run_id)
@@ -119,8 +52,8 @@ class RunStore:
             raise NotFound(f"no run {run_id}")
         return run
 
-    def create_in(self, batch: WriteBatch, run: RunDoc) -> None:
-        batch.create(self._run(run.run_id), run.model_dump())
+    def create_in(self, work: UnitOfWork, run: RunDoc) -> None:
+        batch_of(work).create(self._run(run.run_id), run.model_dump())
 
     def events_after(self, run_id: str, after_seq: int) -> list[RunEvent]:
         """Every event with ``seq > after_seq``, in order (paged by a range on ``seq``)."""
@@ -161,8 +94,9 @@ class RunStore:
         snap = self._run(run_id).collection(STEPS).document(name).get()
         return _marker_of(snap.to_dict()) if snap.exists else None
 
-    def commit(
+    def commit_in(
         self,
+        work: UnitOfWork,
         run: RunDoc,
         marker_name: str,
         pending: Sequence[PendingEvent],
@@ -172,9 +106,7 @@ class RunStore:
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         handoff: dict[str, Any] | None = None,
-        extra: Callable[[WriteBatch], None] | None = None,
-    ) -> Committed | None:
-        """Commit a step atomically; None if another delivery or writer got there first."""
+    ) -> Committed:
         first = run.last_seq + 1
         events = [p.numbered(run.run_id, first + i) for i, p in enumerate(pending)]
         marker = StepMarker(
@@ -187,18 +119,42 @@ class RunStore:
             handoff=handoff,
         )
         ref = self._run(run.run_id)
-        batch = self._db.batch()
+        batch = batch_of(work)
         batch.create(ref.collection(STEPS).document(marker_name), _marker_doc(marker))
         for event in events:
             batch.create(ref.collection(EVENTS).document(seq_doc_id(event.seq)), _event_doc(event))
         batch.update(ref, {**run_fields, "last_seq": marker.last_seq})
-        if extra is not None:
-            extra(batch)
-        try:
-            batch.commit()
-        except AlreadyExists:
-            return None
         return Committed(events=events, marker=marker)
+
+    def commit(
+        self,
+        run: RunDoc,
+        marker_name: str,
+        pending: Sequence[PendingEvent],
+        run_fields: dict[str, Any],
+        *,
+        next_step: Step | None = None,
+        terminal: bool = False,
+        result: dict[str, Any] | None = None,
+        handoff: dict[str, Any] | None = None,
+    ) -> Committed | None:
+        work = FirestoreUnitOfWork(self._db)
+        committed = self.commit_in(
+            work,
+            run,
+            marker_name,
+            pending,
+            run_fields,
+            next_step=next_step,
+            terminal=terminal,
+            result=result,
+            handoff=handoff,
+        )
+        try:
+            work.commit()
+        except CreateConflict:
+            return None
+        return committed
 
     def mark_published(self, run_id: str, marker_name: str) -> None:
         self._run(run_id).collection(STEPS).document(marker_name).update({"published": True})

@@ -1,71 +1,27 @@
-"""Threads and their messages: ``threads/{thread}``, ``threads/{thread}/messages/{msg}``."""
+"""The thread store in Firestore (``ThreadStore``): ``threads/{thread}``,
+``threads/{thread}/messages/{msg}``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from google.cloud import firestore
-from google.cloud.firestore_v1 import FieldFilter, WriteBatch
-from pydantic import BaseModel, ConfigDict
+from google.cloud.firestore_v1 import FieldFilter
 
 from shared.errors import NotFound
 from shared.models.api import MessageView, ThreadSummary
-from shared.models.findings import Recommendation
+from shared.store.documents import MessageDoc, ThreadDoc
+from shared.store.interfaces import UnitOfWork
+from shared.store.storage import batch_of
 
 THREADS: Final = "threads"
 MESSAGES: Final = "messages"
 THREAD_LIST_LIMIT: Final = 100
 MESSAGE_LIMIT: Final = 1000
-TITLE_CHARS: Final = 80
 
 
-class ThreadDoc(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    thread_id: str
-    owner_uid: str
-    workspace_id: str
-    title: str
-    created_at: datetime
-    updated_at: datetime
-
-    def summary(self) -> ThreadSummary:
-        return ThreadSummary(thread_id=self.thread_id, title=self.title, updated_at=self.updated_at)
-
-
-class MessageDoc(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    message_id: str
-    role: Literal["user", "assistant"]
-    text: str
-    ts: datetime
-    run_id: str | None = None
-    client_msg_id: str | None = None
-    recommendations: list[Recommendation] = []
-
-    def view(self) -> MessageView:
-        return MessageView(
-            message_id=self.message_id,
-            role=self.role,
-            text=self.text,
-            ts=self.ts,
-            run_id=self.run_id,
-            recommendations=self.recommendations,
-        )
-
-
-def title_of(text: str) -> str:
-    """The thread's title: its first message, on one line, cut at a word."""
-    line = " ".join(text.split())
-    if len(line) <= TITLE_CHARS:
-        return line
-    cut = line[: TITLE_CHARS - 1].rsplit(" ", 1)[0]
-    return cut + "…"
-
-
-class ThreadStore:
+class FirestoreThreadStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
 
@@ -97,15 +53,15 @@ class ThreadStore:
         query = self._thread(thread_id).collection(MESSAGES).order_by("ts").limit(MESSAGE_LIMIT)
         return [MessageDoc.model_validate(s.to_dict()).view() for s in query.stream()]
 
-    def create_in(self, batch: WriteBatch, thread: ThreadDoc) -> None:
-        batch.create(self._thread(thread.thread_id), thread.model_dump())
+    def create_in(self, work: UnitOfWork, thread: ThreadDoc) -> None:
+        batch_of(work).create(self._thread(thread.thread_id), thread.model_dump())
 
-    def touch_in(self, batch: WriteBatch, thread_id: str, when: datetime) -> None:
-        batch.update(self._thread(thread_id), {"updated_at": when})
+    def touch_in(self, work: UnitOfWork, thread_id: str, when: datetime) -> None:
+        batch_of(work).update(self._thread(thread_id), {"updated_at": when})
 
-    def add_message_in(self, batch: WriteBatch, thread_id: str, message: MessageDoc) -> None:
+    def add_message_in(self, work: UnitOfWork, thread_id: str, message: MessageDoc) -> None:
         ref = self._thread(thread_id).collection(MESSAGES).document(message.message_id)
-        batch.create(ref, _message_doc(message))
+        batch_of(work).create(ref, _message_doc(message))
 
 
 def _message_doc(message: MessageDoc) -> dict[str, Any]:

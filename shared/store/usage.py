@@ -1,5 +1,6 @@
-"""Usage rollups in Firestore: ``workspaces/{ws}`` (what the workspace has sent),
-``workspaces/{ws}/usage_daily``, ``usage_daily_users``, and the aggregator's markers.
+"""The usage store in Firestore (``UsageStore``): ``workspaces/{ws}`` (what the workspace
+has sent), ``workspaces/{ws}/usage_daily``, ``usage_daily_users``, and the aggregator's
+markers.
 
 Applying a batch is idempotent (the protocol is in ``shared.usage.rollups``): each chunk's
 record markers are created in the same atomic commit as its increments, so a record counts
@@ -22,11 +23,11 @@ from typing import Any, Final
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1 import ArrayUnion, FieldFilter, Increment, Maximum, Minimum
-from pydantic import BaseModel, ConfigDict
 
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
 from shared.store import raw_writes
+from shared.store.documents import Catalogue
 from shared.usage.layout import (
     APPLIED_RECORDS_COLLECTION,
     REQUEST_HASHES_COLLECTION,
@@ -43,25 +44,8 @@ WORKSPACES: Final = "workspaces"
 # One commit holds at most 500 writes.
 MAX_WRITES: Final = 500
 MAX_COMMIT_ATTEMPTS: Final = 5
-# Commits of one batch in flight at once (see ``UsageStore.apply``).
+# Commits of one batch in flight at once (see ``FirestoreUsageStore.apply``).
 COMMITTERS: Final = 2
-
-
-class Catalogue(BaseModel):
-    """``workspaces/{ws}``: the names seen in its usage (triage matches mentions to them)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    records: int = 0
-    models: list[str] = []
-    features: list[str] = []
-    providers: list[str] = []
-    first_day: int | None = None  # YYYYMMDD
-    last_day: int | None = None
-
-    @property
-    def has_data(self) -> bool:
-        return self.records > 0
 
 
 def _day_number(day: str) -> int:
@@ -100,7 +84,7 @@ class KnownMarkers:
 KNOWN_MARKERS: Final = 200_000
 
 
-class UsageStore:
+class FirestoreUsageStore:
     def __init__(self, client: firestore.Client) -> None:
         self._db = client
         self._known = KnownMarkers(KNOWN_MARKERS)

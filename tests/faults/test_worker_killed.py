@@ -24,7 +24,7 @@ from devstack.emulators import EmulatorHosts
 from devstack.procs import ManagedProcess, wait_ready
 from devstack.stack import DevConfig, RunningStack, run_stack
 from devstack.synthetic import generate
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from tests.support.event_sequence import check_sequence
 from tests.support.stack import Caller
 
@@ -61,7 +61,7 @@ def test_a_worker_killed_mid_step_is_redelivered_and_the_run_completes(
     caller = Caller(user, workspace, own_stack.functions)
     db = firestore.Client(project=own_stack.project)
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    UsageStore(db).apply(workspace, generate(end=yesterday).records)
+    FirestoreUsageStore(db).apply(workspace, generate(end=yesterday).records)
 
     accepted = caller.post(
         "agents_execute", {"message": "What did we spend in the last 30 days?", "wait": False}

@@ -13,7 +13,7 @@ from google.cloud import firestore
 from devstack.auth_emulator import AuthEmulator
 from devstack.emulators import EmulatorHosts
 from devstack.synthetic import SyntheticWorkspace, generate
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from tests.support.functions import Captured, User, envelope
 
 Fn = Callable[[str], FlaskClient]
@@ -41,7 +41,7 @@ def loaded_project(
             auth.set_claims(signed.uid, {"workspace": workspace})
             signed = auth.sign_in(f"{workspace}@apex.test", "pw-123456")
         client = firestore.Client(project=project)
-        UsageStore(client).apply(workspace, planted.records)
+        FirestoreUsageStore(client).apply(workspace, planted.records)
         client.close()
         yield project, User(signed, workspace)
 
@@ -169,10 +169,10 @@ def test_ingest_accepts_both_forms_and_reports_each_bad_record(
     aggregator = function("usage_aggregator")
     for _ in range(2):  # a duplicate delivery counts once
         assert aggregator.post("/", json=envelope(message)).status_code == 204
-    catalogue = UsageStore(firestore_client).catalogue(user.workspace)
+    catalogue = FirestoreUsageStore(firestore_client).catalogue(user.workspace)
     assert catalogue.records == 2
     assert sorted(catalogue.models) == ["gpt-4o", "gpt-4o-mini"]
-    rows = UsageStore(firestore_client).daily(user.workspace, "2025-11-20", "2026-11-20")
+    rows = FirestoreUsageStore(firestore_client).daily(user.workspace, "2025-11-20", "2026-11-20")
     assert sum(r.cached_input_tokens for r in rows) == 300
 
 

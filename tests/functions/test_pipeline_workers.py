@@ -17,7 +17,7 @@ from shared.auth import Principal
 from shared.chat import cancel
 from shared.models.usage import parse_usage_record
 from shared.services import services
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from shared.usage.layout import USAGE_DAILY_COLLECTION
 from tests.support.event_sequence import check_sequence
 from tests.support.functions import Captured, User, envelope
@@ -102,7 +102,7 @@ def with_data(user: User, firestore_client: firestore.Client) -> User:
         for i in range(40)
     ]
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    UsageStore(firestore_client).apply(
+    FirestoreUsageStore(firestore_client).apply(
         user.workspace, [parse_usage_record(r, now=now) for r in records]
     )
     return user
@@ -200,7 +200,7 @@ def test_the_optimization_agent_prices_the_rollups_the_data_agent_measured(
         for i in range(30)
     ]
     now = datetime(2026, 11, 25, tzinfo=UTC)
-    UsageStore(firestore_client).apply(
+    FirestoreUsageStore(firestore_client).apply(
         with_data.workspace, [parse_usage_record(r, now=now) for r in late]
     )
     [optimization] = topics["apex-optimization"].pull(1)

@@ -11,13 +11,13 @@ from shared.agents.data import measure
 from shared.agents.trace import EventLog
 from shared.models.findings import UsageFilters
 from shared.models.period import AbsolutePeriod
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 from shared.usage.report import build_data_report, days_needed
 
 
 def test_the_tools_give_the_report(firestore_client: firestore.Client) -> None:
     workspace = generate(end=date(2026, 11, 20), days=20)
-    store = UsageStore(firestore_client)
+    store = FirestoreUsageStore(firestore_client)
     store.apply("ws", workspace.records)
     period = AbsolutePeriod(start=date(2026, 11, 10), end=date(2026, 11, 20)).resolve()
     log = EventLog(lambda: datetime(2026, 11, 21, tzinfo=UTC))

@@ -9,7 +9,7 @@ import pytest
 from google.cloud import firestore
 
 from devstack.synthetic import SyntheticWorkspace, generate
-from shared.store.usage import UsageStore, commit_chunks
+from shared.store.usage import FirestoreUsageStore, commit_chunks
 from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
 from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, accumulate
 
@@ -22,7 +22,7 @@ def small() -> SyntheticWorkspace:
 def test_stored_rollups_equal_the_fold(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
-    store = UsageStore(firestore_client)
+    store = FirestoreUsageStore(firestore_client)
     records = small.records[:700]
     assert store.apply("ws1", records) == len(records)
     expected = accumulate(records)
@@ -42,7 +42,7 @@ def test_stored_rollups_equal_the_fold(
 def test_a_redelivered_batch_counts_once(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
-    store = UsageStore(firestore_client)
+    store = FirestoreUsageStore(firestore_client)
     records = small.records[:300]
     assert store.apply("ws2", records[:200]) == 200
     # The retried batch overlaps the first by 100 records: only the 100 new ones count.
@@ -54,7 +54,7 @@ def test_a_redelivered_batch_counts_once(
 
 
 def test_an_empty_workspace_has_no_data(firestore_client: firestore.Client) -> None:
-    store = UsageStore(firestore_client)
+    store = FirestoreUsageStore(firestore_client)
     assert not store.catalogue("nobody").has_data
     assert store.daily("nobody", "2026-01-01", "2026-12-31") == []
 
@@ -62,7 +62,7 @@ def test_an_empty_workspace_has_no_data(firestore_client: firestore.Client) -> N
 def test_a_record_twice_in_one_batch_counts_once(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
-    store = UsageStore(firestore_client)
+    store = FirestoreUsageStore(firestore_client)
     records = [*small.records[:50], small.records[10], *small.records[50:60], small.records[10]]
     assert store.apply("ws3", records) == 60
     assert store.catalogue("ws3").records == 60
@@ -75,12 +75,12 @@ def test_a_batch_redelivered_to_another_instance_counts_once(
 ) -> None:
     # A fresh store knows no markers: its optimistic commit fails and it reads them instead.
     records = small.records[:900]
-    assert UsageStore(firestore_client).apply("ws4", records[:600]) == 600
-    assert UsageStore(firestore_client).apply("ws4", records) == 300
-    assert UsageStore(firestore_client).apply("ws4", records) == 0
+    assert FirestoreUsageStore(firestore_client).apply("ws4", records[:600]) == 600
+    assert FirestoreUsageStore(firestore_client).apply("ws4", records) == 300
+    assert FirestoreUsageStore(firestore_client).apply("ws4", records) == 0
     expected = accumulate(records)
     assert {r.doc_id: r for r in store_daily(firestore_client, "ws4")} == expected.daily
-    assert {r.doc_id: r for r in UsageStore(firestore_client).users("ws4", *SPAN)} == (
+    assert {r.doc_id: r for r in FirestoreUsageStore(firestore_client).users("ws4", *SPAN)} == (
         expected.users
     )
 
@@ -89,14 +89,14 @@ def test_concurrent_deliveries_of_one_batch_count_once(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
     records = small.records[:1500]
-    stores = [UsageStore(firestore_client) for _ in range(3)]
+    stores = [FirestoreUsageStore(firestore_client) for _ in range(3)]
     with ThreadPoolExecutor(len(stores)) as pool:
         applied = list(pool.map(lambda store: store.apply("ws5", records), stores))
     assert sum(applied) == len(records)
     assert store_daily(firestore_client, "ws5") == sorted(
         accumulate(records).daily.values(), key=lambda r: r.doc_id
     )
-    assert UsageStore(firestore_client).catalogue("ws5").records == len(records)
+    assert FirestoreUsageStore(firestore_client).catalogue("ws5").records == len(records)
 
 
 def test_repeats_across_the_commits_of_one_batch_are_found(
@@ -108,7 +108,7 @@ def test_repeats_across_the_commits_of_one_batch_are_found(
         base.model_copy(update={"record_id": f"same-{i}", "user": f"user-{i}"}) for i in range(1200)
     ]
     assert len(list(commit_chunks(records))) > 1
-    assert UsageStore(firestore_client).apply("ws6", records) == 1200
+    assert FirestoreUsageStore(firestore_client).apply("ws6", records) == 1200
     (row,) = store_daily(firestore_client, "ws6")
     assert (row.requests, row.repeat_requests) == (1200 * base.requests, 1199 * base.requests)
 
@@ -117,13 +117,13 @@ SPAN = ("2026-11-13", "2026-11-20")
 
 
 def store_daily(client: firestore.Client, workspace: str) -> list[DailyRollup]:
-    return sorted(UsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
+    return sorted(FirestoreUsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
 
 
 def test_every_rollup_document_carries_the_common_counters(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
-    UsageStore(firestore_client).apply("ws7", small.records[:200])
+    FirestoreUsageStore(firestore_client).apply("ws7", small.records[:200])
     ws = firestore_client.collection("workspaces").document("ws7")
     for collection in (USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION):
         docs = [snap.to_dict() or {} for snap in ws.collection(collection).stream()]

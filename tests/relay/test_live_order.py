@@ -1,8 +1,8 @@
 """The live path's ordering (DESIGN §3.5): a relay that gets a run's events out of order,
 twice, or not at all from Pub/Sub still gives its socket each seq once and in order,
 reading the gaps from Firestore. The run is written and published here with the pipeline's
-own store and bus (``RunStore.commit``, ``Bus.publish_events``), so the test decides which
-events Pub/Sub carries."""
+own store and bus (``FirestoreRunStore.commit``, ``Bus.publish_events``), so the test
+decides which events Pub/Sub carries."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from google.cloud import firestore
 from devstack.stack import RunningStack
 from shared.bus import Bus
 from shared.models.events import PendingEvent, RunEvent
-from shared.store.runs import RunDoc, RunStore
+from shared.store.documents import RunDoc
+from shared.store.runs import FirestoreRunStore
+from shared.store.storage import FirestoreStorage
 from tests.support.relay import ChatUser, OwnRelay
 from tests.support.wsclient import chat
 
@@ -30,7 +32,9 @@ def _thinking(i: int) -> PendingEvent:
     )
 
 
-def _commit(runs: RunStore, run_id: str, step: str, pending: list[PendingEvent]) -> list[RunEvent]:
+def _commit(
+    runs: FirestoreRunStore, run_id: str, step: str, pending: list[PendingEvent]
+) -> list[RunEvent]:
     run = runs.get(run_id)
     assert run is not None
     committed = runs.commit(run, step, pending, {"updated_at": datetime.now(UTC)})
@@ -46,13 +50,13 @@ def test_out_of_order_duplicated_and_missing_live_events_arrive_once_in_order(
 ) -> None:
     relay = start_relay()
     user = new_chat_user()
-    runs = RunStore(relay_db)
+    runs = FirestoreRunStore(relay_db)
     bus = Bus(Bus.publisher(), relay_stack.project)
     run_id = uuid.uuid4().hex
     now = datetime.now(UTC)
-    batch = relay_db.batch()
+    work = FirestoreStorage(relay_db).begin()
     runs.create_in(
-        batch,
+        work,
         RunDoc(
             run_id=run_id,
             thread_id=uuid.uuid4().hex,
@@ -65,7 +69,7 @@ def test_out_of_order_duplicated_and_missing_live_events_arrive_once_in_order(
             updated_at=now,
         ),
     )
-    batch.commit()
+    work.commit()
     first = _commit(runs, run_id, "one", [_thinking(i) for i in range(1, 4)])  # seq 1..3
 
     with chat(relay.ws_url) as c:

@@ -12,7 +12,7 @@ from google.cloud import firestore
 
 from devstack.auth_emulator import SignedIn
 from devstack.synthetic import SyntheticWorkspace
-from shared.store.usage import UsageStore
+from shared.store.usage import FirestoreUsageStore
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def ingest(caller: Caller, db: firestore.Client, workspace: SyntheticWorkspace) 
         response = caller.post("usage_ingest", raw[start : start + 5000])
         assert response.status_code == 202, response.text
         assert response.json() == {"accepted": len(raw[start : start + 5000]), "rejected": []}
-    store = UsageStore(db)
+    store = FirestoreUsageStore(db)
     deadline = time.monotonic() + 120
     while store.catalogue(caller.workspace).records < len(raw):
         assert time.monotonic() < deadline, "the aggregator did not apply every record"

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from devstack.synthetic import generate
 from shared.agents.pipeline import HANDOFF_MAX_BYTES, measured_rollups, rollups_handoff
 from shared.models.period import PeriodRange
-from shared.store.runs import StepMarker
+from shared.store.documents import StepMarker
 from shared.usage.report import days_of
 from shared.usage.rollups import accumulate
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from shared.agents.trace import AgentTrace
 from shared.agents.triage.intent import analyze, decide_route
 from shared.models.triage import TriageResponse, TriageResult
-from shared.store.usage import Catalogue
+from shared.store.documents import Catalogue
 
 
 def triage(trace: AgentTrace, question: str, catalogue: Catalogue, now: datetime) -> TriageResponse:

@@ -1,0 +1,199 @@
+"""What the rest of Apex may ask of its stores: one protocol per store, the unit of work
+that commits writes of several stores together, and the one storage error callers handle.
+
+Agents, the pipeline, the submitter, the endpoints and the relay depend on these protocols
+only; the Firestore implementations (``FirestoreRunStore`` in ``runs.py`` and so on, built
+in ``shared.services``) are the only ones. Nothing here imports a storage client.
+
+A write that must be atomic with writes of other stores is *staged* into a ``UnitOfWork``
+by the store's ``*_in`` method and happens when the unit commits: all of it, or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.models.api import MessageView, ThreadSummary
+from shared.models.events import PendingEvent, RunEvent
+from shared.models.messages import Step
+from shared.models.usage import UsageRecord
+from shared.store.documents import (
+    Catalogue,
+    Committed,
+    LimitKind,
+    MessageDoc,
+    RunDoc,
+    StepMarker,
+    ThreadDoc,
+)
+from shared.usage.rollups import DailyRollup, UserDailyRollup
+
+
+class CreateConflict(Exception):
+    """A create-if-absent write found its document already there. When a unit of work
+    raises it, nothing the unit staged was written (a duplicate, or a racing writer won)."""
+
+
+class UnitOfWork(Protocol):
+    """Writes staged by the stores' ``*_in`` methods, committed together: what a step or
+    a chat submission writes. A unit commits once."""
+
+    def commit(self) -> None:
+        """Apply every staged write atomically; ``CreateConflict`` (and nothing written) if
+        a staged create finds its document."""
+        ...
+
+
+class Storage(Protocol):
+    """The database behind the stores: where units of work begin, and whether it answers."""
+
+    def begin(self) -> UnitOfWork: ...
+
+    def probe(self, timeout_s: float) -> None:
+        """Return if the storage answers a read within ``timeout_s``; raise what it said
+        otherwise (readiness checks, DESIGN §7)."""
+        ...
+
+
+class RunStore(Protocol):
+    """Runs, their numbered events, their step claims, and the one-run-per-thread lock."""
+
+    def get(self, run_id: str) -> RunDoc | None: ...
+
+    def get_owned(self, run_id: str, uid: str) -> RunDoc:
+        """The run if ``uid`` owns it; else ``NotFound`` (existence is not revealed)."""
+        ...
+
+    def create_in(self, work: UnitOfWork, run: RunDoc) -> None: ...
+
+    def events_after(self, run_id: str, after_seq: int) -> list[RunEvent]:
+        """Every event with ``seq > after_seq``, in order."""
+        ...
+
+    def get_with_markers(
+        self, run_id: str, names: Sequence[str]
+    ) -> tuple[RunDoc | None, dict[str, StepMarker | None]]:
+        """The run and its named step claims, in one round trip."""
+        ...
+
+    def marker(self, run_id: str, name: str) -> StepMarker | None: ...
+
+    def commit_in(
+        self,
+        work: UnitOfWork,
+        run: RunDoc,
+        marker_name: str,
+        pending: Sequence[PendingEvent],
+        run_fields: dict[str, Any],
+        *,
+        next_step: Step | None = None,
+        terminal: bool = False,
+        result: dict[str, Any] | None = None,
+        handoff: dict[str, Any] | None = None,
+    ) -> Committed:
+        """Stage a step's commit: its claim ``marker_name`` and its events (both created, so
+        a second commit of the step conflicts), numbered after the run's ``last_seq``, and
+        the run's new fields. Returns what it will be once ``work`` commits."""
+        ...
+
+    def commit(
+        self,
+        run: RunDoc,
+        marker_name: str,
+        pending: Sequence[PendingEvent],
+        run_fields: dict[str, Any],
+        *,
+        next_step: Step | None = None,
+        terminal: bool = False,
+        result: dict[str, Any] | None = None,
+        handoff: dict[str, Any] | None = None,
+    ) -> Committed | None:
+        """``commit_in`` a unit of its own, committed; None if another delivery or writer
+        got there first (nothing was written)."""
+        ...
+
+    def mark_published(self, run_id: str, marker_name: str) -> None: ...
+
+    def update(self, run_id: str, fields: dict[str, Any]) -> None: ...
+
+    def try_lock(self, thread_id: str, run_id: str) -> bool:
+        """Whether ``run_id`` holds the thread's lock (taking it if it is free)."""
+        ...
+
+    def lock_holder(self, thread_id: str) -> str | None: ...
+
+    def release_lock(self, thread_id: str, run_id: str) -> None:
+        """Free the lock if ``run_id`` holds it."""
+        ...
+
+    def oldest_queued(self, thread_id: str) -> RunDoc | None: ...
+
+
+class ThreadStore(Protocol):
+    """Threads and their messages."""
+
+    def get(self, thread_id: str) -> ThreadDoc | None: ...
+
+    def get_owned(self, thread_id: str, uid: str) -> ThreadDoc:
+        """The thread if ``uid`` owns it; else ``NotFound`` (existence is not revealed)."""
+        ...
+
+    def list_for(self, uid: str, workspace_id: str) -> list[ThreadSummary]: ...
+
+    def messages(self, thread_id: str) -> list[MessageView]: ...
+
+    def create_in(self, work: UnitOfWork, thread: ThreadDoc) -> None: ...
+
+    def touch_in(self, work: UnitOfWork, thread_id: str, when: datetime) -> None: ...
+
+    def add_message_in(self, work: UnitOfWork, thread_id: str, message: MessageDoc) -> None:
+        """Stage the message's creation (a second one with its id conflicts)."""
+        ...
+
+
+class UsageStore(Protocol):
+    """A workspace's usage rollups, its catalogue, and kept dead-lettered batches."""
+
+    def catalogue(self, workspace_id: str) -> Catalogue: ...
+
+    def daily(self, workspace_id: str, first_day: str, last_day: str) -> list[DailyRollup]: ...
+
+    def users(self, workspace_id: str, first_day: str, last_day: str) -> list[UserDailyRollup]: ...
+
+    def apply(self, workspace_id: str, records: Sequence[UsageRecord]) -> int:
+        """Add the records to the rollups, each at most once; how many were new."""
+        ...
+
+    def keep_dead_batch(self, message_id: str, content: dict[str, Any]) -> None: ...
+
+
+class DedupStore(Protocol):
+    """Idempotency keys (ids from ``documents.dedup_key``) with an expiry."""
+
+    def create_in(
+        self, work: UnitOfWork, key: str, value: dict[str, Any], expires_at: datetime
+    ) -> None: ...
+
+    def get(self, key: str, now: datetime) -> dict[str, Any] | None:
+        """The value held under ``key``, unless absent or expired."""
+        ...
+
+    def claim(
+        self, key: str, value: dict[str, Any], now: datetime, ttl: timedelta
+    ) -> dict[str, Any] | None:
+        """Create the key with ``value``; None if this call created it, else the value held."""
+        ...
+
+    def update(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Per-user call counts shared by every instance."""
+
+    def hit(self, kind: LimitKind, uid: str, limit: int, now: datetime) -> None:
+        """Count one call; ``RateLimited`` (with its Retry-After) past ``limit`` a minute."""
+        ...
