@@ -178,16 +178,16 @@ resource "google_cloudfunctions2_function" "worker" {
   ]
 }
 
-# Invokers. Gen2 functions are Cloud Run services of the same name: run.invoker decides.
-resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
-  for_each = local.public_functions
-
-  # Public by design (DESIGN §2): each function verifies the Firebase ID token itself.
-  location = var.region
-  name     = google_cloudfunctions2_function.public[each.key].name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
-}
+# Invokers. Gen2 functions are Cloud Run services of the same name: Cloud Run's invoker check
+# (run.invoker) decides who may call them.
+#
+# The public functions are public by design (DESIGN §2: each verifies the Firebase ID token
+# itself), but not through a run.invoker grant to allUsers, which organisations enforcing
+# domain-restricted sharing refuse. Their invoker check is disabled instead, on the Cloud Run
+# service under each function: the Cloud Functions API has no such setting and owns that
+# service, so Terraform cannot set it. cloudbuild.yaml's step `public-functions` does, after
+# every apply, for the services in output public_function_services (infra/README.md says
+# what to run after an apply by hand).
 
 # Workers: only the pusher service account (whose OIDC token the push subscriptions carry).
 resource "google_cloud_run_v2_service_iam_member" "worker_invoker" {

@@ -47,6 +47,11 @@ resource "google_compute_region_network_endpoint_group" "relay" {
   }
 }
 
+# A gen2 function is a Cloud Run service: a serverless NEG reaches it through `cloud_run`
+# (`cloud_function` serves 1st-gen functions only). The service carries the function's name
+# (service_config[0].service is projects/<p>/locations/<r>/services/<that name>, a form
+# `cloud_run.service` does not take): functions.tf's names are lowercase with hyphens, which
+# Cloud Run keeps as they are (tests/infra checks both).
 resource "google_compute_region_network_endpoint_group" "function" {
   for_each = local.lb_functions
 
@@ -54,8 +59,8 @@ resource "google_compute_region_network_endpoint_group" "function" {
   region                = var.region
   network_endpoint_type = "SERVERLESS"
 
-  cloud_function {
-    function = google_cloudfunctions2_function.public[each.key].name
+  cloud_run {
+    service = google_cloudfunctions2_function.public[each.key].name
   }
 }
 

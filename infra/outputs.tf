@@ -8,6 +8,16 @@ output "public_function_urls" {
   value       = { for name, f in google_cloudfunctions2_function.public : name => f.service_config[0].uri }
 }
 
+output "public_function_services" {
+  description = "The Cloud Run services of the public functions, space-separated, in region (output region): cloudbuild.yaml's step public-functions disables their invoker check (infra/README.md)."
+  value       = join(" ", [for name, f in google_cloudfunctions2_function.public : f.name])
+}
+
+output "region" {
+  description = "The region of the functions and the relay."
+  value       = var.region
+}
+
 output "worker_functions" {
   description = "The private workers (invocable only by the pusher service account)."
   value       = { for name, f in google_cloudfunctions2_function.worker : name => f.name }

@@ -30,6 +30,11 @@ resource "google_cloud_run_v2_service" "relay" {
   description         = "Apex chat relay: the WebSocket endpoint /ws and the chat page /."
   ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = false
+  # Public by design (DESIGN §3): the chat page and /ws; a socket is closed with 1008 unless
+  # its first frame carries a valid Firebase ID token. Public through the disabled invoker
+  # check, not a run.invoker grant to allUsers, which organisations enforcing
+  # domain-restricted sharing refuse (infra/README.md).
+  invoker_iam_disabled = true
 
   template {
     service_account                  = google_service_account.relay.email
@@ -85,13 +90,4 @@ resource "google_cloud_run_v2_service" "relay" {
     google_project_iam_member.relay_subscriptions,
     google_pubsub_topic_iam_member.relay_attach,
   ]
-}
-
-resource "google_cloud_run_v2_service_iam_member" "relay_public" {
-  # Public by design (DESIGN §3): the chat page and /ws; a socket is closed with 1008 unless
-  # its first frame carries a valid Firebase ID token.
-  location = google_cloud_run_v2_service.relay.location
-  name     = google_cloud_run_v2_service.relay.name
-  role     = "roles/run.invoker"
-  member   = "allUsers"
 }

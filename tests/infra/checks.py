@@ -70,6 +70,11 @@ COMPOSITE_QUERIES = (
 TTL_FIELDS = (("dedup", "expires_at"), ("ratelimits", "expires_at"))
 
 FORBIDDEN_ROLES = {"roles/owner", "roles/editor"}
+# Cloud Run service names (the NEG's cloud_run.service, RFC 1035): a gen2 function's service
+# carries the function's name when that name is one already.
+SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+# The output cloudbuild.yaml's step public-functions reads: the services it opens.
+OPENED_OUTPUT = "public_function_services"
 INVOKER_ROLES = {"roles/run.invoker", "roles/cloudfunctions.invoker"}
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 IAM_TYPES_BY_NAME = {
@@ -210,10 +215,23 @@ def _invokers(module: Module) -> dict[str, set[str]]:
     return out
 
 
+def opened_services(module: Module) -> tuple[set[str], list[str]]:
+    """The services whose invoker check cloudbuild.yaml's step public-functions disables
+    (output public_function_services, space-separated), and what is wrong with that output."""
+    if OPENED_OUTPUT not in module.output_blocks:
+        return set(), [f"no output {OPENED_OUTPUT} (cloudbuild.yaml opens the services it lists)"]
+    value = module.output(OPENED_OUTPUT)
+    if not isinstance(value, str):
+        return set(), [f"output {OPENED_OUTPUT} is not a known string: {render(value)}"]
+    return set(value.split()), []
+
+
 def function_problems(co: Checkout) -> list[str]:
     """Each functions-framework target is deployed by exactly one function with that entry
     point; nothing else is deployed; workers are private (only the pusher may invoke them),
-    the others public; all share one source bundle."""
+    the others public through the disabled invoker check (listed in the output cloudbuild.yaml
+    opens), none through an allUsers grant; all share one source bundle; every name is a
+    Cloud Run service name."""
     problems: list[str] = []
     targets = co.targets
     main = co.functions_main.relative_to(co.root)
@@ -256,8 +274,16 @@ def function_problems(co: Checkout) -> list[str]:
     for f in functions:
         if f.get("build_config", 0, "runtime") != "python312":
             problems.append(f"{f.address}: runtime is not python312")
+        name = f.get("name")
+        if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
+            problems.append(
+                f"{f.address}: name {render(name)} is not a Cloud Run service name (lowercase "
+                f"letters, digits, hyphens): its service would be named otherwise"
+            )
 
     invokers = _invokers(module)
+    opened, output_problems = opened_services(module)
+    problems.extend(output_problems)
     pushers = {
         principal(s.get("push_config", 0, "oidc_token", 0, "service_account_email"))
         for s in module.instances("google_pubsub_subscription")
@@ -268,6 +294,11 @@ def function_problems(co: Checkout) -> list[str]:
             members = invokers.get(str(f.get("name")), set())
             ingress = f.get("service_config", 0, "ingress_settings")
             if entry in workers:
+                if f.get("name") in opened:
+                    problems.append(
+                        f"{f.address}: a worker is listed in output {OPENED_OUTPUT}, which "
+                        f"cloudbuild.yaml opens to anyone"
+                    )
                 if ingress != "ALLOW_INTERNAL_ONLY":
                     problems.append(
                         f"{f.address}: worker ingress_settings is {render(ingress)}, "
@@ -281,10 +312,17 @@ def function_problems(co: Checkout) -> list[str]:
             else:
                 if ingress not in (None, "ALLOW_ALL"):
                     problems.append(f"{f.address}: public function ingress is {render(ingress)}")
-                if "allUsers" not in members:
+                if public := sorted(members & PUBLIC_MEMBERS):
                     problems.append(
-                        f"{f.address}: public function without an allUsers invoker "
-                        f"(it checks the Firebase ID token itself)"
+                        f"{f.address}: run.invoker granted to {public}, which domain-restricted "
+                        f"sharing refuses; public functions are opened by disabling the invoker "
+                        f"check (output {OPENED_OUTPUT}, cloudbuild.yaml)"
+                    )
+                if not output_problems and f.get("name") not in opened:
+                    problems.append(
+                        f"{f.address}: public function missing from output {OPENED_OUTPUT}: "
+                        f"its invoker check stays on and nobody can call it (it checks the "
+                        f"Firebase ID token itself)"
                     )
     return problems
 
@@ -570,8 +608,10 @@ def env_problems(co: Checkout, registry: Mapping[str, EnvVar] | None = None) -> 
 
 
 def iam_problems(co: Checkout) -> list[str]:
-    """No roles/owner or roles/editor anywhere, no authoritative project IAM, and one
-    service account per workload (the pusher distinct from all of them)."""
+    """No roles/owner or roles/editor anywhere, no authoritative project IAM, no grant to
+    allUsers or allAuthenticatedUsers (organisations enforcing domain-restricted sharing
+    refuse them), and one service account per workload (the pusher distinct from all of
+    them)."""
     problems: list[str] = []
     for sc in SCENARIOS:
         module = co.module(sc)
@@ -582,6 +622,13 @@ def iam_problems(co: Checkout) -> list[str]:
                 role = inst.get("role")
                 if role in FORBIDDEN_ROLES:
                     problems.append(f"[{sc.name}] {inst.address} grants {role}")
+                members = inst.get("members") if "members" in inst.config else [inst.get("member")]
+                for member in members or []:
+                    if principal(member) in PUBLIC_MEMBERS:
+                        problems.append(
+                            f"[{sc.name}] {inst.address} grants {role} to {principal(member)}, "
+                            f"which domain-restricted sharing refuses"
+                        )
         identities: dict[str, set[str]] = {}
         for f in module.instances("google_cloudfunctions2_function"):
             sa = f.get("service_config", 0, "service_account_email")
@@ -650,13 +697,19 @@ def firestore_problems(co: Checkout) -> list[str]:
 
 
 def relay_problems(co: Checkout) -> list[str]:
-    """Cloud Run v2 settings the relay's WebSockets need, sizes from variables."""
+    """Cloud Run v2 settings the relay's WebSockets need, sizes from variables; public
+    through the disabled invoker check."""
     module = co.module(DEFAULT)
     relays = module.instances("google_cloud_run_v2_service")
     if len(relays) != 1:
         return [f"expected one relay service, found {len(relays)}"]
     template = relays[0].get("template", 0) or {}
     problems = []
+    if relays[0].get("invoker_iam_disabled") is not True:
+        problems.append(
+            "relay is not public through invoker_iam_disabled = true (DESIGN §3; an allUsers "
+            "grant instead is refused under domain-restricted sharing)"
+        )
     if template.get("timeout") != "3600s":
         problems.append(f"relay request timeout is {render(template.get('timeout'))}, not 3600s")
     if template.get("session_affinity") is not True:
@@ -677,6 +730,71 @@ def relay_problems(co: Checkout) -> list[str]:
         default = module.eval(module.variable_blocks[var].attributes()["default"], {})
         if want_default is not None and default != want_default:
             problems.append(f"var.{var} defaults to {default}, expected {want_default}")
+    return problems
+
+
+def loadbalancer_problems(co: Checkout) -> list[str]:
+    """With `domain`: /api/agents/<function> reaches each public function and everything
+    else the relay, through serverless NEGs of type `cloud_run` (gen2 functions are Cloud
+    Run services; a `cloud_function` NEG serves 1st-gen functions only) naming each one's
+    service."""
+    (sc,) = [s for s in SCENARIOS if s.variables.get("domain")]
+    module = co.module(sc)
+    problems: list[str] = []
+    workers = set(co.topology.workers())
+    public = {
+        f.get("build_config", 0, "entry_point"): f
+        for f in module.instances("google_cloudfunctions2_function")
+        if f.get("build_config", 0, "entry_point") not in workers
+    }
+    relays = module.instances("google_cloud_run_v2_service")
+    maps = [m for m in module.instances("google_compute_url_map") if m.get("path_matcher", 0)]
+    if len(maps) != 1 or len(relays) != 1:
+        return [f"[{sc.name}] expected one URL map with a path matcher and one relay service"]
+
+    def serverless_target(service_ref: Any, where: str) -> Any:
+        """The service the backend `service_ref` points at, through its serverless NEG."""
+        backend = referenced_instance(module, service_ref, ("id", "self_link"))
+        if backend is None or backend.type != "google_compute_backend_service":
+            problems.append(f"{where}: {render(service_ref)} is not a backend service here")
+            return None
+        group = referenced_instance(module, backend.get("backend", 0, "group"), ("id", "self_link"))
+        if group is None or group.type != "google_compute_region_network_endpoint_group":
+            problems.append(f"{where}: {backend.address} has no serverless NEG as its backend")
+            return None
+        if group.get("network_endpoint_type") != "SERVERLESS":
+            problems.append(f"{where}: {group.address} is not a SERVERLESS NEG")
+        for other in ("cloud_function", "app_engine", "serverless_deployment"):
+            if group.get(other, 0) is not None:
+                problems.append(
+                    f"{where}: {group.address} uses {other}; gen2 functions and the relay are "
+                    f"Cloud Run services (cloud_run {{ service = ... }})"
+                )
+        return group.get("cloud_run", 0, "service")
+
+    url_map = maps[0]
+    relay_name = relays[0].get("name")
+    for service_ref, where in (
+        (url_map.get("default_service"), f"{url_map.address} default_service"),
+        (url_map.get("path_matcher", 0, "default_service"), f"{url_map.address} path_matcher"),
+    ):
+        if (target := serverless_target(service_ref, where)) != relay_name:
+            problems.append(f"{where} reaches {render(target)}, not the relay {relay_name!r}")
+    routed: dict[str, Any] = {}
+    for rule in url_map.get("path_matcher", 0, "path_rule") or []:
+        for path in rule.get("paths") or []:
+            routed[path] = rule.get("service")
+    for entry, f in sorted(public.items()):
+        path = f"/api/agents/{entry}"
+        if path not in routed:
+            problems.append(f"[{sc.name}] no path rule {path} for {f.address}")
+            continue
+        target = serverless_target(routed[path], f"path {path}")
+        if target != f.get("name"):
+            problems.append(
+                f"path {path} reaches Cloud Run service {render(target)}, not {f.address}'s "
+                f"service {render(f.get('name'))}"
+            )
     return problems
 
 

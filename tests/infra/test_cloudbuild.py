@@ -3,6 +3,7 @@ the deploy branch only; terraform from the hashicorp/terraform image of a pinned
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -101,3 +102,67 @@ def test_the_version_constraint_reader() -> None:
     assert checks.version_satisfies("1.11.9", "~> 1.11.4")
     assert not checks.version_satisfies("1.12.0", "~> 1.11.4")
     assert checks.version_satisfies("7.45.0", "= 7.45.0")
+
+
+def _functions_python() -> str:
+    runtimes = {
+        f.get("build_config", 0, "runtime")
+        for f in Checkout(ROOT).module().instances("google_cloudfunctions2_function")
+    }
+    assert runtimes == {"python312"}, runtimes
+    return "3.12"
+
+
+def _runs_python(step: dict[str, Any]) -> bool:
+    entry = str(step.get("entrypoint", ""))
+    return (
+        entry.startswith("python")
+        or "make test" in script(step)
+        or bool(re.search(r"\bpython3?\b|\.py\b", script(step)))
+    )
+
+
+def test_python_runs_on_the_functions_python(build: dict[str, Any]) -> None:
+    """The suite and the function bundle on the Python the functions and the relay run."""
+    python_steps = {i: step for i, step in steps(build).items() if _runs_python(step)}
+    assert {"test", "package-functions"} <= set(python_steps)
+    version = re.escape(_functions_python())
+    for step_id, step in python_steps.items():
+        assert re.fullmatch(rf"python:{version}-slim(-[a-z]+)?", step["name"]), (
+            f"step {step_id} runs Python in {step['name']}"
+        )
+
+
+def test_the_test_step_brings_node_20_for_the_emulators(build: dict[str, Any]) -> None:
+    """Node.js from Debian's packages of the image's release: Debian 13 (trixie) has 20, the
+    version devstack/package.json asks for (Debian 12 has 18)."""
+    step = steps(build)["test"]
+    assert step["name"].endswith("-trixie")
+    assert re.search(r"apt-get install [^\n]*\bnodejs\b[^\n]*\bnpm\b", script(step))
+    engines = json.loads((ROOT / "devstack" / "package.json").read_text(encoding="utf-8"))
+    assert engines["engines"]["node"] == ">=20"
+
+
+def test_public_functions_are_opened_after_each_apply_on_the_deploy_branch(
+    build: dict[str, Any],
+) -> None:
+    """Public through the invoker check disabled on each function's service (no allUsers
+    grant: domain-restricted sharing refuses it), for the services Terraform lists."""
+    s = steps(build)
+    step = s["public-functions"]
+    assert step["waitFor"] == ["terraform-apply"]
+    text = script(step)
+    assert 'if [ "$BRANCH_NAME" != "${_DEPLOY_BRANCH}" ]' in text
+    assert re.search(
+        r"for service in \$\$\(cat /workspace/public_function_services\); do\s+"
+        r'gcloud run services update "\$\$service" --region="\$\$region" --no-invoker-iam-check',
+        text,
+    )
+    apply = script(s["terraform-apply"])
+    assert (
+        "terraform output -raw public_function_services > /workspace/public_function_services"
+        in apply
+    )
+    assert "terraform output -raw region > /workspace/region" in apply
+    outputs = Checkout(ROOT).module().output_blocks
+    assert {"public_function_services", "region"} <= set(outputs)

@@ -10,7 +10,7 @@ import pytest
 from devstack.function_targets import discover_targets
 from shared.config import EnvVar
 from tests.infra import checks
-from tests.infra.conftest import MakeCheckout, edit, main_py
+from tests.infra.conftest import PUBLIC_FUNCTIONS, MakeCheckout, edit, main_py
 
 
 def test_the_copied_tree_has_no_problems(make_checkout: MakeCheckout) -> None:
@@ -20,6 +20,8 @@ def test_the_copied_tree_has_no_problems(make_checkout: MakeCheckout) -> None:
     assert checks.pubsub_problems(co) == []
     assert checks.env_problems(co) == []
     assert checks.iam_problems(co) == []
+    assert checks.relay_problems(co) == []
+    assert checks.loadbalancer_problems(co) == []
 
 
 def test_a_function_added_to_functions_without_terraform_fails(make_checkout: MakeCheckout) -> None:
@@ -264,3 +266,150 @@ def test_main_py_helper_defines_the_targets(tmp_path: Path) -> None:
     path = tmp_path / "main.py"
     path.write_text(main_py(["a_b", "c_d"]))
     assert discover_targets(path) == ["a_b", "c_d"]
+
+
+# Issue 11: the load balancer reaches the gen2 functions as Cloud Run services, and nothing is
+# made public with an allUsers grant (organisations with domain-restricted sharing refuse it).
+
+NEG_CLOUD_RUN = """  cloud_run {
+    service = google_cloudfunctions2_function.public[each.key].name
+  }
+"""
+
+
+def test_a_cloud_function_neg_fails(make_checkout: MakeCheckout) -> None:
+    """The NEG as it was: `cloud_function` serves 1st-gen functions only."""
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        NEG_CLOUD_RUN,
+        NEG_CLOUD_RUN.replace("cloud_run", "cloud_function").replace("service =", "function ="),
+    )
+    problems = checks.loadbalancer_problems(co)
+    for entry in PUBLIC_FUNCTIONS:
+        path = f"path /api/agents/{entry}"
+        assert any(p.startswith(path) and "uses cloud_function" in p for p in problems), entry
+        assert any(p.startswith(f"{path} reaches Cloud Run service null") for p in problems)
+    assert len(problems) == 2 * len(PUBLIC_FUNCTIONS)
+
+
+def test_a_neg_naming_another_functions_service_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        "    service = google_cloudfunctions2_function.public[each.key].name\n",
+        '    service = google_cloudfunctions2_function.public["threads_get"].name\n',
+    )
+    problems = checks.loadbalancer_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS) - 1
+    assert all('reaches Cloud Run service "apex-threads-get", not' in p for p in problems)
+    assert not any(p.startswith("path /api/agents/threads_get ") for p in problems)
+
+
+def test_a_path_rule_to_the_relay_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        "        service = google_compute_backend_service.function[path_rule.key].id\n",
+        "        service = google_compute_backend_service.relay[0].id\n",
+    )
+    problems = checks.loadbalancer_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS)
+    assert all('reaches Cloud Run service "apex-relay"' in p for p in problems)
+
+
+def test_an_all_users_invoker_on_the_public_functions_fails(make_checkout: MakeCheckout) -> None:
+    """The grant functions.tf made before: refused under domain-restricted sharing."""
+    co = make_checkout()
+    (co.infra / "extra.tf").write_text(
+        'resource "google_cloud_run_v2_service_iam_member" "public_invoker" {\n'
+        "  for_each = local.public_functions\n"
+        "  location = var.region\n"
+        "  name     = google_cloudfunctions2_function.public[each.key].name\n"
+        '  role     = "roles/run.invoker"\n'
+        '  member   = "allUsers"\n'
+        "}\n"
+    )
+    problems = checks.function_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS)
+    assert all("run.invoker granted to ['allUsers']" in p for p in problems)
+    iam = checks.iam_problems(co)
+    assert len(iam) == len(PUBLIC_FUNCTIONS) * len(checks.SCENARIOS)
+    assert all("to allUsers, which domain-restricted sharing refuses" in p for p in iam)
+
+
+def test_a_relay_made_public_with_all_users_fails(make_checkout: MakeCheckout) -> None:
+    """relay.tf as it was: an allUsers grant instead of the disabled invoker check."""
+    co = make_checkout()
+    edit(co.infra / "relay.tf", "  invoker_iam_disabled = true\n", "")
+    (co.infra / "extra.tf").write_text(
+        'resource "google_cloud_run_v2_service_iam_member" "relay_public" {\n'
+        "  location = google_cloud_run_v2_service.relay.location\n"
+        "  name     = google_cloud_run_v2_service.relay.name\n"
+        '  role     = "roles/run.invoker"\n'
+        '  member   = "allUsers"\n'
+        "}\n"
+    )
+    problems = checks.relay_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith("relay is not public through invoker_iam_disabled = true")
+    assert checks.iam_problems(co) == [
+        f"[{sc.name}] google_cloud_run_v2_service_iam_member.relay_public grants "
+        f"roles/run.invoker to allUsers, which domain-restricted sharing refuses"
+        for sc in sorted(checks.SCENARIOS, key=lambda sc: sc.name)
+    ]
+
+
+OPENED = "[for name, f in google_cloudfunctions2_function.public : f.name]"
+
+
+@pytest.mark.parametrize(
+    ("new", "problem"),
+    [
+        (
+            OPENED.replace("f.name]", 'f.name if name != "runs_get"]'),
+            'google_cloudfunctions2_function.public["runs_get"]: public function missing from '
+            "output public_function_services",
+        ),
+        (
+            f'concat({OPENED}, [google_cloudfunctions2_function.worker["data_worker"].name])',
+            'google_cloudfunctions2_function.worker["data_worker"]: a worker is listed in output '
+            "public_function_services",
+        ),
+    ],
+)
+def test_the_functions_cloud_build_opens_are_the_public_ones(
+    make_checkout: MakeCheckout, new: str, problem: str
+) -> None:
+    co = make_checkout()
+    edit(co.infra / "outputs.tf", OPENED, new)
+    problems = checks.function_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith(problem)
+
+
+def test_no_output_of_the_functions_to_open_fails(make_checkout: MakeCheckout) -> None:
+    """outputs.tf as it was: nothing tells Cloud Build which services to open."""
+    co = make_checkout()
+    text = (co.infra / "outputs.tf").read_text(encoding="utf-8")
+    start = text.index('output "public_function_services" {')
+    end = text.index("}\n", start) + 2
+    (co.infra / "outputs.tf").write_text(text[:start] + text[end:], encoding="utf-8")
+    assert checks.function_problems(co) == [
+        "no output public_function_services (cloudbuild.yaml opens the services it lists)"
+    ]
+
+
+def test_a_function_name_that_is_no_cloud_run_service_name_fails(
+    make_checkout: MakeCheckout,
+) -> None:
+    """Cloud Run would name the service otherwise, and the NEG would miss it."""
+    co = make_checkout()
+    edit(
+        co.infra / "functions.tf",
+        '{ for f in keys(local.public_functions) : f => "apex-${replace(f, "_", "-")}" },',
+        '{ for f in keys(local.public_functions) : f => "apex-${f}" },',
+    )
+    problems = checks.function_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS)
+    assert all("is not a Cloud Run service name" in p for p in problems)

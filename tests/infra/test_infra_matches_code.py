@@ -45,6 +45,12 @@ def test_relay_runs_websockets_for_an_hour_with_affinity(repo: Checkout) -> None
     assert checks.relay_problems(repo) == []
 
 
+def test_the_load_balancer_reaches_each_gen2_function_as_a_cloud_run_service(
+    repo: Checkout,
+) -> None:
+    assert checks.loadbalancer_problems(repo) == []
+
+
 def test_providers_are_pinned(repo: Checkout) -> None:
     assert checks.version_problems(repo) == []
 
