@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -176,16 +179,63 @@ def test_ingest_accepts_both_forms_and_reports_each_bad_record(
     assert sum(r.cached_input_tokens for r in rows) == 300
 
 
-def test_ingest_ndjson(function: Fn, user: User, topics: dict[str, Captured]) -> None:
-    lines = "\n".join(
-        f'{{"model":"gpt-4o","input_tokens":10,"output_tokens":5,"ts":"2026-11-20T10:0{i}:00Z"}}'
+def test_ingest_ndjson_publishes_each_line_with_a_stable_id_for_the_callers_workspace(
+    function: Fn, user: User, topics: dict[str, Captured]
+) -> None:
+    lines: list[dict[str, Any]] = [
+        {
+            "model": "gpt-4o",
+            "input_tokens": 10 + i,
+            "output_tokens": 5,
+            "ts": f"2026-11-20T10:0{i}:00Z",
+            "feature": f"f{i}",
+        }
         for i in range(3)
-    )
-    response = function("usage_ingest").post(
-        "/", headers=user.headers, data=lines, content_type="application/x-ndjson"
-    )
-    assert response.get_json() == {"accepted": 3, "rejected": []}
-    topics["apex-usage"].pull(1)
+    ]
+    lines.append({**lines[0], "id": "call-7", "model": "gpt-4o-mini", "provider": "openai"})
+    ndjson = "\n".join(json.dumps(line) for line in lines) + "\n\n"  # blank lines skipped
+    ingest = function("usage_ingest")
+
+    def publish(**body: Any) -> dict[str, Any]:
+        """Ingest ``body``; the one usage batch it published, checked against its envelope."""
+        response = ingest.post("/", headers=user.headers, **body)
+        assert response.status_code == 202, response.get_data(as_text=True)
+        assert response.get_json() == {"accepted": 4, "rejected": []}
+        [message] = topics["apex-usage"].pull(1)
+        batch: dict[str, Any] = json.loads(message.data)
+        assert dict(message.attributes) == {
+            "kind": "usage_batch",
+            "batch_id": batch["batch_id"],
+            "workspace_id": user.workspace,
+        }
+        assert batch["kind"] == "usage_batch"
+        assert (batch["workspace_id"], batch["uid"]) == (user.workspace, user.signed_in.uid)
+        return batch
+
+    first = publish(data=ndjson, content_type="application/x-ndjson")
+    records = first["records"]
+    # Every line, in order, with what it said.
+    assert [
+        (r["model"], r["provider"], r["input_tokens"], r["output_tokens"], r["feature"])
+        for r in records
+    ] == [
+        ("gpt-4o", None, 10, 5, "f0"),
+        ("gpt-4o", None, 11, 5, "f1"),
+        ("gpt-4o", None, 12, 5, "f2"),
+        ("gpt-4o-mini", "openai", 10, 5, "f0"),
+    ]
+    assert [r["ts"] for r in records] == [line["ts"] for line in lines]
+    # The id a line gives is kept; the others are the hash of their content.
+    ids = [r["record_id"] for r in records]
+    assert ids[3] == "call-7"
+    assert all(re.fullmatch(r"[0-9a-f]{64}", i) for i in ids[:3]), ids
+    assert len(set(ids)) == 4
+    # Stable: the same lines again, or as a JSON array, are the same records under the
+    # same ids (so the aggregator counts them once), in a batch of their own.
+    again = publish(data=ndjson, content_type="application/x-ndjson")
+    as_array = publish(json=lines)
+    assert again["records"] == as_array["records"] == records
+    assert len({first["batch_id"], again["batch_id"], as_array["batch_id"]}) == 3
 
 
 def test_idempotency_key_replays_the_first_response(
