@@ -6,6 +6,11 @@ after the commit (publishing the events and the hand-off). So a duplicate change
 a delivery that died is finished by the redelivery, and a step that keeps failing reaches
 the dead-letter topic, where ``dead_letter`` marks the run failed with the reason.
 
+Each step is one function returning its agent's typed report (``Pipeline._triage``,
+``_data``, ``_optimization``), dispatched by a ``match`` on the step's name that mypy checks
+covers every ``Step``; the claim stores the report as JSON, and the answer is written from
+the reports when the route ends.
+
 One run per thread: the triage step takes the thread's lock (a create-if-absent document);
 a run that cannot is left ``queued`` and is started by the run ahead of it when that one
 ends (``_hand_off``).
@@ -18,13 +23,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 from shared.agents.data import measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import Clock, EventLog, utc_now
 from shared.agents.triage import triage
-from shared.answer.writer import AnswerWriter, WrittenAnswer
+from shared.answer.writer import AnswerWriter
 from shared.bus import Bus, event_messages, outgoing
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent
@@ -45,6 +50,22 @@ DEFAULT_PERIOD: Final = "last_30d"
 CANCEL_MARKER: Final = "cancel"
 FAILED_MARKER: Final = "failed"
 ERROR_TEXT_CHARS: Final = 300
+
+
+# What a step returns: its agent's report (stored on its claim, as JSON).
+StepResult = TriageResponse | DataReport | OptimizationReport
+
+
+@dataclass(slots=True)
+class StepWork:
+    """One delivery running its step: the run, the earlier steps' claims, the step's time,
+    the events it records, and what it hands on to the next step besides its result."""
+
+    run: RunDoc
+    markers: Mapping[str, StepMarker | None]
+    now: datetime
+    events: EventLog
+    handoff: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +105,7 @@ class Pipeline:
     def handle(self, message: StepRequested, delivery_attempt: int | None = None) -> Outcome:
         run_id, step = message.run_id, message.step
         # The run, this step's claim and the earlier steps' results, in one read.
-        run, markers = self.runs.get_with_markers(run_id, (step, *EARLIER_STEPS[step]))
+        run, markers = self.runs.get_with_markers(run_id, (step, *earlier_steps(step)))
         if run is None:
             # Runs are stored before their first message is published: this one never was.
             log.error("step message for an unknown run", extra={"fields": {"run_id": run_id}})
@@ -111,63 +132,95 @@ class Pipeline:
     def _run_step(
         self, run: RunDoc, step: Step, markers: Mapping[str, StepMarker | None]
     ) -> Outcome:
-        now = self.clock()
-        log_ = EventLog(self.clock)
-        fields: dict[str, Any] = {"updated_at": now, "step": step}
-        result: dict[str, Any]
-        handoff: dict[str, Any] | None = None
-        if step == "triage":
-            log_.add(
-                "run_started",
-                {"run_id": run.run_id, "thread_id": run.thread_id, "message_id": run.message_id},
-            )
-            fields.update(status="running", started_at=now)
-            trace = log_.agent("triage", "Work out what is asked and where it should go")
-            catalogue = self.usage.catalogue(run.workspace_id)
-            triaged = triage(trace, run.question, catalogue, now)
-            result = triaged.model_dump(mode="json")
-        else:
-            triaged = _triage_of(run, markers)
-            period = _period_of(triaged, now)
-            if step == "data":
-                trace = log_.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
-                measured: list[DailyRollup] = []
-                result = measure(
-                    trace,
-                    self.usage,
-                    run.workspace_id,
-                    period,
-                    filters=_filters_of(triaged),
-                    dimensions=_dimensions_of(triaged),
-                    on_rollups=measured.extend,
-                ).model_dump(mode="json")
-                handoff = rollups_handoff(measured, period)
-            else:
-                trace = log_.agent("optimization", f"Find and price savings {_span(period)}")
-                result = optimize(
-                    trace,
-                    self.usage,
-                    run.workspace_id,
-                    period,
-                    measured=measured_rollups(markers.get("data"), period),
-                ).model_dump(mode="json")
-        agents: list[Step] = list(triaged.route.agents)
-        position = agents.index(step) if step in agents else -1
-        next_step = agents[position + 1] if position + 1 < len(agents) else None
-        if next_step is not None:
-            committed = self.runs.commit(
-                run,
-                step,
-                log_.events,
-                fields,
-                next_step=next_step,
-                result=result,
-                handoff=handoff,
-            )
-            return self._after_commit(run, step, committed, "committed")
-        written = self._write_answer(run, triaged, step, result, markers)
+        work = StepWork(run=run, markers=markers, now=self.clock(), events=EventLog(self.clock))
+        fields: dict[str, Any] = {"updated_at": work.now, "step": step}
+        result: StepResult
+        match step:
+            case "triage":
+                # The first step starts the run.
+                work.events.add(
+                    "run_started",
+                    {
+                        "run_id": run.run_id,
+                        "thread_id": run.thread_id,
+                        "message_id": run.message_id,
+                    },
+                )
+                fields.update(status="running", started_at=work.now)
+                result = triaged = self._triage(work)
+            case "data":
+                triaged = _triage_of(run, markers)
+                result = self._data(work, triaged)
+            case "optimization":
+                triaged = _triage_of(run, markers)
+                result = self._optimization(work, triaged)
+            case _:
+                assert_never(step)
+        next_step = _next_step(triaged, step)
+        if next_step is None:
+            return self._complete(work, step, fields, triaged, result)
+        committed = self.runs.commit(
+            run,
+            step,
+            work.events.events,
+            fields,
+            next_step=next_step,
+            result=result.model_dump(mode="json"),
+            handoff=work.handoff,
+        )
+        return self._after_commit(run, step, committed, "committed")
+
+    # --- the steps, one function each -------------------------------------------------------
+
+    def _triage(self, work: StepWork) -> TriageResponse:
+        trace = work.events.agent("triage", "Work out what is asked and where it should go")
+        catalogue = self.usage.catalogue(work.run.workspace_id)
+        return triage(trace, work.run.question, catalogue, work.now)
+
+    def _data(self, work: StepWork, triaged: TriageResponse) -> DataReport:
+        period = _period_of(triaged, work.now)
+        trace = work.events.agent("data", f"Measure the workspace's LLM usage {_span(period)}")
+        measured: list[DailyRollup] = []
+        report = measure(
+            trace,
+            self.usage,
+            work.run.workspace_id,
+            period,
+            filters=_filters_of(triaged),
+            dimensions=_dimensions_of(triaged),
+            on_rollups=measured.extend,
+        )
+        # The rollups read, so that the optimization step prices the same snapshot.
+        work.handoff = rollups_handoff(measured, period)
+        return report
+
+    def _optimization(self, work: StepWork, triaged: TriageResponse) -> OptimizationReport:
+        period = _period_of(triaged, work.now)
+        trace = work.events.agent("optimization", f"Find and price savings {_span(period)}")
+        return optimize(
+            trace,
+            self.usage,
+            work.run.workspace_id,
+            period,
+            measured=measured_rollups(work.markers.get("data"), period),
+        )
+
+    # --- the last step: the answer --------------------------------------------------------
+
+    def _complete(
+        self,
+        work: StepWork,
+        step: Step,
+        fields: dict[str, Any],
+        triaged: TriageResponse,
+        result: StepResult,
+    ) -> Outcome:
+        """Write the answer and end the run: the step's claim and events, the run's end and
+        the assistant message, in one unit of work."""
+        run = work.run
+        written = self.writer.write(_findings(run, triaged, result, work.markers))
         message_id = assistant_message_id(run.run_id)
-        log_.add(
+        work.events.add(
             "message",
             {
                 "message_id": message_id,
@@ -179,20 +232,25 @@ class Pipeline:
                 "fallback_reason": written.fallback_reason,
             },
         )
-        started = run.started_at or now
+        started = run.started_at or work.now
         end = self.clock()
-        log_.add(
+        work.events.add(
             "run_completed",
             {"status": "completed", "duration_ms": _ms(end - started)},
         )
         fields.update(status="completed", step=None, updated_at=end)
-        # The step's claim and events, the run's end and the answer: one unit of work.
-        work = self.storage.begin()
+        unit = self.storage.begin()
         staged = self.runs.commit_in(
-            work, run, step, log_.events, fields, terminal=True, result=result
+            unit,
+            run,
+            step,
+            work.events.events,
+            fields,
+            terminal=True,
+            result=result.model_dump(mode="json"),
         )
         self.threads.add_message_in(
-            work,
+            unit,
             run.thread_id,
             MessageDoc(
                 message_id=message_id,
@@ -203,34 +261,12 @@ class Pipeline:
                 recommendations=written.answer.recommendations,
             ),
         )
-        self.threads.touch_in(work, run.thread_id, end)
+        self.threads.touch_in(unit, run.thread_id, end)
         try:
-            work.commit()
+            unit.commit()
         except CreateConflict:
             return self._after_commit(run, step, None, "completed the run")
         return self._after_commit(run, step, staged, "completed the run")
-
-    def _write_answer(
-        self,
-        run: RunDoc,
-        triaged: TriageResponse,
-        step: Step,
-        result: dict[str, Any],
-        markers: Mapping[str, StepMarker | None],
-    ) -> WrittenAnswer:
-        data: DataReport | None = None
-        optimization: OptimizationReport | None = None
-        if step == "optimization":
-            optimization = OptimizationReport.model_validate(result)
-            data_marker = markers.get("data")
-            if data_marker is not None and data_marker.result is not None:
-                data = DataReport.model_validate(data_marker.result)
-        elif step == "data":
-            data = DataReport.model_validate(result)
-        findings = Findings(
-            question=run.question, triage=triaged, data=data, optimization=optimization
-        )
-        return self.writer.write(findings)
 
     # --- after a commit -------------------------------------------------------------------
 
@@ -319,13 +355,56 @@ class Pipeline:
         return self._after_commit(run, FAILED_MARKER, committed, "failed the run")
 
 
-# The steps whose stored results a step reads (triage's route and entities; the data
-# report for the answer the last step writes).
-EARLIER_STEPS: Final[dict[Step, tuple[Step, ...]]] = {
-    "triage": (),
-    "data": ("triage",),
-    "optimization": ("triage", "data"),
-}
+def earlier_steps(step: Step) -> tuple[Step, ...]:
+    """The steps whose claims ``step`` reads with its run, in the same round trip: triage's
+    route and entities; the data step's report and rollups for the optimization step."""
+    match step:
+        case "triage":
+            return ()
+        case "data":
+            return ("triage",)
+        case "optimization":
+            return ("triage", "data")
+        case _:
+            assert_never(step)
+
+
+def _next_step(triaged: TriageResponse, step: Step) -> Step | None:
+    """The step after ``step`` on the run's route (triage comes before every agent)."""
+    agents: list[Step] = list(triaged.route.agents)
+    position = agents.index(step) if step in agents else -1
+    return agents[position + 1] if position + 1 < len(agents) else None
+
+
+def _findings(
+    run: RunDoc,
+    triaged: TriageResponse,
+    result: StepResult,
+    markers: Mapping[str, StepMarker | None],
+) -> Findings:
+    """What the answer is written from: the question, its triage, and the reports of the
+    agents that ran (the last step's own, and the data step's from its claim)."""
+    match result:
+        case TriageResponse():
+            return Findings(question=run.question, triage=triaged)
+        case DataReport():
+            return Findings(question=run.question, triage=triaged, data=result)
+        case OptimizationReport():
+            return Findings(
+                question=run.question,
+                triage=triaged,
+                data=_data_report_of(markers),
+                optimization=result,
+            )
+        case _:
+            assert_never(result)
+
+
+def _data_report_of(markers: Mapping[str, StepMarker | None]) -> DataReport | None:
+    marker = markers.get("data")
+    if marker is None or marker.result is None:
+        return None
+    return DataReport.model_validate(marker.result)
 
 
 # The most rollup JSON a data step hands on (its claim document must stay under 1 MiB);
