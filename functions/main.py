@@ -2,27 +2,25 @@
 
 Thin on purpose: each target hands its Flask request to ``shared`` and writes back what it
 returns. Public functions go through ``shared.http.serve``; workers receive the standard
-Pub/Sub push envelope (their own push subscriptions, not Eventarc) and answer 204 to ack,
-or fail (500) so Pub/Sub redelivers and, after 5 attempts, dead-letters.
+Pub/Sub push envelope (their own push subscriptions, not Eventarc) and go through
+``shared.edge.serve_push``: 204 to ack, or an error status so Pub/Sub redelivers and, after
+5 attempts, dead-letters.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
+from typing import TypeVar
 
 import flask
 import functions_framework
 
-from shared.endpoints import ENDPOINTS, step_worker
-from shared.endpoints import deadletter_worker as _deadletter
-from shared.endpoints import usage_aggregator as _aggregate
-from shared.errors import ApexError
-from shared.http import HttpRequest, HttpResponse, serve
-from shared.services import Services, services
+from shared.edge import HttpRequest, HttpResponse, PushWorker, WorkMessage, serve_push
+from shared.endpoints import DEADLETTER_WORKER, ENDPOINTS, STEP_WORKER, USAGE_AGGREGATOR
+from shared.http import serve
+from shared.services import services
 
-log = logging.getLogger("apex.functions")
+_W = TypeVar("_W", bound=WorkMessage)
 
 
 def _public(name: str, request: flask.Request) -> flask.Response:
@@ -30,12 +28,23 @@ def _public(name: str, request: flask.Request) -> flask.Response:
     body = request.stream.read(endpoint.max_body + 1)
     adapted = HttpRequest(
         method=request.method,
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=_headers(request),
         query=request.args.to_dict(),
         body=body,
         truncated=len(body) > endpoint.max_body,
     )
     return _flask(serve(endpoint, adapted, services()))
+
+
+def _worker(worker: PushWorker[_W], request: flask.Request) -> flask.Response:
+    adapted = HttpRequest(
+        method=request.method, headers=_headers(request), query={}, body=request.get_data()
+    )
+    return _flask(serve_push(worker, adapted, services()))
+
+
+def _headers(request: flask.Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
 
 
 def _flask(response: HttpResponse) -> flask.Response:
@@ -46,19 +55,6 @@ def _flask(response: HttpResponse) -> flask.Response:
         headers=response.headers,
         mimetype="application/json" if response.body is not None else None,
     )
-
-
-def _worker(work: Callable[[Services, bytes], str], request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return flask.Response(status=405, headers={"Allow": "POST"})
-    try:
-        action = work(services(), request.get_data())
-    except ApexError as e:
-        # A malformed message: refused, so Pub/Sub retries it and then dead-letters it.
-        log.error("push message refused", extra={"fields": {"error": e.message}})
-        return _flask(HttpResponse(e.http_status, e.body()))
-    log.info(action)
-    return flask.Response(status=204)
 
 
 @functions_framework.http
@@ -98,24 +94,24 @@ def threads_get(request: flask.Request) -> flask.Response:
 
 @functions_framework.http
 def triage_worker(request: flask.Request) -> flask.Response:
-    return _worker(step_worker, request)
+    return _worker(STEP_WORKER, request)
 
 
 @functions_framework.http
 def data_worker(request: flask.Request) -> flask.Response:
-    return _worker(step_worker, request)
+    return _worker(STEP_WORKER, request)
 
 
 @functions_framework.http
 def optimization_worker(request: flask.Request) -> flask.Response:
-    return _worker(step_worker, request)
+    return _worker(STEP_WORKER, request)
 
 
 @functions_framework.http
 def usage_aggregator(request: flask.Request) -> flask.Response:
-    return _worker(_aggregate, request)
+    return _worker(USAGE_AGGREGATOR, request)
 
 
 @functions_framework.http
 def deadletter_worker(request: flask.Request) -> flask.Response:
-    return _worker(_deadletter, request)
+    return _worker(DEADLETTER_WORKER, request)

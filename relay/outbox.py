@@ -22,10 +22,12 @@ from typing import Any, Final
 
 from starlette.types import Message, Send
 
+from shared.errors import CloseCode
+
 log = logging.getLogger("apex.relay.session")
 
-INTERNAL_ERROR: Final = 1011
-TRY_AGAIN_LATER: Final = 1013
+INTERNAL_ERROR: Final = CloseCode.INTERNAL_ERROR
+TRY_AGAIN_LATER: Final = CloseCode.TRY_AGAIN_LATER
 # Frames waiting for a slow client before it is closed with 1013.
 MAX_PENDING_FRAMES: Final = 10_000
 # RFC 6455: a close reason is at most 123 bytes of UTF-8.
@@ -39,7 +41,7 @@ class Close:
 
 
 # The client went away: nothing more can be sent (the reader sees the disconnect).
-GONE: Final = Close(1006, "")
+GONE: Final = Close(CloseCode.ABNORMAL, "")
 
 
 class Outbox:

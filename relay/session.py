@@ -15,18 +15,35 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, assert_never
 from urllib.parse import urlsplit
+from uuid import UUID
 
-from google.api_core.exceptions import DeadlineExceeded, RetryError, ServiceUnavailable
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from relay.fanout import Fanout
-from relay.outbox import INTERNAL_ERROR, Outbox
+from relay.outbox import Outbox
 from shared.auth import Principal
 from shared.chat import cancel
-from shared.errors import ApexError, Forbidden, Unauthenticated, Unavailable
+from shared.edge import (
+    CHAT_LIMIT,
+    DEPENDENCY_ERRORS,
+    RETRY_AFTER_S,
+    bearer_token,
+    count_call,
+    fault_of,
+    internal,
+)
+from shared.errors import (
+    ApexError,
+    CloseCode,
+    Forbidden,
+    Internal,
+    Unauthenticated,
+    Unavailable,
+    close_code,
+)
 from shared.logging import log_context, trace_id_from_headers
 from shared.models.events import RunEvent
 from shared.models.frames import (
@@ -50,15 +67,11 @@ from shared.services import Services
 
 log = logging.getLogger("apex.relay.session")
 
-# Close codes (RFC 6455 §7.4.1 and IANA's registry), as docs/relay.md lists them (1011 and
-# 1013: relay/outbox.py).
-POLICY_VIOLATION: Final = 1008
 # A gap in a run's seq is usually a reordering of one step's events: wait this long for the
 # missing ones before reading the store; then retry the read this often, this many times.
 GAP_GRACE_S: Final = 0.25
 FILL_RETRY_S: Final = 1.0
 MAX_FILL_READS: Final = 30
-DEPENDENCY_ERRORS: Final = (ServiceUnavailable, DeadlineExceeded, RetryError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +157,8 @@ class RunWatch:
     async def _fill_gaps(self, first_delay: float) -> None:
         try:
             await self._fill_gaps_or_give_up(first_delay)
-        except Exception:  # noqa: BLE001 - logged with its stack trace by fail()
-            self._session.fail("reading a run's events failed")
+        except Exception as e:  # noqa: BLE001 - logged with its stack trace by internal()
+            self._session.fail(e, "reading a run's events failed")
 
     async def _fill_gaps_or_give_up(self, first_delay: float) -> None:
         delay = first_delay
@@ -173,7 +186,7 @@ class RunWatch:
                 code=Unavailable.code,
                 message="some events of this run could not be read; send run.resume to retry",
                 run_id=self.run_id,
-                retry_after_s=5,
+                retry_after_s=RETRY_AFTER_S,
             )
         )
         self._session.unwatch(self)
@@ -217,7 +230,7 @@ class Session:
                 "refused a WebSocket from another origin",
                 extra={"fields": {"origin": headers.get("origin")}},
             )
-            await self.outbox.refuse(POLICY_VIOLATION)
+            await self.outbox.refuse(CloseCode.POLICY_VIOLATION)
             return
         await self._receive()  # "websocket.connect": an ASGI server's first message
         await self.outbox.accept()
@@ -242,7 +255,7 @@ class Session:
 
     async def _sign_in_on_upgrade(self, headers: Headers) -> None:
         # A call of its own so that an idle socket holds no reference to the token.
-        token = _bearer(headers.get("authorization"))
+        token = bearer_token(headers.get("authorization"))
         if token is not None:
             with log_context(trace=self.trace):
                 await self._authenticate(token)
@@ -274,52 +287,59 @@ class Session:
         self._cancel_timers()
         self.outbox.close(code, reason, now=now)
 
+    def end(self, error: ApexError) -> None:
+        """Close the socket for ``error``, with its close code (``shared.errors``) and its
+        message as the reason; a fault of the relay closes it at once."""
+        self.close(close_code(error), error.message, now=isinstance(error, Internal))
+
+    def fail(self, error: BaseException, what: str) -> None:
+        """A fault of the relay: logged with a reference id that the 1011 close carries."""
+        self.end(internal(error, what, session_id=self.session_id))
+
     # --- frames -----------------------------------------------------------------------------
 
     async def _handle(self, text: str) -> None:
+        """One client frame. An error is an error frame and the socket stays open; only a
+        fault of the relay ends it (1011)."""
         frame: ClientFrame | None = None
         try:
             frame = parse_client_frame(text)
-            if isinstance(frame, AuthFrame):
-                await self._authenticate(frame.token)
-                return
-            if self.principal is None:
-                raise Unauthenticated('send {"type":"auth","token":...} first')
-            if isinstance(frame, ChatSend):
-                await self._chat_send(self.principal, frame)
-            elif isinstance(frame, RunResume):
-                await self._resume(self.principal, frame)
-            elif isinstance(frame, RunCancel):
-                await self._cancel(self.principal, frame)
-            elif isinstance(frame, Ping):
-                self.send_frame(Pong())
-        except ApexError as e:
-            self.send_frame(_error_frame(e, frame))
-        except DEPENDENCY_ERRORS as e:
-            log.warning("a dependency is unavailable", extra={"fields": {"error": str(e)}})
-            unavailable = Unavailable("a dependency did not answer in time; retry", retry_after_s=5)
-            self.send_frame(_error_frame(unavailable, frame))
-        except Exception:  # noqa: BLE001 - logged with its stack trace by fail()
-            self.fail("internal error in a WebSocket frame")
+            match frame:
+                case AuthFrame():
+                    await self._authenticate(frame.token)
+                case ChatSend():
+                    await self._chat_send(self._signed_in(), frame)
+                case RunResume():
+                    await self._resume(self._signed_in(), frame)
+                case RunCancel():
+                    await self._cancel(self._signed_in(), frame)
+                case Ping():
+                    self._signed_in()
+                    self.send_frame(Pong())
+                case _:
+                    assert_never(frame)
+        except Exception as e:  # noqa: BLE001 - every failure gets its code (shared.edge)
+            fault = fault_of(e, "internal error in a WebSocket frame", session_id=self.session_id)
+            if isinstance(fault, Internal):
+                self.end(fault)
+            else:
+                self.send_frame(_error_frame(fault, frame))
 
-    def fail(self, what: str) -> None:
-        """A fault of the relay (in an ``except`` block): logged with a reference id that
-        the 1011 close carries."""
-        reference = uuid.uuid4().hex[:12]
-        log.exception(
-            what, extra={"fields": {"reference": reference, "session_id": self.session_id}}
-        )
-        self.close(INTERNAL_ERROR, f"internal error; reference {reference}", now=True)
+    def _signed_in(self) -> Principal:
+        """Who sent the frame: every frame but ``auth`` needs a signed-in socket."""
+        if self.principal is None:
+            raise Unauthenticated('send {"type":"auth","token":...} first')
+        return self.principal
 
     async def _authenticate(self, token: str) -> None:
         try:
             principal = await asyncio.to_thread(self.services.verifier.verify, token)
         except (Unauthenticated, Forbidden) as e:
             log.info("refused a token", extra={"fields": {"reason": e.message}})
-            self.close(POLICY_VIOLATION, e.message)
+            self.end(e)
             return
         if self.principal is not None and principal.uid != self.principal.uid:
-            self.close(POLICY_VIOLATION, "a fresh token must be the same user's")
+            self.end(Forbidden("a fresh token must be the same user's"))
             return
         first = self.principal is None
         self.principal = principal
@@ -344,13 +364,7 @@ class Session:
 
     async def _chat_send(self, principal: Principal, frame: ChatSend) -> None:
         services = self.services
-        await asyncio.to_thread(
-            services.limiter.hit,
-            "chat_messages",
-            principal.uid,
-            services.settings.chat_messages_per_minute,
-            datetime.now(UTC),
-        )
+        await asyncio.to_thread(count_call, services, CHAT_LIMIT, principal.uid, datetime.now(UTC))
         accepted = await asyncio.to_thread(
             lambda: services.submitter.submit(
                 principal,
@@ -417,13 +431,10 @@ class Session:
     # --- timers -----------------------------------------------------------------------------
 
     def _auth_timed_out(self) -> None:
-        self.close(
-            POLICY_VIOLATION,
-            f"no auth frame within {self.ctx.auth_timeout_s:g} s",
-        )
+        self.end(Unauthenticated(f"no auth frame within {self.ctx.auth_timeout_s:g} s"))
 
     def _token_expired(self) -> None:
-        self.close(POLICY_VIOLATION, "the ID token expired; send a fresh one before it does")
+        self.end(Unauthenticated("the ID token expired; send a fresh one before it does"))
 
     def _cancel_timers(self) -> None:
         for timer in (self._auth_deadline, self._expiry):
@@ -435,20 +446,24 @@ class Session:
         return self.principal.uid if self.principal is not None else None
 
 
-def _bearer(value: str | None) -> str | None:
-    if value is None:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer":
-        return ""  # present but not a bearer token: refused like a bad one
-    return token.strip()
-
-
 def _error_frame(error: ApexError, frame: ClientFrame | None) -> ErrorFrame:
+    """The error frame answering ``frame`` (None: it could not be read), naming what it was
+    about: a chat message's id, or a run."""
+    client_msg_id: UUID | None = None
+    run_id: str | None = None
+    match frame:
+        case ChatSend():
+            client_msg_id = frame.client_msg_id
+        case RunResume() | RunCancel():
+            run_id = frame.run_id
+        case AuthFrame() | Ping() | None:
+            pass
+        case _:
+            assert_never(frame)
     return ErrorFrame(
         code=error.code,
         message=error.message,
-        client_msg_id=frame.client_msg_id if isinstance(frame, ChatSend) else None,
-        run_id=frame.run_id if isinstance(frame, RunResume | RunCancel) else None,
+        client_msg_id=client_msg_id,
+        run_id=run_id,
         retry_after_s=error.retry_after_s,
     )

@@ -1,7 +1,9 @@
-"""The public functions of DESIGN §2, one ``Endpoint`` each, and the push workers.
+"""The public functions of DESIGN §2, one ``Endpoint`` each, and the push workers, one
+``PushWorker`` each.
 
 Each handler reads its validated request, calls the agents or stores, and returns its
-response model; ``shared.http.serve`` does everything they share.
+response model; ``shared.http.serve`` (and ``shared.edge.serve_push`` for the workers) does
+everything they share.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
-from typing import Final
+from typing import Final, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,9 +21,10 @@ from shared.agents.data import measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import EventLog
 from shared.agents.triage import triage
+from shared.edge import CHAT_LIMIT, MAX_INGEST_BODY_BYTES, HttpResponse, PushWorker
 from shared.errors import BadRequest, Conflict
-from shared.http import JSON, NDJSON, Context, Endpoint, HttpResponse, ok
-from shared.ingest.records import MAX_BODY_BYTES, parse_batch, split_body
+from shared.http import JSON, NDJSON, Context, Endpoint, ok
+from shared.ingest.records import parse_batch, split_body
 from shared.models.api import (
     DataRequest,
     ExecuteAccepted,
@@ -221,7 +224,7 @@ def threads_get(ctx: Context) -> HttpResponse:
 _POST: Final = frozenset({"POST"})
 _GET: Final = frozenset({"GET"})
 ENDPOINTS: Final[dict[str, Endpoint]] = {
-    "agents_execute": Endpoint("agents_execute", _POST, execute, rate_limit="chat_messages"),
+    "agents_execute": Endpoint("agents_execute", _POST, execute, rate_limit=CHAT_LIMIT),
     "agents_triage": Endpoint("agents_triage", _POST, agents_triage),
     "agents_data": Endpoint("agents_data", _POST, agents_data),
     "agents_optimization": Endpoint("agents_optimization", _POST, agents_optimization),
@@ -229,7 +232,7 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
         "usage_ingest",
         _POST,
         usage_ingest,
-        max_body=MAX_BODY_BYTES,
+        max_body=MAX_INGEST_BODY_BYTES,
         content_types=frozenset({JSON, NDJSON}),
     ),
     "runs_get": Endpoint("runs_get", _GET, runs_get),
@@ -238,40 +241,62 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
 
 
 # --- push workers -----------------------------------------------------------------------------
+# Each reads its message from the push envelope; ``shared.edge.serve_push`` runs it inside
+# the message's log context and answers Pub/Sub.
 
 
-def step_worker(services: Services, body: bytes) -> str:
-    envelope = PushEnvelope.parse(body)
-    message = envelope.decode(StepRequested)
-    outcome = services.pipeline.handle(message, envelope.delivery_attempt)
-    return outcome.action
+def _run_step(services: Services, message: StepRequested, envelope: PushEnvelope) -> str:
+    return services.pipeline.handle(message, envelope.delivery_attempt).action
 
 
-def usage_aggregator(services: Services, body: bytes) -> str:
-    envelope = PushEnvelope.parse(body)
-    batch = envelope.decode(UsageBatch)
+def _aggregate(services: Services, batch: UsageBatch, envelope: PushEnvelope) -> str:
     records = [UsageRecord.model_validate(r) for r in batch.records]
     applied = services.usage.apply(batch.workspace_id, records)
     return f"applied {applied} of {len(records)} records"
 
 
-def deadletter_worker(services: Services, body: bytes) -> str:
-    """Dead letters of every work queue: fail the run, or keep the lost usage batch."""
-    envelope = PushEnvelope.parse(body)
-    kind = envelope.message.attributes.get("kind")
-    if kind == "run_step":
-        return services.pipeline.dead_letter(envelope.decode(StepRequested)).action
-    if kind == "usage_batch":
-        batch = envelope.decode(UsageBatch)
-        services.usage.keep_dead_batch(envelope.message.message_id, batch.model_dump(mode="json"))
-        log.error(
-            "a usage batch was dead-lettered; kept for replay",
-            extra={"fields": {"batch_id": batch.batch_id, "records": len(batch.records)}},
-        )
-        return "kept the dead usage batch"
-    services.usage.keep_dead_batch(
-        envelope.message.message_id,
-        {"attributes": envelope.message.attributes, "data": envelope.message.data},
-    )
-    log.error("a dead letter of unknown kind was kept", extra={"fields": {"kind": kind}})
-    return "kept an unknown dead letter"
+def _dead_letter_of(envelope: PushEnvelope) -> StepRequested | UsageBatch | None:
+    """A dead letter of any work queue, by its ``kind`` (None: a kind Apex does not send)."""
+    match envelope.message.attributes.get("kind"):
+        case "run_step":
+            return envelope.decode(StepRequested)
+        case "usage_batch":
+            return envelope.decode(UsageBatch)
+        case _:
+            return None
+
+
+def _keep_dead_letter(
+    services: Services, message: StepRequested | UsageBatch | None, envelope: PushEnvelope
+) -> str:
+    """Fail the run of a dead step, or keep the lost usage batch (or unknown letter)."""
+    match message:
+        case StepRequested():
+            return services.pipeline.dead_letter(message).action
+        case UsageBatch():
+            services.usage.keep_dead_batch(
+                envelope.message.message_id, message.model_dump(mode="json")
+            )
+            log.error(
+                "a usage batch was dead-lettered; kept for replay",
+                extra={"fields": {"batch_id": message.batch_id, "records": len(message.records)}},
+            )
+            return "kept the dead usage batch"
+        case None:
+            services.usage.keep_dead_batch(
+                envelope.message.message_id,
+                {"attributes": envelope.message.attributes, "data": envelope.message.data},
+            )
+            log.error(
+                "a dead letter of unknown kind was kept",
+                extra={"fields": {"kind": envelope.message.attributes.get("kind")}},
+            )
+            return "kept an unknown dead letter"
+        case _:
+            assert_never(message)
+
+
+# triage_worker, data_worker and optimization_worker alike.
+STEP_WORKER: Final = PushWorker(lambda envelope: envelope.decode(StepRequested), _run_step)
+USAGE_AGGREGATOR: Final = PushWorker(lambda envelope: envelope.decode(UsageBatch), _aggregate)
+DEADLETTER_WORKER: Final = PushWorker(_dead_letter_of, _keep_dead_letter)

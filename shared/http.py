@@ -1,5 +1,6 @@
 """What every public function shares, independent of Flask: CORS, method, auth, rate limit,
-body limits, content type, JSON parsing, pydantic validation, and the JSON error body.
+body limits, content type, JSON parsing, pydantic validation, and the JSON error body (with
+what every edge shares, from ``shared.edge``).
 
 An entry point turns its framework's request into an ``HttpRequest``, calls ``serve`` with
 its ``Endpoint``, and writes the ``HttpResponse`` back (DESIGN §1: no transport below).
@@ -8,25 +9,28 @@ its ``Endpoint``, and writes the ``HttpResponse`` back (DESIGN §1: no transport
 from __future__ import annotations
 
 import json
-import logging
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from google.api_core.exceptions import DeadlineExceeded, RetryError, ServiceUnavailable
 from pydantic import BaseModel, ValidationError
 
 from shared.auth import Principal
+from shared.edge import (
+    MAX_BODY_BYTES,
+    HttpRequest,
+    HttpResponse,
+    bearer_token,
+    count_call,
+    error_response,
+    fault_of,
+)
 from shared.errors import (
-    ApexError,
     BadRequest,
-    Internal,
     MethodNotAllowed,
     PayloadTooLarge,
     Unauthenticated,
-    Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -34,38 +38,10 @@ from shared.logging import log_context, trace_id_from_headers
 from shared.services import Services
 from shared.store.documents import LimitKind
 
-log = logging.getLogger(__name__)
-
-MIB: Final = 1024 * 1024
-DEFAULT_MAX_BODY: Final = MIB
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
 CORS_MAX_AGE_S: Final = "3600"
 _M = TypeVar("_M", bound=BaseModel)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    method: str
-    headers: Mapping[str, str]  # lower-case names
-    query: Mapping[str, str]
-    body: bytes
-    # Whether the body was longer than the endpoint's limit (the adapter stops reading there).
-    truncated: bool = False
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-    @property
-    def content_type(self) -> str:
-        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    status: int
-    body: Any  # JSON-ready, or None for an empty body
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +87,7 @@ class Endpoint:
     name: str
     methods: frozenset[str]
     handler: Handler
-    max_body: int = DEFAULT_MAX_BODY
+    max_body: int = MAX_BODY_BYTES
     content_types: frozenset[str] = frozenset({JSON})
     rate_limit: LimitKind = "function_calls"
 
@@ -136,37 +112,25 @@ def _serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> Http
         if request.method not in endpoint.methods:
             allowed = ", ".join(sorted(endpoint.methods))
             error = MethodNotAllowed(f"{request.method} is not allowed; use {allowed}")
-            return _error(error, {"Allow": allowed})
+            return error_response(error, {"Allow": allowed})
         principal = services.verifier.verify(_bearer(request))
         with log_context(uid=principal.uid):
             now = datetime.now(UTC)
-            limit = (
-                services.settings.function_calls_per_minute
-                if endpoint.rate_limit == "function_calls"
-                else services.settings.chat_messages_per_minute
-            )
-            services.limiter.hit(endpoint.rate_limit, principal.uid, limit, now)
+            count_call(services, endpoint.rate_limit, principal.uid, now)
             if request.method in ("POST", "PUT", "PATCH"):
                 _check_body(endpoint, request)
             return endpoint.handler(Context(services, principal, request, now))
-    except ApexError as e:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(e, Unauthenticated) else {}
-        return _error(e, headers)
-    except (ServiceUnavailable, DeadlineExceeded, RetryError) as e:
-        log.warning("a dependency is unavailable", extra={"fields": {"error": str(e)}})
-        return _error(Unavailable("a dependency did not answer in time; retry", retry_after_s=5))
-    except Exception:
-        reference = uuid.uuid4().hex[:12]
-        log.exception("internal error", extra={"fields": {"reference": reference}})
-        return _error(Internal(f"internal error; reference {reference}"))
+    except Exception as e:  # noqa: BLE001 - every failure gets its code (shared.edge)
+        fault = fault_of(e)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(fault, Unauthenticated) else {}
+        return error_response(fault, headers)
 
 
 def _bearer(request: HttpRequest) -> str:
-    value = request.header("authorization") or ""
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.header("authorization"))
+    if not token:
         raise Unauthenticated("send a Firebase ID token as `Authorization: Bearer <token>`")
-    return token.strip()
+    return token
 
 
 def _check_body(endpoint: Endpoint, request: HttpRequest) -> None:
@@ -180,13 +144,6 @@ def _check_body(endpoint: Endpoint, request: HttpRequest) -> None:
     if request.content_type not in endpoint.content_types:
         wanted = " or ".join(sorted(endpoint.content_types))
         raise UnsupportedMediaType(f"send {wanted}, not {request.content_type or 'no type'}")
-
-
-def _error(error: ApexError, headers: dict[str, str] | None = None) -> HttpResponse:
-    extra = dict(headers or {})
-    if error.retry_after_s is not None:
-        extra["Retry-After"] = str(error.retry_after_s)
-    return HttpResponse(error.http_status, error.body(), extra)
 
 
 def _cors_headers(request: HttpRequest, services: Services) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Structured JSON logs in the shape Cloud Logging reads from stdout.
 
 Each line carries `severity`, `message`, the trace (`logging.googleapis.com/trace`), and the
-run id and uid of the request being served, taken from context variables that the entry
-points set once per request. Secrets never go into a log line: nothing here logs request
-bodies or headers.
+run id, uid and pipeline step of the request or message being served, taken from context
+variables that the entry points set once per request (``shared.edge``). Secrets never go
+into a log line: nothing here logs request bodies or headers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 _run_id: ContextVar[str | None] = ContextVar("run_id", default=None)
 _uid: ContextVar[str | None] = ContextVar("uid", default=None)
 _trace: ContextVar[str | None] = ContextVar("trace", default=None)
+_step: ContextVar[str | None] = ContextVar("step", default=None)
 
 TRACE_FIELD = "logging.googleapis.com/trace"
 _SEVERITY = {
@@ -49,6 +50,8 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["run_id"] = run_id
         if uid := _uid.get():
             entry["uid"] = uid
+        if step := _step.get():
+            entry["step"] = step
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -81,16 +84,18 @@ def trace_id_from_headers(headers: dict[str, str]) -> str | None:
 
 @contextmanager
 def log_context(
-    *, run_id: str | None = None, uid: str | None = None, trace: str | None = None
+    *,
+    run_id: str | None = None,
+    uid: str | None = None,
+    trace: str | None = None,
+    step: str | None = None,
 ) -> Iterator[None]:
-    """Attach run id, uid and trace to every line logged inside the block."""
+    """Attach run id, uid, trace and step to every line logged inside the block (a value
+    left out keeps what an enclosing block set)."""
     tokens = []
-    if run_id is not None:
-        tokens.append((_run_id, _run_id.set(run_id)))
-    if uid is not None:
-        tokens.append((_uid, _uid.set(uid)))
-    if trace is not None:
-        tokens.append((_trace, _trace.set(trace)))
+    for var, value in ((_run_id, run_id), (_uid, uid), (_trace, trace), (_step, step)):
+        if value is not None:
+            tokens.append((var, var.set(value)))
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
+from shared.edge import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.endpoints import RunQuery, ThreadQuery
 from shared.models.api import (
     DataRequest,
@@ -135,7 +136,8 @@ def openapi_document() -> dict[str, Any]:
             {"200": ("recommendations", OptimizationReport)}, [],
         ),
         "/usage_ingest": _post(
-            "Usage records, a JSON array or NDJSON (<= 5,000 records, 5 MiB)",
+            "Usage records, a JSON array or NDJSON "
+            f"(<= {MAX_INGEST_RECORDS:,} records, {size_text(MAX_INGEST_BODY_BYTES)})",
             {
                 "application/json": {"schema": {"type": "array", "items": record}},
                 "application/x-ndjson": {"schema": {"type": "string"}},

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 from shared.answer.writer import WrittenAnswer
+from shared.edge import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.models.dimensions import Dimension
 from shared.models.findings import (
     Anomaly,
@@ -39,8 +40,8 @@ from shared.models.period import DAYS_PER_MONTH, PeriodRange
 from shared.models.triage import Intent, SavingsTarget
 
 # usage_ingest's limits (DESIGN §2).
-INGEST_MAX_RECORDS: Final = 5_000
-INGEST_MAX_MIB: Final = 5
+INGEST_MAX_RECORDS: Final = MAX_INGEST_RECORDS
+INGEST_MAX_SIZE: Final = size_text(MAX_INGEST_BODY_BYTES)
 TOP_ROWS: Final = 3
 # Dimensions shown as cost drivers, in order; at most two of them.
 _DRIVER_DIMENSIONS: Final[tuple[Dimension, ...]] = ("model", "feature", "provider", "user")
@@ -349,7 +350,7 @@ one usage record per LLM call. Here is how to send them.
 in `Authorization: Bearer <ID token>`. The body is a JSON array of records \
 (`Content-Type: application/json`) or NDJSON, one record per line \
 (`Content-Type: application/x-ndjson`): at most {INGEST_MAX_RECORDS:,} records and \
-{INGEST_MAX_MIB} MiB per request. The reply is `202 {{"accepted": ..., "rejected": \
+{INGEST_MAX_SIZE} per request. The reply is `202 {{"accepted": ..., "rejected": \
 [{{"index": ..., "error": ...}}]}}`; each rejected record's error names the field at fault. \
 The records go to your workspace, and a record sent twice counts once (its `id`, or else a \
 hash of its content).

@@ -2,7 +2,8 @@
 
 Each record is validated on its own: a bad one is reported in ``rejected`` with its index and
 the field at fault, and the good ones are accepted. A body that is not JSON/NDJSON at all, or
-holds more than ``MAX_RECORDS``, is refused whole.
+holds more than ``MAX_INGEST_RECORDS`` (``shared.edge``, with the body's size limit), is
+refused whole.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
+from shared.edge import MAX_INGEST_RECORDS
 from shared.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from shared.models.api import Rejected
 from shared.models.usage import UsageRecord, UsageRecordError, parse_usage_record
-
-MAX_RECORDS: Final = 5_000
-MAX_BODY_BYTES: Final = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +49,8 @@ def split_body(body: bytes, *, ndjson: bool) -> list[Any]:
         items = parsed
     if not items:
         raise ValidationFailed("body: no usage records")
-    if len(items) > MAX_RECORDS:
-        raise PayloadTooLarge(f"{len(items)} records; at most {MAX_RECORDS} a request")
+    if len(items) > MAX_INGEST_RECORDS:
+        raise PayloadTooLarge(f"{len(items)} records; at most {MAX_INGEST_RECORDS} a request")
     return items
 
 

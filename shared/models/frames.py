@@ -13,10 +13,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from shared.edge import MAX_FRAME_BYTES as MAX_FRAME_BYTES  # the limit of these frames
 from shared.errors import BadRequest, ValidationFailed
 from shared.models.api import Content, Identifier, RunStatus
 
-MAX_FRAME_BYTES: Final = 64 * 1024
 # A Firebase ID token is 1-2 KB; anything much longer is not one.
 MAX_TOKEN_CHARS: Final = 16 * 1024
 

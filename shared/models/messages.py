@@ -35,6 +35,8 @@ class StepRequested(_Message):
 
     kind: Literal["run_step"] = "run_step"
     run_id: str = Field(pattern=ID_PATTERN)
+    # The run's user, so that a worker's every log line names it before the run is read.
+    uid: str = Field(min_length=1)
     step: Step
 
     def attributes(self) -> dict[str, str]:
