@@ -140,17 +140,19 @@ class Submitter:
             if earlier is None:
                 raise
             return self._again(Accepted.model_validate({**earlier, "duplicate": True}))
-        self._start(ids.run_id)
+        self._start(ids.run_id, principal.uid)
         return ids
 
     def _again(self, accepted: Accepted) -> Accepted:
         run = self.runs.get(accepted.run_id)
         if run is not None and run.status == "queued":
-            self._start(run.run_id)  # the first attempt may have died before publishing
+            self._start(run.run_id, run.uid)  # the first attempt may have died before publishing
         return accepted
 
-    def _start(self, run_id: str) -> None:
-        self.bus.publish(STEP_TOPICS[FIRST_STEP], StepRequested(run_id=run_id, step=FIRST_STEP))
+    def _start(self, run_id: str, uid: str) -> None:
+        self.bus.publish(
+            STEP_TOPICS[FIRST_STEP], StepRequested(run_id=run_id, uid=uid, step=FIRST_STEP)
+        )
 
     def _refuse_if_busy(self, thread_id: str) -> None:
         holder = self.runs.lock_holder(thread_id)

@@ -297,7 +297,7 @@ class Pipeline:
         current = self.runs.get(run.run_id) or run
         messages = event_messages(events, uid=run.uid, relay=current.relay)
         if marker.next_step is not None:
-            next_step = StepRequested(run_id=run.run_id, step=marker.next_step)
+            next_step = StepRequested(run_id=run.run_id, uid=run.uid, step=marker.next_step)
             messages.append(outgoing(STEP_TOPICS[marker.next_step], next_step))
         self.bus.publish_all(messages)
         if marker.terminal:
@@ -311,7 +311,8 @@ class Pipeline:
         queued = self.runs.oldest_queued(run.thread_id)
         if queued is not None and self.runs.try_lock(run.thread_id, queued.run_id):
             self.bus.publish(
-                STEP_TOPICS[FIRST_STEP], StepRequested(run_id=queued.run_id, step=FIRST_STEP)
+                STEP_TOPICS[FIRST_STEP],
+                StepRequested(run_id=queued.run_id, uid=queued.uid, step=FIRST_STEP),
             )
 
     # --- ends other than completion -------------------------------------------------------
