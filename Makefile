@@ -17,11 +17,13 @@ CHROMIUM := /usr/bin/chromium
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: dev test check install clean bench
+.PHONY: dev test check install clean bench lock
 
+# The .txt files are locks (every package pinned with its hashes), made from the .in files
+# by `make lock`; pip checks every download against them.
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): devstack/package.json devstack/package-lock.json devstack/.npmrc $(wildcard devstack/patches/*.patch)
@@ -39,7 +41,7 @@ $(CHROMIUM):
 
 $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r infra/requirements-checkov.txt
 	touch $@
 
 install: $(PY_STAMP) $(NODE_STAMP) $(RELAY_NODE_STAMP)
@@ -61,6 +63,17 @@ bench: install
 	$(PY) -m bench.relay_fanout
 	$(PY) -m bench.golden_path
 	$(PY) -m bench.load_chat
+
+## Re-resolve the locks after a change to a .in file (README, "Dependencies"). Versions
+## already locked are kept; `make lock LOCK_FLAGS=--upgrade` moves every package to its newest.
+## One lock serves every Python from 3.11 (this machine) on, 3.12 (deployed) included.
+LOCK_FLAGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --no-strip-extras --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(PY_STAMP)
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) infra/requirements-checkov.in -o infra/requirements-checkov.txt
 
 check: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
