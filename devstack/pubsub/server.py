@@ -27,6 +27,13 @@ _PullResponse = types.PullResponse.pb()
 # Pull without return_immediately waits at most this long for messages, like the real service.
 MAX_PULL_WAIT = 30.0
 MAX_MESSAGES_PER_RESPONSE = 1000
+# A response stays under 4 MiB, the receive limit of a gRPC channel left at its defaults, as
+# the official client's channel to an emulator is: it drops a larger response and the stream
+# with it, and the messages in it stay leased until their deadline runs out, only to come
+# back in the same oversized response. The margin covers each ReceivedMessage's ack id,
+# delivery attempt and framing (under 64 bytes) and the subscription properties.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_MESSAGE_BYTES_PER_RESPONSE = MAX_RESPONSE_BYTES - 64 * MAX_MESSAGES_PER_RESPONSE - 1024
 SERVER_OPTIONS = [
     # Without this a second emulator could silently share the port instead of failing.
     ("grpc.so_reuseport", 0),
@@ -68,6 +75,15 @@ def _fill_received(received: Pb, sub: SubscriptionState, entries: Iterable[Entry
         item.message.CopyFrom(entry.message)
         if with_attempt:
             item.delivery_attempt = entry.attempts
+
+
+def _take_for_pull(sub: SubscriptionState, max_messages: int) -> list[Entry]:
+    return sub.take(
+        None,
+        max_messages,
+        sub.config.ack_deadline_seconds,
+        max_bytes=MAX_MESSAGE_BYTES_PER_RESPONSE,
+    )
 
 
 def _check_deadline(seconds: int) -> None:
@@ -183,7 +199,7 @@ class SubscriberService:
         if request.max_messages <= 0:
             raise invalid("max_messages must be a positive integer.")
         sub.touch()
-        entries = sub.take(None, request.max_messages, sub.config.ack_deadline_seconds)
+        entries = _take_for_pull(sub, request.max_messages)
         if not entries and not request.return_immediately:
             entries = await self._wait_and_take(sub, request.max_messages, time_remaining)
         response = _PullResponse()
@@ -211,7 +227,7 @@ class SubscriberService:
                 event.clear()
                 if sub.deleted:
                     raise cfg.not_found(sub.name)
-                entries = sub.take(None, max_messages, sub.config.ack_deadline_seconds)
+                entries = _take_for_pull(sub, max_messages)
                 if entries:
                     return entries
         finally:
@@ -255,7 +271,12 @@ class SubscriberService:
                     return
                 entries: list[Entry] = []
                 if stream.has_room():
-                    entries = sub.take(stream, MAX_MESSAGES_PER_RESPONSE, stream.ack_deadline)
+                    entries = sub.take(
+                        stream,
+                        MAX_MESSAGES_PER_RESPONSE,
+                        stream.ack_deadline,
+                        max_bytes=MAX_MESSAGE_BYTES_PER_RESPONSE,
+                    )
                 if entries:
                     response = _StreamingPullResponse(subscription_properties=properties)
                     _fill_received(response.received_messages, sub, entries)

@@ -218,26 +218,48 @@ class SubscriptionState:
         limit: int,
         deadline: float,
         per_key_limit: int = 0,
+        max_bytes: int = 0,
     ) -> list[Entry]:
-        """Lease up to `limit` deliverable messages for `deadline` seconds."""
+        """Lease up to `limit` deliverable messages for `deadline` seconds.
+
+        With `max_bytes`, the messages' sizes add up to at most that (the first message always
+        goes): whatever is leased here must reach the consumer in one response, and a response
+        the client cannot accept would leave its messages leased, and their keys stalled, until
+        the leases ran out.
+        """
         taken: list[Entry] = []
+        size = 0
+
+        def fits(entry: Entry) -> bool:
+            return not (max_bytes and taken and size + entry.size > max_bytes)
+
         while self.ready and len(taken) < limit:
             if consumer is not None and not consumer.has_room():
                 break
-            item = self.ready.popleft()
+            item = self.ready[0]
             if isinstance(item, Entry):
+                if not fits(item):
+                    break
+                self.ready.popleft()
                 self._lease(item, consumer, deadline)
                 taken.append(item)
+                size += item.size
                 continue
+            if not fits(item.entries[0]):
+                break  # the key stays first in line for the next response
+            self.ready.popleft()
             item.queued = False
             for entry in item.entries:
                 if len(taken) >= limit or (per_key_limit and item.leased >= per_key_limit):
                     break
                 if consumer is not None and item.leased and not consumer.has_room():
                     break
+                if not fits(entry):
+                    break
                 self._lease(entry, consumer, deadline)
                 item.leased += 1
                 taken.append(entry)
+                size += entry.size
         if taken:
             self.touch()
         return taken

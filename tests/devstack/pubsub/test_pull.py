@@ -182,3 +182,39 @@ def test_dead_letter_after_max_delivery_attempts(pubsub):
     assert message.message_id != message_id
     # The source subscription no longer has it.
     assert pubsub.pull(sub, timeout=2.0) == []
+
+
+# The official client's channel to an emulator keeps gRPC's default 4 MiB receive limit.
+CLIENT_RECEIVE_LIMIT = 4 * 1024 * 1024
+
+
+def test_a_backlog_beyond_one_response_comes_in_responses_the_client_accepts(pubsub):
+    topic = pubsub.create_topic()
+    sub = pubsub.create_subscription("sub", topic)
+    count = 300  # 30 KB each: 9 MB in all
+    futures = [
+        pubsub.publisher.publish(topic, f"{i}:".encode() + b"x" * 30_000) for i in range(count)
+    ]
+    for future in futures:
+        future.result(timeout=30)
+    seen: set[int] = set()
+    responses = 0
+    while len(seen) < count:
+        received = pubsub.pull(sub, max_messages=1000)
+        assert received, f"{len(seen)} of {count} pulled, then nothing"
+        assert sum(len(m.message.data) for m in received) < CLIENT_RECEIVE_LIMIT
+        seen.update(int(m.message.data.split(b":", 1)[0]) for m in received)
+        pubsub.ack(sub, [m.ack_id for m in received])
+        responses += 1
+    assert seen == set(range(count))
+    assert responses >= 3
+
+
+def test_messages_too_large_to_share_a_response_come_one_by_one(pubsub):
+    topic = pubsub.create_topic()
+    sub = pubsub.create_subscription("sub", topic)
+    for i in range(3):
+        pubsub.publish(topic, bytes([i]) * 3_000_000)
+    pulled = [pubsub.pull(sub, max_messages=10) for _ in range(3)]
+    assert [len(batch) for batch in pulled] == [1, 1, 1]
+    assert sorted(batch[0].message.data[0] for batch in pulled) == [0, 1, 2]

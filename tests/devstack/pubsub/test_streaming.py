@@ -42,6 +42,37 @@ def test_streaming_pull_receives_each_message_exactly_once(pubsub):
     assert pubsub.pull(sub, timeout=2.0) == []
 
 
+def test_backlog_beyond_one_response_reaches_subscribe(pubsub):
+    """A backlog far above the 4 MiB the client takes in one response (12 MB here)."""
+    count = 400
+    topic = pubsub.create_topic()
+    sub = pubsub.create_subscription("backlog", topic)
+    futures = [
+        pubsub.publisher.publish(topic, f"{i}:".encode() + b"x" * 30_000) for i in range(count)
+    ]
+    for future in futures:
+        future.result(timeout=30)
+    seen: Counter[int] = Counter()
+    lock = threading.Lock()
+    all_seen = threading.Event()
+
+    def callback(message):
+        with lock:
+            seen[int(message.data.split(b":", 1)[0])] += 1
+            if len(seen) == count:
+                all_seen.set()
+        message.ack()
+
+    future = pubsub.subscriber.subscribe(sub, callback)
+    try:
+        assert all_seen.wait(20), f"received {len(seen)} of {count}"
+    finally:
+        future.cancel()
+        future.result(timeout=10)
+    assert set(seen) == set(range(count))
+    assert set(seen.values()) == {1}
+
+
 def test_ordering_keys_keep_publish_order(pubsub, ordered_publisher):
     keys, per_key = ["k0", "k1", "k2", "k3"], 50
     topic = pubsub.create_topic()
