@@ -103,9 +103,11 @@ def test_no_frame_closes_with_1011_and_errors_keep_the_socket(
             if reply["type"] == "error":
                 assert reply["code"] != "internal", reply
     except ConnectionClosed as e:
-        code = e.rcvd.code if e.rcvd is not None else None
+        code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd is not None else (None, "")
         socket.close()
         assert code != 1011
         is_auth = isinstance(frame, str) and frame.startswith('{"type": "auth"')
         assert code == 1008, (code, frame)
         assert is_auth, frame
+        # Only the token's own faults close (shared/auth.py), and the reason says which.
+        assert reason.startswith(("no ID token", "the ID token ", "the account")), reason
