@@ -1,15 +1,25 @@
 """What the relay's image and settings promise, read from the files Cloud Build and Cloud
-Run use (no Docker daemon here: the image's command is what the stack runs)."""
+Run use. No Docker daemon here: the image's command is run as a process with the image's
+environment, as the container would run it."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
+import sys
+from functools import partial
+from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.emulators import ROOT
+from devstack.procs import ManagedProcess, free_port, wait_ready
+from devstack.stack import RunningStack, relay_ready
 from relay.settings import DEFAULT_AUTH_TIMEOUT_S, RelaySettings, new_relay_id
 from shared.config import ENV_VARS, ConfigError
+from tests.support.sockets import listening_ports
 
 DOCKERFILE = ROOT / "relay" / "Dockerfile"
 IGNORE = ROOT / "relay" / "Dockerfile.dockerignore"
@@ -26,7 +36,7 @@ def _instructions() -> list[tuple[str, str]]:
     return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines]
 
 
-def test_the_image_is_python_312_slim_non_root_and_runs_the_relay_on_port() -> None:
+def test_the_image_is_python_312_slim_non_root_and_runs_the_relay() -> None:
     steps = _instructions()
     assert steps[0] == ("FROM", "python:3.12-slim")
     copies = [arg for op, arg in steps if op == "COPY"]
@@ -36,8 +46,41 @@ def test_the_image_is_python_312_slim_non_root_and_runs_the_relay_on_port() -> N
     assert users
     assert users[-1] not in ("root", "0")
     assert steps[-1] == ("CMD", '["python", "-m", "relay", "--host", "0.0.0.0"]')
-    # `python -m relay` listens on $PORT (relay/__main__.py), which Cloud Run sets.
-    assert 'os.environ.get("PORT"' in (ROOT / "relay" / "__main__.py").read_text()
+
+
+def _image_env() -> dict[str, str]:
+    """The image's ENV instructions (``KEY=value`` pairs)."""
+    pairs = [p for op, arg in _instructions() if op == "ENV" for p in shlex.split(arg)]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_the_images_command_listens_on_the_port_cloud_run_gives_it(
+    relay_stack: RunningStack, tmp_path: Path
+) -> None:
+    """The image's CMD, run as the container runs it (its ENV, then the PORT Cloud Run
+    sets, here one the OS gave), answers on that port and on no other."""
+    [command] = [json.loads(arg) for op, arg in _instructions() if op == "CMD"]
+    assert command[0] == "python"
+    image_env = _image_env()
+    assert image_env["PORT"] == "8080"  # the image's default, which Cloud Run overrides
+    port = free_port()
+    env = {**relay_stack.env, **image_env, "PORT": str(port)}
+    proc = ManagedProcess(
+        "relay as the image runs it",
+        [sys.executable, *command[1:]],
+        tmp_path / "relay.log",
+        ROOT,
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    proc.start()
+    try:
+        wait_ready(proc, proc.name, partial(relay_ready, url), 60.0)
+        live = httpx.get(f"{url}/health/live", timeout=10)
+        assert (live.status_code, live.json()) == (200, {"status": "live"})
+        assert listening_ports(proc.pid) == {port}
+    finally:
+        proc.stop()
 
 
 def test_the_build_context_sends_only_what_the_image_needs() -> None:
