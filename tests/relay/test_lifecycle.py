@@ -4,11 +4,13 @@ Cloud Run's 10 s)."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -73,11 +75,102 @@ def test_the_page_can_call_threads_get_from_the_relays_origin(relay_stack: Runni
     assert preflight.headers["access-control-allow-origin"] == relay_stack.relay
 
 
+class _PageParts(HTMLParser):
+    """What a page is made of: its title, scripts, links, forms and their inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self.scripts: list[dict[str, str | None]] = []
+        self.links: list[dict[str, str | None]] = []
+        self.forms: dict[str, list[str]] = {}
+        self._form: str | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if tag == "title":
+            self._in_title = True
+        elif tag == "script":
+            self.scripts.append(named)
+        elif tag == "link":
+            self.links.append(named)
+        elif tag == "form":
+            self._form = named.get("id") or ""
+            self.forms[self._form] = []
+        elif tag == "input" and self._form is not None:
+            self.forms[self._form].append(named.get("type") or "text")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag == "form":
+            self._form = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+# What a browser accepts for each kind of file the page loads (Starlette guesses from the
+# extension; JavaScript has two registered types).
+_TYPES = {
+    ".js": {"text/javascript", "application/javascript"},
+    ".css": {"text/css"},
+    ".svg": {"image/svg+xml"},
+}
+# A module's static imports and dynamic import() calls, minified or not.
+_IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']""")
+
+
+def _served_as_built(client: httpx.Client, path: str) -> str:
+    """GET ``path`` (under /static/): 200, the type of its extension, the build's bytes."""
+    assert path.startswith("/static/"), path
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    content_type = response.headers["content-type"].split(";")[0]
+    assert content_type in _TYPES[Path(path).suffix], (path, content_type)
+    assert response.content == (STATIC_DIR / path.removeprefix("/static/")).read_bytes(), path
+    return response.text
+
+
 def test_the_stack_serves_the_chat_page(relay_stack: RunningStack) -> None:
     assert (STATIC_DIR / "index.html").is_file(), "relay/static/index.html is part of the build"
-    page = httpx.get(f"{relay_stack.relay}/", timeout=10)
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
+    with httpx.Client(base_url=relay_stack.relay, timeout=10) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        parts = _PageParts()
+        parts.feed(page.text)
+        # The chat page: its title, the sign-in form, the composer, the one module it runs.
+        assert parts.title == "Apex · LLM spend"
+        assert parts.forms == {"signin-form": ["email", "password"], "composer": []}
+        assert parts.scripts == [{"type": "module", "src": "/static/app.js"}]
+        # Everything it loads comes from the relay's /static/ as built, nothing from a CDN.
+        refs = [s["src"] for s in parts.scripts] + [link["href"] for link in parts.links]
+        assert sorted(r for r in refs if r) == [
+            "/static/app.js",
+            "/static/favicon.svg",
+            "/static/styles.css",
+        ]
+        for ref in refs:
+            assert ref is not None
+            _served_as_built(client, ref)
+        # The modules app.js imports, and theirs: the vendored Firebase SDK, from the relay.
+        modules, pending = set(), ["/static/app.js"]
+        while pending:
+            module = pending.pop()
+            modules.add(module)
+            for spec in _IMPORT.findall(_served_as_built(client, module)):
+                assert spec.startswith(("./", "../", "/static/")), (module, spec)
+                resolved = str(httpx.URL(f"http://relay{module}").join(spec).path)
+                if resolved not in modules:
+                    pending.append(resolved)
+        assert modules == {
+            "/static/app.js",
+            "/static/vendor/firebase/firebase-app.js",
+            "/static/vendor/firebase/firebase-auth.js",
+        }
 
 
 def test_without_its_page_the_relay_says_so_rather_than_faking_one(tmp_path: Path) -> None:
