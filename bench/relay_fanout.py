@@ -2,7 +2,7 @@
 against a bare ``websockets`` broadcast server, same run; then publish-to-socket through the
 Pub/Sub emulator.
 
-    .venv/bin/python -m bench.relay_fanout [--sockets 50] [--rate 2000]
+    .venv/bin/python -m bench.relay_fanout [--sockets 50] [--rate 2000] [--rounds 7]
 
 - The relay runs in a harness process: the relay's own app (``relay.app.create_app``, its
   uvicorn settings from ``relay/__main__.py``) plus a ``POST /drive`` route that calls
@@ -17,8 +17,11 @@ Pub/Sub emulator.
   events, each carrying ``time.monotonic()`` of its dispatch; the client (this process)
   takes arrival - dispatch (CLOCK_MONOTONIC is one clock for every process).
 - max: 1,000 events per run dispatched as fast as the loop takes them (one per run per loop
-  turn): delivered frames/s and server CPU per frame. rate: ``--rate`` events/s (all runs
-  together) for 5 s: p50/p99 latency.
+  turn): delivered frames/s and server CPU per frame. Both servers run at once and take
+  ``--rounds`` max rounds in turn (bare, relay, relay, bare, ...), so each ratio compares
+  rounds seconds apart: the machine is shared, and two phases minutes apart compared the
+  load as much as the servers. Reported: each round's ratio, their median and range.
+  rate: ``--rate`` events/s (all runs together) for 5 s: p50/p99 latency.
 - pubsub: ``shared.bus.Bus.publish_events`` from this process to ``apex-events`` with the
   relay's id as attribute, at ``--pubsub-rate`` events/s (default 200) for 5 s, arrival at
   the sockets.
@@ -31,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,12 +58,15 @@ from devstack.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-bench-fanout"
-TARGET = "target: >= 0.7x the bare server's events/s; p99 <= 50 ms at 2,000 events/s"
+TARGET = (
+    "target: >= 0.8x the bare server's events/s (median of rounds); p99 <= 50 ms at 2,000 events/s"
+)
 REASONING = "Comparing spend by model over the period; " * 11  # ~480 chars: ~600-byte frame
 MAX_PER_RUN = 1000
 RATE_SECONDS = 5.0
 PUBSUB_RATE = 200
 TICK_S = 0.005
+ROUNDS = 7
 
 Emit = Callable[[str, int, float], None]
 
@@ -275,72 +283,80 @@ def lat_ms(values: list[float]) -> tuple[float, float, float]:
     )
 
 
-async def measure(
-    recv: Receivers, pid: int, call: Callable[[dict[str, Any]], Any], rate: float
-) -> dict[str, Any]:
-    k = len(recv.runs)
-    out: dict[str, Any] = {}
-    # max throughput
+async def max_round(server: Server) -> dict[str, Any]:
+    """``MAX_PER_RUN`` events per run, dispatched as fast as the server's loop takes them."""
+    recv = server.recv
     recv.reset()
-    cpu = cpu_s(pid)
+    cpu = cpu_s(server.pid)
     start = time.monotonic()
-    await call({"mode": "max", "runs": recv.runs, "per_run": MAX_PER_RUN})
-    complete = await recv.wait_for(k * MAX_PER_RUN, 120)
-    elapsed = recv.last_arrival - start
-    out["max_frames"] = len(recv.latencies)
-    out["max_complete"] = complete
-    out["max_events_per_s"] = round(len(recv.latencies) / elapsed)
-    out["max_server_cpu_us_per_frame"] = round((cpu_s(pid) - cpu) / len(recv.latencies) * 1e6, 1)
-    out["max_p50_ms"], out["max_p99_ms"], _ = lat_ms(recv.latencies)
-    await asyncio.sleep(1.0)
-    # fixed rate
-    recv.reset()
-    cpu = cpu_s(pid)
-    start = time.monotonic()
-    result = await call({"mode": "rate", "runs": recv.runs, "rate": rate, "seconds": RATE_SECONDS})
-    complete = await recv.wait_for(int(result["sent"]), 60)
-    out["rate_sent"] = result["sent"]
-    out["rate_received"] = len(recv.latencies)
-    out["rate_complete"] = complete
-    out["rate_achieved_per_s"] = round(len(recv.latencies) / (recv.last_arrival - start))
-    out["rate_server_cpu_share"] = round((cpu_s(pid) - cpu) / (recv.last_arrival - start), 2)
-    out["rate_p50_ms"], out["rate_p99_ms"], out["rate_max_ms"] = lat_ms(recv.latencies)
-    out["next_seq"] = result["next_seq"]
+    result = await server.call({"mode": "max", "runs": recv.runs, "per_run": MAX_PER_RUN})
+    server.next_seq = result["next_seq"]
+    complete = await recv.wait_for(len(recv.runs) * MAX_PER_RUN, 120)
+    out: dict[str, Any] = {
+        "frames": len(recv.latencies),
+        "complete": complete,
+        "events_per_s": round(len(recv.latencies) / (recv.last_arrival - start)),
+        "server_cpu_us_per_frame": round((cpu_s(server.pid) - cpu) / len(recv.latencies) * 1e6, 1),
+        "load1": round(os.getloadavg()[0], 2),
+    }
+    out["p50_ms"], out["p99_ms"], _ = lat_ms(recv.latencies)
     return out
 
 
-async def bench_bare(url: str, pid: int, k: int, rate: float) -> dict[str, Any]:
+async def rate_round(server: Server, rate: float) -> dict[str, Any]:
+    """``rate`` events/s (all runs together) for ``RATE_SECONDS``: latency."""
+    recv = server.recv
+    recv.reset()
+    cpu = cpu_s(server.pid)
+    start = time.monotonic()
+    result = await server.call(
+        {"mode": "rate", "runs": recv.runs, "rate": rate, "seconds": RATE_SECONDS}
+    )
+    server.next_seq = result["next_seq"]
+    complete = await recv.wait_for(int(result["sent"]), 60)
+    elapsed = recv.last_arrival - start
+    out: dict[str, Any] = {
+        "sent": result["sent"],
+        "received": len(recv.latencies),
+        "complete": complete,
+        "achieved_per_s": round(len(recv.latencies) / elapsed),
+        "server_cpu_share": round((cpu_s(server.pid) - cpu) / elapsed, 2),
+    }
+    out["p50_ms"], out["p99_ms"], out["max_ms"] = lat_ms(recv.latencies)
+    return out
+
+
+class Server:
+    """One server under test: its process, the sockets watching its runs, its driver."""
+
+    def __init__(
+        self, name: str, pid: int, recv: Receivers, call: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        self.name, self.pid, self.recv, self.call = name, pid, recv, call
+        self.next_seq: dict[str, int] = {}
+
+
+async def bare_side(url: str, pid: int, k: int, stack: contextlib.AsyncExitStack) -> Server:
     recv = await open_watchers(url, "x", k)
+    stack.push_async_callback(recv.close)
     control = await connect(url, max_size=None)
+    stack.push_async_callback(control.close)
 
     async def call(spec: dict[str, Any]) -> dict[str, Any]:
         await control.send(json.dumps({"type": "drive", "spec": spec}))
         reply: dict[str, Any] = json.loads(await asyncio.wait_for(control.recv(), 120))
         return reply
 
-    try:
-        return await measure(recv, pid, call, rate)
-    finally:
-        await control.close()
-        await recv.close()
+    return Server("bare", pid, recv, call)
 
 
-async def bench_relay(
-    http: str,
-    pid: int,
-    relay_id: str,
-    token: str,
-    uid: str,
-    k: int,
-    rate: float,
-    pubsub_rate: float,
-) -> dict[str, Any]:
-    from shared.bus import Bus
-    from shared.models.events import RunEvent
-
-    url = http.replace("http://", "ws://", 1) + "/ws"
-    recv = await open_watchers(url, token, k)
+async def relay_side(
+    http: str, pid: int, token: str, k: int, stack: contextlib.AsyncExitStack
+) -> Server:
+    recv = await open_watchers(http.replace("http://", "ws://", 1) + "/ws", token, k)
+    stack.push_async_callback(recv.close)
     client = httpx.AsyncClient(timeout=120)
+    stack.push_async_callback(client.aclose)
 
     async def call(spec: dict[str, Any]) -> dict[str, Any]:
         response = await client.post(f"{http}/drive", json=spec)
@@ -348,49 +364,102 @@ async def bench_relay(
         reply: dict[str, Any] = response.json()
         return reply
 
-    try:
-        out = await measure(recv, pid, call, rate)
-        if recv.other:
-            out["unexpected_frames"] = recv.other[:5]
-        # Through Pub/Sub: publish from this process, arrival at the sockets.
-        next_seq: dict[str, int] = dict(out.pop("next_seq"))
-        bus = Bus(Bus.publisher(), PROJECT)  # the workers' publisher settings
-        total = int(pubsub_rate * RATE_SECONDS)
-        recv.reset()
-        cpu = cpu_s(pid)
-        start = time.monotonic()
+    return Server("relay", pid, recv, call)
 
-        def publish_all() -> None:
-            sent = 0
-            i = 0
-            t0 = time.perf_counter()
-            while sent < total:
-                due = min(total, int(pubsub_rate * (time.perf_counter() - t0)) + 1)
-                batch = []
-                while sent < due:
-                    run = recv.runs[i % k]
-                    i += 1
-                    frame = event_frame(run, next_seq[run], time.monotonic())
-                    next_seq[run] += 1
-                    batch.append(RunEvent.model_validate(frame))
-                    sent += 1
-                bus.publish_events(batch, uid=uid, relay=relay_id)
-                time.sleep(0.01)
 
-        await asyncio.to_thread(publish_all)
-        complete = await recv.wait_for(total, 60)
-        out["pubsub_sent"] = total
-        out["pubsub_received"] = len(recv.latencies)
-        out["pubsub_complete"] = complete
-        out["pubsub_achieved_per_s"] = round(len(recv.latencies) / (recv.last_arrival - start))
-        out["pubsub_relay_cpu_us_per_event"] = round(
-            (cpu_s(pid) - cpu) / max(1, len(recv.latencies)) * 1e6, 1
-        )
-        out["pubsub_p50_ms"], out["pubsub_p99_ms"], out["pubsub_max_ms"] = lat_ms(recv.latencies)
-        return out
-    finally:
-        await client.aclose()
-        await recv.close()
+async def through_pubsub(server: Server, relay_id: str, uid: str, rate: float) -> dict[str, Any]:
+    """``shared.bus.Bus.publish_events`` from this process (the workers' publisher settings)
+    to ``apex-events`` at ``rate`` events/s for ``RATE_SECONDS``; arrival at the sockets."""
+    from shared.bus import Bus
+    from shared.models.events import RunEvent
+
+    recv = server.recv
+    next_seq = dict(server.next_seq)  # the relay delivers each run's events in seq order
+    bus = Bus(Bus.publisher(), PROJECT)
+    total = int(rate * RATE_SECONDS)
+    recv.reset()
+    cpu = cpu_s(server.pid)
+    start = time.monotonic()
+
+    def publish_all() -> None:
+        sent = 0
+        i = 0
+        t0 = time.perf_counter()
+        while sent < total:
+            due = min(total, int(rate * (time.perf_counter() - t0)) + 1)
+            batch = []
+            while sent < due:
+                run = recv.runs[i % len(recv.runs)]
+                i += 1
+                frame = event_frame(run, next_seq[run], time.monotonic())
+                next_seq[run] += 1
+                batch.append(RunEvent.model_validate(frame))
+                sent += 1
+            bus.publish_events(batch, uid=uid, relay=relay_id)
+            time.sleep(0.01)
+
+    await asyncio.to_thread(publish_all)
+    complete = await recv.wait_for(total, 60)
+    out: dict[str, Any] = {
+        "sent": total,
+        "received": len(recv.latencies),
+        "complete": complete,
+        "achieved_per_s": round(len(recv.latencies) / (recv.last_arrival - start)),
+        "relay_cpu_us_per_event": round(
+            (cpu_s(server.pid) - cpu) / max(1, len(recv.latencies)) * 1e6, 1
+        ),
+    }
+    out["p50_ms"], out["p99_ms"], out["max_ms"] = lat_ms(recv.latencies)
+    return out
+
+
+async def bench_both(
+    bare_url: str,
+    bare_pid: int,
+    relay: tuple[int, str, str],
+    signed: tuple[str, str],
+    ns: argparse.Namespace,
+) -> dict[str, Any]:
+    """The max rounds in turn (bare, relay, relay, bare, ...), then the rate on each, then
+    the relay through Pub/Sub."""
+    relay_pid, http, relay_id = relay
+    token, uid = signed
+    async with contextlib.AsyncExitStack() as stack:
+        bare = await bare_side(bare_url, bare_pid, ns.sockets, stack)
+        relay_server = await relay_side(http, relay_pid, token, ns.sockets, stack)
+        rounds: list[dict[str, Any]] = []
+        for i in range(ns.rounds):
+            order = (bare, relay_server) if i % 2 == 0 else (relay_server, bare)
+            got: dict[str, Any] = {}
+            for server in order:
+                got[server.name] = await max_round(server)
+                await asyncio.sleep(0.5)
+            got["ratio"] = round(got["relay"]["events_per_s"] / got["bare"]["events_per_s"], 3)
+            got["cpu_ratio"] = round(
+                got["bare"]["server_cpu_us_per_frame"] / got["relay"]["server_cpu_us_per_frame"],
+                3,
+            )
+            print(
+                f"max round {i + 1}: bare {got['bare']['events_per_s']}/s "
+                f"({got['bare']['server_cpu_us_per_frame']} us/frame), relay "
+                f"{got['relay']['events_per_s']}/s ({got['relay']['server_cpu_us_per_frame']} "
+                f"us/frame): {got['ratio']}x, CPU {got['cpu_ratio']}x; "
+                f"load {got['relay']['load1']}",
+                flush=True,
+            )
+            rounds.append(got)
+        rates = {}
+        for server in (bare, relay_server):
+            rates[server.name] = await rate_round(server, ns.rate)
+            await asyncio.sleep(0.5)
+        pubsub = await through_pubsub(relay_server, relay_id, uid, ns.pubsub_rate)
+        if relay_server.recv.other:
+            pubsub["unexpected_frames"] = relay_server.recv.other[:5]
+    return {"rounds": rounds, "rate": rates, "pubsub": pubsub}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
 
 
 def main() -> None:
@@ -400,6 +469,7 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=50)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--pubsub-rate", type=float, default=PUBSUB_RATE)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     ns = parser.parse_args()
     raise_nofile()
     if ns.mode == "relay":
@@ -412,14 +482,12 @@ def main() -> None:
 
     from shared.topology import load_topology
 
+    load_before = os.getloadavg()
     with emulators(PROJECT) as hosts, tempfile.TemporaryDirectory() as logs:
         publisher = PublisherClient()
         for topic in load_topology().topic_names():  # topics only: no worker is pushed to
             publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
         signed = new_user(hosts, PROJECT, "bench")
-        with bare_server("bare", "bench.relay_fanout") as (pid, url):
-            bare = asyncio.run(bench_bare(url, pid, ns.sockets, ns.rate))
-        bare.pop("next_seq", None)
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -429,54 +497,61 @@ def main() -> None:
             "APEX_FIREBASE_AUTH_DOMAIN": "localhost",
             "APEX_CHAT_MESSAGES_PER_MINUTE": "100000",
         }
-        with relay_harness(env, Path(logs) / "relay.log") as (pid, http, relay_id):
-            relay = asyncio.run(
-                bench_relay(
-                    http,
-                    pid,
-                    relay_id,
-                    signed.id_token,
-                    signed.uid,
-                    ns.sockets,
-                    ns.rate,
-                    ns.pubsub_rate,
-                )
+        with (
+            bare_server("bare", "bench.relay_fanout") as (bare_pid, bare_url),
+            relay_harness(env, Path(logs) / "relay.log") as relay,
+        ):
+            result = asyncio.run(
+                bench_both(bare_url, bare_pid, relay, (signed.id_token, signed.uid), ns)
             )
+    rounds = result["rounds"]
+    ratios = spread([r["ratio"] for r in rounds])
+    cpu_ratios = spread([r["cpu_ratio"] for r in rounds])
     columns = [
         "server",
-        "max events/s",
-        "x baseline",
-        "CPU us/frame",
+        "max events/s (median)",
+        "x baseline (median, range)",
+        "CPU us/frame (median)",
         f"p50 ms @{ns.rate:g}/s",
         f"p99 ms @{ns.rate:g}/s",
         "max ms",
         "achieved/s",
     ]
     rows = []
-    for name, r in (("bare websockets (baseline)", bare), ("relay dispatcher", relay)):
+    for name in ("bare", "relay"):
+        rate = result["rate"][name]
         rows.append(
             [
-                name,
-                r["max_events_per_s"],
-                round(r["max_events_per_s"] / bare["max_events_per_s"], 2),
-                r["max_server_cpu_us_per_frame"],
-                r["rate_p50_ms"],
-                r["rate_p99_ms"],
-                r["rate_max_ms"],
-                r["rate_achieved_per_s"],
+                "bare websockets (baseline)" if name == "bare" else "relay dispatcher",
+                round(statistics.median(r[name]["events_per_s"] for r in rounds)),
+                "1.0"
+                if name == "bare"
+                else f"{ratios['median']} ({ratios['min']}-{ratios['max']})",
+                round(statistics.median(r[name]["server_cpu_us_per_frame"] for r in rounds), 1),
+                rate["p50_ms"],
+                rate["p99_ms"],
+                rate["max_ms"],
+                rate["achieved_per_s"],
             ]
         )
+    pubsub = result["pubsub"]
     rows.append(
         [
             f"relay via Pub/Sub @{ns.pubsub_rate:g}/s",
             "",
             "",
-            relay["pubsub_relay_cpu_us_per_event"],
-            relay["pubsub_p50_ms"],
-            relay["pubsub_p99_ms"],
-            relay["pubsub_max_ms"],
-            relay["pubsub_achieved_per_s"],
+            pubsub["relay_cpu_us_per_event"],
+            pubsub["p50_ms"],
+            pubsub["p99_ms"],
+            pubsub["max_ms"],
+            pubsub["achieved_per_s"],
         ]
+    )
+    print(
+        f"ratio over {len(rounds)} rounds: median {ratios['median']}x "
+        f"({ratios['min']}-{ratios['max']}); CPU per frame, bare/relay: median "
+        f"{cpu_ratios['median']}x ({cpu_ratios['min']}-{cpu_ratios['max']}); "
+        f"load {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
     report(
         "relay_fanout",
@@ -487,8 +562,10 @@ def main() -> None:
             "sockets": ns.sockets,
             "rate": ns.rate,
             "pubsub_rate": ns.pubsub_rate,
-            "bare": bare,
-            "relay": relay,
+            "ratio": ratios,
+            "cpu_ratio": cpu_ratios,
+            "load1": {"before": load_before[0], "after": os.getloadavg()[0]},
+            **result,
         },
     )
 

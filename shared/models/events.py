@@ -6,15 +6,17 @@ to ``apex-events``, sent to WebSocket clients as ``event`` frames and returned b
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_serializer,
-    field_validator,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
+    WithJsonSchema,
 )
+from pydantic_core import CoreSchema, core_schema
 
 EventType = Literal[
     "run_started",
@@ -43,6 +45,36 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# ``iso_utc``'s text: what every event's ``ts`` is on the wire and in the store.
+WIRE_TS_PATTERN: Final = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$"
+)
+
+
+def _wire_ts_schema(_source: object, _handler: GetCoreSchemaHandler) -> CoreSchema:
+    return core_schema.union_schema(
+        [
+            core_schema.str_schema(pattern=WIRE_TS_PATTERN),
+            core_schema.no_info_after_validator_function(
+                iso_utc, core_schema.datetime_schema(tz_constraint="aware")
+            ),
+        ],
+        mode="left_to_right",
+    )
+
+
+# An event's time, kept as its wire text. Events are validated and serialized at every hop
+# (the relay does both for each event it forwards), and a ``datetime`` cost a Python
+# callback each way (docs/benchmarks.md, relay fan-out). Text already in the wire form is
+# taken as it is, checked in pydantic's core; an aware ``datetime``, or ISO 8601 text with
+# another offset or precision, is converted; a naive one is refused. Documented as before.
+WireTs = Annotated[
+    str,
+    GetPydanticSchema(_wire_ts_schema),
+    WithJsonSchema({"type": "string"}),
+]
+
+
 class RunEvent(BaseModel):
     """``{"type":"event","run_id","seq","event","agent"?,"data","ts"}``."""
 
@@ -56,18 +88,7 @@ class RunEvent(BaseModel):
     # rather than a model serializer: the relay serializes every event it forwards.)
     agent: AgentName | None = Field(default=None, exclude_if=lambda agent: agent is None)
     data: dict[str, Any]
-    ts: datetime
-
-    @field_validator("ts")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("ts must carry a time zone")
-        return value.astimezone(UTC)
-
-    @field_serializer("ts")
-    def _ts(self, value: datetime) -> str:
-        return iso_utc(value)
+    ts: WireTs
 
     @property
     def terminal(self) -> bool:
