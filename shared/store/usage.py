@@ -240,18 +240,17 @@ class FirestoreUsageStore:
             ],
         )
         days = [_day_number(r.day) for r in records]
-        batch.set(
-            ws,
-            {
-                "records": Increment(len(records)),
-                "models": ArrayUnion(sorted({r.model for r in records})),
-                "features": ArrayUnion(sorted({r.feature for r in records if r.feature})),
-                "providers": ArrayUnion(sorted({d.provider for d in rollups.daily.values()})),
-                "first_day": Minimum(min(days)),
-                "last_day": Maximum(max(days)),
-            },
-            merge=True,
-        )
+        catalogue: dict[str, Any] = {
+            "records": Increment(len(records)),
+            "models": ArrayUnion(sorted({r.model for r in records})),
+            "providers": ArrayUnion(sorted({d.provider for d in rollups.daily.values()})),
+            "first_day": Minimum(min(days)),
+            "last_day": Maximum(max(days)),
+        }
+        features = sorted({r.feature for r in records if r.feature})
+        if features:  # the client refuses an empty ArrayUnion (a batch with no feature)
+            catalogue["features"] = ArrayUnion(features)
+        batch.set(ws, catalogue, merge=True)
         return batch
 
 

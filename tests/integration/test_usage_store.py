@@ -130,3 +130,18 @@ def test_every_rollup_document_carries_the_common_counters(
         assert docs
         for doc in docs:
             assert set(doc) >= COMMON_COUNTERS, collection
+
+
+def test_records_without_a_feature_are_counted(
+    firestore_client: firestore.Client, small: SyntheticWorkspace
+) -> None:
+    # A batch where no record names a feature once made the catalogue write fail (an empty
+    # ArrayUnion), so the aggregator refused the batch on every delivery.
+    store = FirestoreUsageStore(firestore_client)
+    records = [r.model_copy(update={"feature": None}) for r in small.records[:50]]
+    assert store.apply("ws-nofeature", records) == 50
+    assert store.catalogue("ws-nofeature").records == 50
+    assert store.catalogue("ws-nofeature").features == []
+    assert {r.doc_id: r for r in store.daily("ws-nofeature", "2026-11-13", "2026-11-20")} == (
+        accumulate(records).daily
+    )
