@@ -1,7 +1,7 @@
 """What every edge of Apex shares: the public HTTP functions (``shared.http``), the push
 workers (``shared.endpoints``) and the relay (``relay/``) alike.
 
-- the request-size limits (DESIGN §2, §7), defined here once;
+- the request-size limits (defined once in ``shared.limits``, re-exported here);
 - the bearer token of an ``Authorization`` header;
 - which per-minute rate limit a call counts against;
 - what a failure becomes for the client: an ``ApexError`` is itself, a dependency that did
@@ -30,6 +30,13 @@ from google.api_core.exceptions import DeadlineExceeded, RetryError, ServiceUnav
 
 from shared.config import Settings
 from shared.errors import ApexError, Internal, Unavailable
+from shared.limits import KIB as KIB
+from shared.limits import MAX_BODY_BYTES as MAX_BODY_BYTES
+from shared.limits import MAX_FRAME_BYTES as MAX_FRAME_BYTES
+from shared.limits import MAX_INGEST_BODY_BYTES as MAX_INGEST_BODY_BYTES
+from shared.limits import MAX_INGEST_RECORDS as MAX_INGEST_RECORDS
+from shared.limits import MIB as MIB
+from shared.limits import size_text as size_text
 from shared.logging import log_context, trace_id_from_headers
 from shared.models.messages import PushEnvelope, StepRequested, UsageBatch
 from shared.store.documents import LimitKind
@@ -38,27 +45,6 @@ if TYPE_CHECKING:
     from shared.services import Services
 
 log = logging.getLogger(__name__)
-
-# --- request-size limits ----------------------------------------------------------------------
-
-KIB: Final = 1024
-MIB: Final = 1024 * KIB
-# A request body of a public function.
-MAX_BODY_BYTES: Final = 1 * MIB
-# usage_ingest's body and records.
-MAX_INGEST_BODY_BYTES: Final = 5 * MIB
-MAX_INGEST_RECORDS: Final = 5_000
-# A WebSocket frame (uvicorn's ``ws_max_size``: a bigger one closes the socket with 1009).
-MAX_FRAME_BYTES: Final = 64 * KIB
-
-
-def size_text(size: int) -> str:
-    """``5 MiB``, ``64 KiB``: a limit as the documents write it."""
-    for unit, name in ((MIB, "MiB"), (KIB, "KiB")):
-        if size >= unit and size % unit == 0:
-            return f"{size // unit} {name}"
-    return f"{size:,} bytes"
-
 
 # --- credentials ------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
-from shared.edge import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.endpoints import RunQuery, ThreadQuery
+from shared.limits import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.models.api import (
     DataRequest,
     ExecuteAccepted,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Final
 
 from shared.answer.writer import WrittenAnswer
-from shared.edge import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
+from shared.limits import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.models.dimensions import Dimension
 from shared.models.findings import (
     Anomaly,

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import BadRequest, ValidationFailed
+from shared.limits import MAX_INGEST_RECORDS
 
 Step = Literal["triage", "data", "optimization"]
 STEP_TOPICS: Final[dict[Step, str]] = {
@@ -51,7 +52,7 @@ class UsageBatch(_Message):
     workspace_id: str = Field(pattern=ID_PATTERN)
     uid: str
     # Normalized records (``UsageRecord.model_dump(mode="json")``).
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_INGEST_RECORDS)
 
     def attributes(self) -> dict[str, str]:
         return {"kind": self.kind, "batch_id": self.batch_id, "workspace_id": self.workspace_id}
