@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient
 
 from bench.common import emulators, new_user, report, summary_ms
+from devstack.procs import free_port
 from devstack.synthetic import generate
 from shared.store.usage import FirestoreUsageStore
 from shared.topology import load_topology
@@ -32,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-bench"
 WORKSPACE = "bench"
 TARGET = "target: triage p50 <= 10 ms; cold start <= 2 s"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(source: Path, target: str) -> tuple[subprocess.Popen[bytes], str, float]:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import tempfile
 import time
 import uuid
@@ -108,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     project = f"demo-load{uuid.uuid4().hex[:6]}"
     with emulators(project) as hosts, tempfile.TemporaryDirectory() as state:
-        config = DevConfig(project, random.randrange(12_000, 24_000, 50), Path(state))
+        config = DevConfig.with_os_ports(project, Path(state))
         with run_stack(config, {**os.environ}, demo_data=False) as stack:
             url = stack.relay.replace("http://", "ws://") + "/ws"
             tokens = sign_up_many(hosts, project, args.users + 1)

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import report
 from devstack.auth_emulator import AuthEmulator
-from devstack.procs import ManagedProcess, PortInUse, free_port, wait_ready
+from devstack.procs import ManagedProcess, free_port, wait_ready
 from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready, run_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,23 +67,13 @@ def cpu_s(pid: int) -> float:
 
 @contextmanager
 def bench_stack(*, demo_data: bool = False, **env: str) -> Iterator[RunningStack]:
-    """The local stack (emulators, functions, relay) on a random block of ports."""
+    """The local stack (emulators, functions, relay), every port from the OS."""
     project = f"demo-bench{uuid.uuid4().hex[:6]}"
     environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": project, **env}
     with tempfile.TemporaryDirectory() as state:
-        for _ in range(5):
-            config = DevConfig(
-                project=project,
-                port_offset=random.randrange(20_000, 40_000, 50),
-                state_dir=Path(state),
-            )
-            try:
-                with run_stack(config, environ, demo_data=demo_data) as running:
-                    yield running
-                    return
-            except PortInUse:
-                continue
-    raise RuntimeError("no free block of ports for the stack")
+        config = DevConfig.with_os_ports(project, Path(state))
+        with run_stack(config, environ, demo_data=demo_data) as running:
+            yield running
 
 
 @contextmanager

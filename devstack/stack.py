@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,13 @@ class DevConfig:
     project: str
     port_offset: int
     state_dir: Path
+    # Every port from the OS (bound to port 0) instead of base + offset: the stacks of tests
+    # and benchmarks run side by side, and beside `make dev`, with no block of ports to find.
+    os_ports: bool = False
+
+    @classmethod
+    def with_os_ports(cls, project: str, state_dir: Path) -> DevConfig:
+        return cls(project=project, port_offset=0, state_dir=state_dir, os_ports=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DevConfig:
@@ -76,6 +84,15 @@ class DevConfig:
     @property
     def relay_port(self) -> int:
         return RELAY_PORT + self.port_offset
+
+
+def os_ports(count: int) -> list[int]:
+    """``count`` distinct ports from the OS: every socket stays bound until all are chosen."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass
@@ -193,30 +210,36 @@ def run_stack(
     started = time.monotonic()
     topology = load_topology()
     targets = discover_targets(FUNCTIONS_MAIN)
-    ports = config.function_ports(topology, targets)
+    if config.os_ports:
+        *function_ports, relay_port = os_ports(len(targets) + 1)
+        ports = dict(zip(targets, function_ports, strict=True))
+    else:
+        ports, relay_port = config.function_ports(topology, targets), config.relay_port
     for name in targets:
         ensure_port_free(f"function {name}", LOOPBACK, ports[name])
-    ensure_port_free("relay", LOOPBACK, config.relay_port)
+    ensure_port_free("relay", LOOPBACK, relay_port)
     if "threads_get" not in targets:
         raise StackError("functions/main.py has no threads_get target; the relay's page needs it")
 
     with ExitStack() as stack:
         emulators = Emulators(
             config.state_dir / "emulators",
-            EmulatorPorts.defaults(config.port_offset),
+            EmulatorPorts.ephemeral()
+            if config.os_ports
+            else EmulatorPorts.defaults(config.port_offset),
             config.project,
             environ,
         )
         hosts = stack.enter_context(emulators)
 
         urls = {name: f"http://{LOOPBACK}:{port}/" for name, port in ports.items()}
-        relay_url = f"http://{LOOPBACK}:{config.relay_port}"
+        relay_url = f"http://{LOOPBACK}:{relay_port}"
         child_env = {
             **environ,
             **hosts.env(),
             "GOOGLE_CLOUD_PROJECT": config.project,
             "PYTHONPATH": str(ROOT),
-            "APEX_CORS_ORIGINS": _cors_origins(environ, config.relay_port),
+            "APEX_CORS_ORIGINS": _cors_origins(environ, relay_port),
             # The relay's settings (the functions ignore them).
             "APEX_THREADS_GET_URL": urls["threads_get"],
             "APEX_FIREBASE_API_KEY": LOCAL_FIREBASE_API_KEY,
@@ -245,7 +268,7 @@ def run_stack(
             wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)
 
         # The relay subscribes to apex-events at start-up: after the topology exists.
-        relay = relay_process(config.relay_port, child_env, config.state_dir / "logs" / "relay.log")
+        relay = relay_process(relay_port, child_env, config.state_dir / "logs" / "relay.log")
         stack.callback(relay.stop)
         relay.start()
         wait_ready(relay, "relay", partial(relay_ready, relay_url), RELAY_READY_TIMEOUT_S)

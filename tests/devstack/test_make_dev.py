@@ -28,6 +28,8 @@ from devstack.emulators import ROOT
 from devstack.procs import PortInUse, ensure_port_free
 from shared.topology import load_topology
 
+# make dev's own ports (DESIGN §6), deliberately fixed rather than from the OS: this test
+# checks that DEVSTACK_PORT_OFFSET moves every one of them by the offset.
 BASE_PORTS = (9099, 8080, 8085, 4400, 4500, 8000, 8101, 8201)
 READY_TIMEOUT_S = 90
 
@@ -90,6 +92,8 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
 
 
 def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(

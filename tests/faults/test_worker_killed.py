@@ -7,7 +7,6 @@ Its own stack (not the e2e one): the test kills and restarts one of its processe
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 import uuid
@@ -22,24 +21,18 @@ from devstack import probes
 from devstack.auth_emulator import AuthEmulator
 from devstack.emulators import EmulatorHosts
 from devstack.procs import ManagedProcess, wait_ready
-from devstack.stack import DevConfig, RunningStack, run_stack
+from devstack.stack import RunningStack
 from devstack.synthetic import generate
 from shared.store.usage import FirestoreUsageStore
 from tests.support.event_sequence import check_sequence
-from tests.support.stack import Caller
+from tests.support.stack import Caller, running_stack
 
 
 @pytest.fixture(scope="module")
 def own_stack(
     emulators: EmulatorHosts, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStack]:
-    project = f"demo-f{uuid.uuid4().hex[:10]}"
-    config = DevConfig(
-        project=project,
-        port_offset=random.randrange(20_000, 24_000, 50),
-        state_dir=tmp_path_factory.mktemp("faults"),
-    )
-    with run_stack(config, {**os.environ, "GOOGLE_CLOUD_PROJECT": project}, demo_data=False) as s:
+    with running_stack(f"demo-f{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("faults")) as s:
         yield s
 
 

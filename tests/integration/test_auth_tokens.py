@@ -31,6 +31,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from shared.auth import TokenVerifier
 from shared.errors import Unauthenticated, Unavailable
+from tests.support.sockets import refusing_port
 
 PROJECT = "apex-prod-test"
 KID = "test-key-1"
@@ -182,11 +183,12 @@ def test_unreachable_certificates_are_unavailable_not_unauthenticated(
     signing_key: tuple[rsa.RSAPrivateKey, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
-    monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", "http://127.0.0.1:9/certs")
     app = _production_app()
     try:
-        with pytest.raises(Unavailable):
-            TokenVerifier(app).verify_token(_sign(signing_key[0], _claims()))
+        with refusing_port() as port:
+            monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", f"http://127.0.0.1:{port}/certs")
+            with pytest.raises(Unavailable):
+                TokenVerifier(app).verify_token(_sign(signing_key[0], _claims()))
     finally:
         firebase_admin.delete_app(app)
 

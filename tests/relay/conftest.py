@@ -15,8 +15,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
-import random
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -28,8 +26,8 @@ from google.cloud import firestore
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.emulators import EmulatorHosts
-from devstack.procs import PortInUse, free_port, wait_ready
-from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready, run_stack
+from devstack.procs import free_port, wait_ready
+from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready
 from devstack.synthetic import generate
 from tests.support.relay import (
     ChatUser,
@@ -38,7 +36,7 @@ from tests.support.relay import (
     auth_default_project,
     sign_up_chat_user,
 )
-from tests.support.stack import Caller, ingest, last_month
+from tests.support.stack import Caller, ingest, last_month, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -54,21 +52,8 @@ def relay_stack(
     project = auth_default_project(emulators.auth)
     if project == DevConfig.from_env({}).project:
         project = f"demo-relay{uuid.uuid4().hex[:8]}"
-    environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": project}
-    for _ in range(5):
-        # Ports are base + offset (devstack); a random offset keeps clear of `make dev`.
-        config = DevConfig(
-            project=project,
-            port_offset=random.randrange(10_000, 19_000, 50),
-            state_dir=tmp_path_factory.mktemp("relay-stack"),
-        )
-        try:
-            with run_stack(config, environ, demo_data=False) as running:
-                yield running
-                return
-        except PortInUse:
-            continue
-    raise AssertionError("no free block of ports for the relay's stack")
+    with running_stack(project, tmp_path_factory.mktemp("relay-stack")) as running:
+        yield running
 
 
 @pytest.fixture

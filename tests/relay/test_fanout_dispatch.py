@@ -14,6 +14,7 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from relay.fanout import Fanout
 from shared.models.events import RunEvent
 from shared.topology import load_topology
+from tests.support.sockets import refusing_port
 
 
 class Recorder:
@@ -35,15 +36,17 @@ class Recorder:
 
 @pytest.fixture
 def fanout(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fanout]:
-    # The client only opens a channel here; dispatch never calls Pub/Sub.
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
-    loop = asyncio.new_event_loop()
-    subscriber = SubscriberClient()
-    try:
-        yield Fanout(subscriber, "demo-test", "local-test", load_topology(), loop)
-    finally:
-        subscriber.close()
-        loop.close()
+    # The client only opens a channel here; dispatch never calls Pub/Sub (a call would be
+    # refused).
+    with refusing_port() as port:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        loop = asyncio.new_event_loop()
+        subscriber = SubscriberClient()
+        try:
+            yield Fanout(subscriber, "demo-test", "local-test", load_topology(), loop)
+        finally:
+            subscriber.close()
+            loop.close()
 
 
 def event(run_id: str, seq: int, reasoning: str = "thinking") -> RunEvent:

@@ -21,10 +21,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from devstack.emulators import ROOT
+from devstack.procs import free_port
 from devstack.stack import RunningStack
 from relay.app import STATIC_DIR, page_routes
 from shared.topology import load_topology
 from tests.support.relay import ChatUser, OwnRelay
+from tests.support.sockets import refusing_port
 from tests.support.wsclient import chat
 
 
@@ -189,7 +191,7 @@ def test_without_its_page_the_relay_says_so_rather_than_faking_one(tmp_path: Pat
 def _start_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``python -m relay`` to its end (a relay that starts would run until the timeout)."""
     return subprocess.run(
-        [sys.executable, "-m", "relay", "--port", "9"],
+        [sys.executable, "-m", "relay", "--port", str(free_port())],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -207,7 +209,8 @@ def test_a_missing_setting_stops_the_relay_naming_it(relay_stack: RunningStack) 
 
 
 def test_an_unreachable_pubsub_fails_start_up(relay_stack: RunningStack) -> None:
-    done = _start_and_wait({**relay_stack.env, "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"})
+    with refusing_port() as port:
+        done = _start_and_wait({**relay_stack.env, "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{port}"})
     assert done.returncode != 0
     assert "Application startup failed" in done.stdout + done.stderr
 

@@ -1,8 +1,12 @@
-"""Which TCP ports a process listens on, read from Linux's /proc (no extra package)."""
+"""Ports for tests: which TCP ports a process listens on (read from Linux's /proc, no extra
+package), and a port from the OS where connections are refused."""
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _LISTEN = "0A"  # the state column of /proc/net/tcp
@@ -26,3 +30,12 @@ def listening_ports(pid: int) -> set[int]:
             if state == _LISTEN and inode in inodes:
                 ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port from the OS that refuses connections: bound and held, never listening,
+    so nothing else can take it while the test runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

@@ -1,18 +1,33 @@
-"""The local stack as ``make dev`` runs it, from a test's side: a signed-up user calling its
-public functions, and last month's planted usage ingested through ``usage_ingest``."""
+"""The local stack as ``make dev`` runs it, from a test's side: a stack of the test's own (every
+port from the OS), a signed-up user calling its public functions, and last month's planted
+usage ingested through ``usage_ingest``."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from google.cloud import firestore
 
 from devstack.auth_emulator import SignedIn
+from devstack.stack import DevConfig, RunningStack, run_stack
 from devstack.synthetic import SyntheticWorkspace
 from shared.store.usage import FirestoreUsageStore
+
+
+@contextmanager
+def running_stack(project: str, state_dir: Path) -> Iterator[RunningStack]:
+    """Every function, the topology and the relay on ``project``, on ports from the OS (the
+    emulators are the session's, which the *_EMULATOR_HOST variables name)."""
+    environ = {**os.environ, "GOOGLE_CLOUD_PROJECT": project}
+    with run_stack(DevConfig.with_os_ports(project, state_dir), environ, demo_data=False) as stack:
+        yield stack
 
 
 @dataclass(frozen=True)
