@@ -50,9 +50,14 @@ install: $(PY_STAMP) $(NODE_STAMP) $(RELAY_NODE_STAMP)
 dev: install
 	$(PY) -m devstack
 
-## Lint, format check, type check, then every test against the emulators.
+# Coverage of the test process and of every Python process it starts ([tool.coverage.run]);
+# measured at 96% of the lines, the floor a few points under it.
+COVERAGE := --cov=shared --cov=relay --cov=functions --cov=devstack \
+	--cov-report=term-missing:skip-covered --cov-fail-under=92
+
+## Lint, format check, type check, then every test against the emulators, with coverage.
 test: install $(CHROMIUM) $(CHECKOV_STAMP) check
-	$(PY) -m pytest
+	$(PY) -m pytest $(COVERAGE)
 
 ## Benchmarks: each prints a table and writes bench/results/<name>.json (docs/benchmarks.md).
 bench: install
@@ -82,3 +87,4 @@ check: $(PY_STAMP)
 
 clean:
 	rm -rf $(VENV) devstack/node_modules relay/node_modules .devstack .mypy_cache .ruff_cache
+	rm -f .coverage .coverage.*
