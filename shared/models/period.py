@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,6 +33,11 @@ from pydantic import (
 )
 
 MAX_PERIOD_DAYS: Final = 366
+# Usage is dated in Unix time, and the trend reads the period before a period: bounds outside
+# these years would be meaningless, and near year 1 or 9999 the arithmetic leaves datetime's
+# range (a 500 found by the OpenAPI fuzz).
+FIRST_YEAR: Final = 1970
+LAST_YEAR: Final = 9998
 # Where a duration is needed (e.g. "last 3 months", monthly savings), a month is 30 days.
 DAYS_PER_MONTH: Final = 30
 
@@ -102,6 +108,8 @@ class PeriodRange(BaseModel):
             raise ValueError("end must be after start")
         if self.end - self.start > _MAX_SPAN:
             raise ValueError(f"a period spans at most {MAX_PERIOD_DAYS} days")
+        _check_year(self.start)
+        _check_year(self.end)
         return self
 
     @property
@@ -166,7 +174,13 @@ def _parse_bound(value: Any) -> Any:
         raise ValueError(f"expected an ISO 8601 date or datetime ({error})") from None
 
 
-Bound = Annotated[date | datetime, BeforeValidator(_parse_bound)]
+def _check_year(value: date | datetime) -> date | datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"the year must be within {FIRST_YEAR}..{LAST_YEAR}")
+    return value
+
+
+Bound = Annotated[date | datetime, BeforeValidator(_parse_bound), AfterValidator(_check_year)]
 
 
 def _bound_start(value: date | datetime) -> datetime:

@@ -239,3 +239,22 @@ def test_date_ranges_are_accepted_exactly_when_1_to_366_days(start: date, days: 
     else:
         with pytest.raises(ValidationError):
             AbsolutePeriod.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"start": "0001-01-01", "end": "0001-01-01"},  # the trend's previous period: overflow
+        {"start": "1969-12-31", "end": "1970-01-02"},
+        {"start": "9999-12-01", "end": "9999-12-31"},  # an inclusive end: overflow
+        {"start": "0001-01-01T00:00:00Z", "end": "0001-01-02T00:00:00Z"},
+    ],
+)
+def test_bounds_outside_the_years_of_usage_are_refused(bounds: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match=r"the year must be within 1970\.\.9998"):
+        PeriodSpec.model_validate(bounds)
+
+
+def test_a_range_outside_the_years_of_usage_is_refused() -> None:
+    with pytest.raises(ValidationError, match="the year must be within"):
+        PeriodRange(start=datetime(1, 1, 1, tzinfo=UTC), end=datetime(1, 1, 2, tzinfo=UTC))
