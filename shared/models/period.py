@@ -108,8 +108,6 @@ class PeriodRange(BaseModel):
             raise ValueError("end must be after start")
         if self.end - self.start > _MAX_SPAN:
             raise ValueError(f"a period spans at most {MAX_PERIOD_DAYS} days")
-        _check_year(self.start)
-        _check_year(self.end)
         return self
 
     @property
