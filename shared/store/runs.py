@@ -66,7 +66,7 @@ class FirestoreRunStore:
                 .order_by("seq")
                 .limit(EVENT_PAGE)
             )
-            page = [RunEvent.model_validate(doc.to_dict()) for doc in query.stream()]
+            page = [_event_of(doc.to_dict()) for doc in query.stream()]
             events.extend(page)
             if len(page) < EVENT_PAGE:
                 return events
@@ -220,5 +220,12 @@ def _marker_of(doc: dict[str, Any] | None) -> StepMarker:
 
 
 def _event_doc(event: RunEvent) -> dict[str, Any]:
-    # Stored as the wire frame (ts as its ISO string) so reads return exactly what was sent.
-    return event.model_dump(mode="json")
+    # The wire frame as one JSON string (reads return exactly what was sent), and ``seq`` for
+    # the range read. As nested maps, a data step's events (its report, twice) cost ~50 ms
+    # to encode through the client's wrappers and as much again for the emulator to store;
+    # as text, ~3 ms both (docs/benchmarks.md, golden path).
+    return {"seq": event.seq, "frame": event.frame_json()}
+
+
+def _event_of(doc: dict[str, Any] | None) -> RunEvent:
+    return RunEvent.model_validate_json((doc or {})["frame"])

@@ -63,7 +63,10 @@ def snapshot(db: firestore.Client, run_id: str, thread_id: str) -> dict[str, Any
     return {
         "status": doc["status"],
         "last_seq": doc["last_seq"],
-        "events": [scrub(e.to_dict()) for e in run.collection("events").order_by("seq").stream()],
+        "events": [
+            scrub(json.loads(e.get("frame")))
+            for e in run.collection("events").order_by("seq").stream()
+        ],
         "steps": sorted(s.id for s in run.collection("steps").stream()),
         "messages": [
             scrub({k: v for k, v in m.to_dict().items() if k not in ("client_msg_id",)})
