@@ -26,7 +26,7 @@ from google.cloud.firestore_v1 import ArrayUnion, FieldFilter, Increment, Maximu
 
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
-from shared.store import raw_writes
+from shared.store import raw_reads, raw_writes
 from shared.store.documents import Catalogue
 from shared.usage.layout import (
     APPLIED_RECORDS_COLLECTION,
@@ -117,7 +117,7 @@ class FirestoreUsageStore:
             .where(filter=FieldFilter("day", ">=", first_day))
             .where(filter=FieldFilter("day", "<=", last_day))
         )
-        return [snap.to_dict() or {} for snap in query.stream()]
+        return list(raw_reads.stream(self._db, query))
 
     def keep_dead_batch(self, message_id: str, content: dict[str, Any]) -> None:
         """A dead-lettered message, kept (``dead_letters/{message id}``) so it can be replayed."""
