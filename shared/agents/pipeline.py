@@ -18,12 +18,13 @@ ends (``_hand_off``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, assert_never
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.agents.data import measure
 from shared.agents.optimization import optimize
@@ -65,7 +66,7 @@ class StepWork:
     markers: Mapping[str, StepMarker | None]
     now: datetime
     events: EventLog
-    handoff: dict[str, Any] | None = None
+    handoff: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,17 +414,23 @@ def _data_report_of(markers: Mapping[str, StepMarker | None]) -> DataReport | No
 HANDOFF_MAX_BYTES: Final = 512 * 1024
 
 
-def rollups_handoff(rows: Sequence[DailyRollup], period: PeriodRange) -> dict[str, Any] | None:
-    """The period's daily rollups, for the optimization agent to price as measured."""
+class RollupsHandoff(BaseModel):
+    """What the data step hands on: the daily rollups of ``first_day``..``last_day``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    first_day: str
+    last_day: str
+    rows: list[DailyRollup]
+
+
+def rollups_handoff(rows: Sequence[DailyRollup], period: PeriodRange) -> str | None:
+    """The period's daily rollups as JSON text (serialized once: the claim stores this very
+    text), for the optimization agent to price as measured; None over the size cap."""
     days = days_of(period)
-    handoff = {
-        "first_day": days[0],
-        "last_day": days[-1],
-        "rows": [r.model_dump(mode="json", exclude_defaults=True) for r in on_days(rows, days)],
-    }
-    if len(json.dumps(handoff, separators=(",", ":"))) > HANDOFF_MAX_BYTES:
-        return None
-    return handoff
+    handoff = RollupsHandoff(first_day=days[0], last_day=days[-1], rows=on_days(rows, days))
+    text = handoff.model_dump_json(exclude_defaults=True)
+    return text if len(text) <= HANDOFF_MAX_BYTES else None
 
 
 def measured_rollups(
@@ -431,11 +438,14 @@ def measured_rollups(
 ) -> list[DailyRollup] | None:
     """The rollups the data step handed on, if they cover ``period`` (a step resolves a
     relative period at its own time, so a run that crosses midnight UTC reads again)."""
-    handoff = None if data_marker is None else data_marker.handoff
-    days = days_of(period)
-    if handoff is None or (handoff["first_day"], handoff["last_day"]) != (days[0], days[-1]):
+    text = None if data_marker is None else data_marker.handoff
+    if text is None:
         return None
-    return [DailyRollup.model_validate(row) for row in handoff["rows"]]
+    handoff = RollupsHandoff.model_validate_json(text)
+    days = days_of(period)
+    if (handoff.first_day, handoff.last_day) != (days[0], days[-1]):
+        return None
+    return handoff.rows
 
 
 def _triage_of(run: RunDoc, markers: Mapping[str, StepMarker | None]) -> TriageResponse:

@@ -73,8 +73,9 @@ class StepMarker(BaseModel):
     terminal: bool = False
     published: bool = False
     result: dict[str, Any] | None = None
-    # What the step hands on besides its result (the data step: the rollups it read).
-    handoff: dict[str, Any] | None = None
+    # What the step hands on besides its result, as the JSON text it is stored as (the data
+    # step: the rollups it read; serialized once, by the step, which checks its size).
+    handoff: str | None = None
 
 
 class Committed(BaseModel):

@@ -91,7 +91,7 @@ class RunStore(Protocol):
         next_step: Step | None = None,
         terminal: bool = False,
         result: dict[str, Any] | None = None,
-        handoff: dict[str, Any] | None = None,
+        handoff: str | None = None,
     ) -> Committed:
         """Stage a step's commit: its claim ``marker_name`` and its events (both created, so
         a second commit of the step conflicts), numbered after the run's ``last_seq``, and
@@ -108,7 +108,7 @@ class RunStore(Protocol):
         next_step: Step | None = None,
         terminal: bool = False,
         result: dict[str, Any] | None = None,
-        handoff: dict[str, Any] | None = None,
+        handoff: str | None = None,
     ) -> Committed | None:
         """``commit_in`` a unit of its own, committed; None if another delivery or writer
         got there first (nothing was written)."""

@@ -105,7 +105,7 @@ class FirestoreRunStore:
         next_step: Step | None = None,
         terminal: bool = False,
         result: dict[str, Any] | None = None,
-        handoff: dict[str, Any] | None = None,
+        handoff: str | None = None,
     ) -> Committed:
         first = run.last_seq + 1
         events = [p.numbered(run.run_id, first + i) for i, p in enumerate(pending)]
@@ -136,7 +136,7 @@ class FirestoreRunStore:
         next_step: Step | None = None,
         terminal: bool = False,
         result: dict[str, Any] | None = None,
-        handoff: dict[str, Any] | None = None,
+        handoff: str | None = None,
     ) -> Committed | None:
         work = FirestoreUnitOfWork(self._db)
         committed = self.commit_in(
@@ -199,15 +199,21 @@ class FirestoreRunStore:
 
 # Kept as JSON strings: later steps read them whole, and a report stored as nested maps
 # costs milliseconds to encode and decode field by field.
-_JSON_FIELDS: Final = ("result", "handoff")
+_JSON_FIELDS: Final = ("result",)
+# Kept as the JSON text the step made (``handoff_json``): no second serialization here.
+_TEXT_FIELDS: Final = ("handoff",)
 
 
 def _marker_doc(marker: StepMarker) -> dict[str, Any]:
-    doc = marker.model_dump(mode="json", exclude=set(_JSON_FIELDS))
+    doc = marker.model_dump(mode="json", exclude={*_JSON_FIELDS, *_TEXT_FIELDS})
     for name in _JSON_FIELDS:
         value = getattr(marker, name)
         if value is not None:
             doc[f"{name}_json"] = json.dumps(value, separators=(",", ":"))
+    for name in _TEXT_FIELDS:
+        value = getattr(marker, name)
+        if value is not None:
+            doc[f"{name}_json"] = value
     return doc
 
 
@@ -216,6 +222,9 @@ def _marker_of(doc: dict[str, Any] | None) -> StepMarker:
     for name in _JSON_FIELDS:
         if f"{name}_json" in fields:
             fields[name] = json.loads(fields.pop(f"{name}_json"))
+    for name in _TEXT_FIELDS:
+        if f"{name}_json" in fields:
+            fields[name] = fields.pop(f"{name}_json")
     return StepMarker.model_validate(fields)
 
 

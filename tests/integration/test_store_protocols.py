@@ -222,3 +222,23 @@ def test_the_probe_passes_when_firestore_answers_and_raises_when_it_does_not(
     finally:
         unreachable.close()
     assert time.monotonic() - started < 5.0, "the probe keeps to its timeout"
+
+
+def test_a_step_s_handoff_is_kept_as_the_text_it_made(stores: Stores) -> None:
+    """The data step hands the optimization step its rollups: the claim keeps the very JSON
+    text the step made, and the next step's read of the claims returns it unchanged."""
+    setup = stores.storage.begin()
+    stores.runs.create_in(setup, _run("r-handoff", "t-handoff"))
+    setup.commit()
+    run = stores.runs.get("r-handoff")
+    assert run is not None
+    text = '{"first_day":"2026-11-01","last_day":"2026-11-14","rows":[]}'
+    committed = stores.runs.commit(
+        run, "data", [_thinking("measured")], {"updated_at": NOW}, next_step="optimization",
+        result={"report": 1}, handoff=text,
+    )  # fmt: skip
+    assert committed is not None
+    _, markers = stores.runs.get_with_markers("r-handoff", ("data",))
+    data = markers["data"]
+    assert data is not None
+    assert (data.handoff, data.result) == (text, {"report": 1})
