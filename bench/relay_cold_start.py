@@ -13,7 +13,7 @@ the standard library (what it adds). Each run is a fresh `python -c "import rela
 import chain of the image's `python -m relay`) with `PYTHONDONTWRITEBYTECODE=1`, so the
 uncompiled copy stays uncompiled; the copies alternate, after one warm-up each.
 
-    python3 infra/relay_cold_imports.py --python ~/.pyenv/versions/3.12.1/bin/python3.12 --runs 9
+    python3 -m bench.relay_cold_start --python ~/.pyenv/versions/3.12.1/bin/python3.12 --runs 9
 
 Needs the package index (pip installs `requirements.txt`) and ~1 GB in the temporary directory.
 """
