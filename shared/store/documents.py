@@ -17,9 +17,12 @@ from shared.models.api import TERMINAL_STATUSES, MessageView, RunStatus, RunView
 from shared.models.events import RunEvent
 from shared.models.findings import Recommendation
 from shared.models.messages import Step
+from shared.workspaces.keys import KeyScope
+from shared.workspaces.roles import Role
 
 TITLE_CHARS = 80
-LimitKind = Literal["function_calls", "chat_messages"]
+# Per user (uid, or an API key's workspace for `workspace_calls`) and per workspace.
+LimitKind = Literal["function_calls", "chat_messages", "workspace_calls"]
 
 
 class RunDoc(BaseModel):
@@ -152,3 +155,93 @@ class Catalogue(BaseModel):
 def dedup_key(scope: str, uid: str, key: str) -> str:
     """The id an idempotency key is kept under: hashed, so any client string is a valid id."""
     return hashlib.sha256(f"{scope}\x00{uid}\x00{key}".encode()).hexdigest()
+
+
+# --- workspaces (DESIGN §9) -------------------------------------------------------------------
+
+
+class WorkspaceDoc(BaseModel):
+    """``workspaces/{ws}`` (the same document also holds the usage ``Catalogue``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    workspace_id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    personal: bool = False
+    # The sequence number of the last audit entry: every change creates the next one, so
+    # two changes made from the same snapshot cannot both commit (create-if-absent).
+    audit_seq: int = 0
+
+
+class MemberDoc(BaseModel):
+    """``workspaces/{ws}/members/{uid}``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    workspace_id: str
+    uid: str
+    role: Role
+    email: str | None
+    added_by: str
+    added_at: datetime
+
+
+class MyWorkspace(BaseModel):
+    """``users/{uid}/workspaces/{ws}``: a workspace of the user's, with their role."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    workspace_id: str
+    name: str
+    role: Role
+
+
+class InviteDoc(BaseModel):
+    """``workspaces/{ws}/invites/{id}``, mirrored at ``invites/{id}``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    invite_id: str
+    workspace_id: str
+    email: str  # lower-cased
+    role: Role
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    accepted_by: str | None = None
+    accepted_at: datetime | None = None
+
+
+class ApiKeyDoc(BaseModel):
+    """``workspaces/{ws}/api_keys/{key_id}``, mirrored at ``api_keys/{key_id}``; never the
+    secret, only its keyed hash."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key_id: str
+    workspace_id: str
+    name: str
+    scope: KeyScope
+    prefix: str
+    secret_hash: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class AuditEntry(BaseModel):
+    """``workspaces/{ws}/audit/{seq}``: who changed what, when."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seq: int
+    workspace_id: str
+    actor: str  # a uid
+    action: str  # e.g. "member.role_changed"
+    target: str | None = None
+    detail: dict[str, Any] = {}
+    at: datetime

@@ -20,9 +20,11 @@ from shared.models.events import PendingEvent, RunEvent
 from shared.models.messages import Step
 from shared.models.usage import UsageRecord
 from shared.store.documents import (
+    ApiKeyDoc,
     Catalogue,
     Committed,
     LimitKind,
+    MemberDoc,
     MessageDoc,
     RunDoc,
     StepMarker,
@@ -191,8 +193,31 @@ class DedupStore(Protocol):
     def release(self, key: str) -> None: ...
 
 
+class WorkspaceStore(Protocol):
+    """Workspaces, their members, invites, API keys and audit log (DESIGN §9).
+
+    The access checks read ``member`` and ``api_key`` (and cache them for at most the
+    bound §9 allows); every request first ``ensure_personal``s its user's workspace.
+    """
+
+    def member(self, workspace_id: str, uid: str) -> MemberDoc | None: ...
+
+    def api_key(self, key_id: str) -> ApiKeyDoc | None:
+        """The key by id (its top-level mirror), whatever workspace it belongs to."""
+        ...
+
+    def ensure_personal(self, uid: str, email: str | None, now: datetime) -> bool:
+        """Create the user's personal workspace (id = uid, they its owner) unless it exists;
+        whether this call created it."""
+        ...
+
+    def touch_key(self, key: ApiKeyDoc, now: datetime) -> None:
+        """Set the key's ``last_used_at`` (callers write it at most once a minute)."""
+        ...
+
+
 class RateLimiter(Protocol):
-    """Per-user call counts shared by every instance."""
+    """Per-user (and per-workspace) call counts shared by every instance."""
 
     def hit(self, kind: LimitKind, uid: str, limit: int, now: datetime) -> None:
         """Count one call; ``RateLimited`` (with its Retry-After) past ``limit`` a minute."""

@@ -1,0 +1,1 @@
+"""Teams (DESIGN §9): roles and what each may do, API keys, and the rules of membership."""
