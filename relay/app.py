@@ -152,6 +152,7 @@ def create_app(
                 },
                 "authEmulatorHost": settings.auth_emulator_host,
                 "threadsGetUrl": relay_settings.threads_get_url,
+                "workspacesUrl": relay_settings.workspaces_url,
             },
             headers={"Cache-Control": "no-store"},
         )

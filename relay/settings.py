@@ -19,6 +19,7 @@ _ENV_NAMES: Final = {
     "firebase_api_key": "APEX_FIREBASE_API_KEY",
     "firebase_auth_domain": "APEX_FIREBASE_AUTH_DOMAIN",
     "threads_get_url": "APEX_THREADS_GET_URL",
+    "workspaces_url": "APEX_WORKSPACES_URL",
     "auth_timeout_s": "APEX_RELAY_AUTH_TIMEOUT_S",
 }
 
@@ -29,6 +30,7 @@ class RelaySettings(BaseModel):
     firebase_api_key: str = Field(min_length=1, max_length=200)
     firebase_auth_domain: str = Field(min_length=1, max_length=255)
     threads_get_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    workspaces_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
     auth_timeout_s: float = Field(gt=0, le=300)
     # This instance: its subscription's name and the runs' `relay` attribute.
     relay_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,60}$")

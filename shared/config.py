@@ -10,11 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 EMULATOR_VARS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 
 PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
+# DESIGN §9: a removed member or a revoked key stops working within 10 s.
+MAX_ACCESS_CACHE_S: Final = 10.0
+MIN_PEPPER_CHARS: Final = 32
 
 
 Workload = Literal["public_functions", "workers", "relay"]
@@ -51,6 +62,26 @@ ENV_VARS: Final[dict[str, EnvVar]] = {
         readers=frozenset({"public_functions", "relay"}),
         required=False,
         description="per-user limit on chat messages, relay and agents_execute (default 30)",
+    ),
+    "APEX_WORKSPACE_CALLS_PER_MINUTE": EnvVar(
+        readers=frozenset({"public_functions"}),
+        required=False,
+        description="per-workspace limit on public function calls, API keys included (6000)",
+    ),
+    "APEX_KEY_PEPPER": EnvVar(
+        readers=frozenset({"public_functions"}),
+        required=True,
+        description="pepper of the API keys' HMAC (a Secret Manager secret env ref)",
+    ),
+    "APEX_ACCESS_CACHE_S": EnvVar(
+        readers=frozenset({"public_functions", "relay"}),
+        required=False,
+        description="seconds a membership or key check may be cached, 0..10 (default 10)",
+    ),
+    "APEX_WORKSPACES_URL": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="URL of the workspaces function, for the chat page (/config.json)",
     ),
     "APEX_FIREBASE_API_KEY": EnvVar(
         readers=frozenset({"relay"}),
@@ -138,8 +169,20 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...]
     function_calls_per_minute: PositiveInt
     chat_messages_per_minute: PositiveInt
+    workspace_calls_per_minute: PositiveInt
+    # Optional here (the workers and the relay never see a key); the public functions
+    # refuse to check or create a key without it (``shared.access``).
+    key_pepper: SecretStr | None = None
+    access_cache_s: float = Field(ge=0, le=MAX_ACCESS_CACHE_S)
     answer_writer: AnswerWriterName
     gemini: GeminiSettings | None
+
+    @field_validator("key_pepper")
+    @classmethod
+    def _long_pepper(cls, pepper: SecretStr | None) -> SecretStr | None:
+        if pepper is not None and len(pepper.get_secret_value()) < MIN_PEPPER_CHARS:
+            raise ValueError(f"must be at least {MIN_PEPPER_CHARS} characters")
+        return pepper
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -175,6 +218,11 @@ class Settings(BaseModel):
                     "cors_origins": origins,
                     "function_calls_per_minute": env.get("APEX_FUNCTION_CALLS_PER_MINUTE", "120"),
                     "chat_messages_per_minute": env.get("APEX_CHAT_MESSAGES_PER_MINUTE", "30"),
+                    "workspace_calls_per_minute": env.get(
+                        "APEX_WORKSPACE_CALLS_PER_MINUTE", "6000"
+                    ),
+                    "key_pepper": env.get("APEX_KEY_PEPPER") or None,
+                    "access_cache_s": env.get("APEX_ACCESS_CACHE_S", str(MAX_ACCESS_CACHE_S)),
                     "answer_writer": writer,
                     "gemini": gemini,
                 }
@@ -188,6 +236,9 @@ _ENV_NAMES = {
     "cors_origins": "APEX_CORS_ORIGINS",
     "function_calls_per_minute": "APEX_FUNCTION_CALLS_PER_MINUTE",
     "chat_messages_per_minute": "APEX_CHAT_MESSAGES_PER_MINUTE",
+    "workspace_calls_per_minute": "APEX_WORKSPACE_CALLS_PER_MINUTE",
+    "key_pepper": "APEX_KEY_PEPPER",
+    "access_cache_s": "APEX_ACCESS_CACHE_S",
     "answer_writer": "APEX_ANSWER_WRITER",
     "gemini": "APEX_GEMINI_MODEL/GOOGLE_GENAI_USE_VERTEXAI/GOOGLE_CLOUD_LOCATION/GEMINI_API_KEY",
 }

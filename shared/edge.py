@@ -71,6 +71,8 @@ def per_minute(settings: Settings, kind: LimitKind) -> int:
             return settings.function_calls_per_minute
         case "chat_messages":
             return settings.chat_messages_per_minute
+        case "workspace_calls":
+            return settings.workspace_calls_per_minute
         case _:
             assert_never(kind)
 
