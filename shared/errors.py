@@ -57,6 +57,13 @@ class Conflict(ApexError):
     http_status = 409
 
 
+class Gone(ApexError):
+    """It existed and no longer can be used: an invite past its expiry (DESIGN §9)."""
+
+    code = "gone"
+    http_status = 410
+
+
 class ThreadBusy(ApexError):
     """A run of this thread is still going and the client asked not to queue (DESIGN §3.4)."""
 
@@ -123,6 +130,7 @@ _CLOSE_CODES: Final[Mapping[type[ApexError], CloseCode]] = {
     NotFound: CloseCode.POLICY_VIOLATION,
     MethodNotAllowed: CloseCode.POLICY_VIOLATION,
     Conflict: CloseCode.POLICY_VIOLATION,
+    Gone: CloseCode.POLICY_VIOLATION,
     ThreadBusy: CloseCode.POLICY_VIOLATION,
     PayloadTooLarge: CloseCode.MESSAGE_TOO_BIG,
     UnsupportedMediaType: CloseCode.POLICY_VIOLATION,

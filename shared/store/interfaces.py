@@ -12,6 +12,7 @@ by the store's ``*_in`` method and happens when the unit commits: all of it, or 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,14 +22,18 @@ from shared.models.messages import Step
 from shared.models.usage import UsageRecord
 from shared.store.documents import (
     ApiKeyDoc,
+    AuditEntry,
     Catalogue,
     Committed,
+    InviteDoc,
     LimitKind,
     MemberDoc,
     MessageDoc,
+    MyWorkspace,
     RunDoc,
     StepMarker,
     ThreadDoc,
+    WorkspaceDoc,
 )
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
@@ -64,8 +69,9 @@ class RunStore(Protocol):
 
     def get(self, run_id: str) -> RunDoc | None: ...
 
-    def get_owned(self, run_id: str, uid: str) -> RunDoc:
-        """The run if ``uid`` owns it; else ``NotFound`` (existence is not revealed)."""
+    def get_owned(self, run_id: str, uid: str, workspace_id: str) -> RunDoc:
+        """The run if ``uid`` owns it in ``workspace_id``; else ``NotFound`` (existence is
+        not revealed)."""
         ...
 
     def create_in(self, work: UnitOfWork, run: RunDoc) -> None: ...
@@ -138,8 +144,9 @@ class ThreadStore(Protocol):
 
     def get(self, thread_id: str) -> ThreadDoc | None: ...
 
-    def get_owned(self, thread_id: str, uid: str) -> ThreadDoc:
-        """The thread if ``uid`` owns it; else ``NotFound`` (existence is not revealed)."""
+    def get_owned(self, thread_id: str, uid: str, workspace_id: str) -> ThreadDoc:
+        """The thread if ``uid`` owns it in ``workspace_id``; else ``NotFound`` (existence
+        is not revealed)."""
         ...
 
     def list_for(self, uid: str, workspace_id: str) -> list[ThreadSummary]: ...
@@ -193,11 +200,40 @@ class DedupStore(Protocol):
     def release(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkspaceChange:
+    """One accepted change of a workspace, written in one batch: its audit entry and the
+    documents it sets or deletes (their top-level mirrors with them).
+
+    The entry's ``seq`` is the workspace's ``audit_seq`` + 1 as the change read it, and the
+    entry is *created*: a change built from a snapshot another change has since moved on
+    from conflicts (``CreateConflict``, nothing written), so every change of a workspace is
+    serialized through its audit sequence and each accepted one has its entry.
+    """
+
+    entry: AuditEntry
+    # The workspace's name, for the ``users/{uid}/workspaces/{ws}`` mirrors of ``members``.
+    name: str
+    # A new workspace (its entry is seq 1); else the workspace's ``audit_seq`` moves on.
+    created: WorkspaceDoc | None = None
+    members: tuple[MemberDoc, ...] = ()  # added or changed
+    removed_members: tuple[str, ...] = ()  # uids
+    invites: tuple[InviteDoc, ...] = ()  # new ones
+    removed_invites: tuple[str, ...] = ()  # invite ids, deleted
+    # An invite accepted (``accepted_by`` set): its consumption document is created (so a
+    # second accept conflicts), it leaves the workspace's pending ones, and its top-level
+    # mirror keeps it as accepted (a replay is told so).
+    consumed_invite: InviteDoc | None = None
+    keys: tuple[ApiKeyDoc, ...] = ()  # new ones
+    revoked_keys: tuple[ApiKeyDoc, ...] = ()  # ``revoked_at`` set; only that field is written
+
+
 class WorkspaceStore(Protocol):
     """Workspaces, their members, invites, API keys and audit log (DESIGN §9).
 
     The access checks read ``member`` and ``api_key`` (and cache them for at most the
-    bound §9 allows); every request first ``ensure_personal``s its user's workspace.
+    bound §9 allows); every request first ``ensure_personal``s its user's workspace. Every
+    other change is a ``WorkspaceChange`` (``shared.workspaces.service`` makes them).
     """
 
     def member(self, workspace_id: str, uid: str) -> MemberDoc | None: ...
@@ -213,6 +249,40 @@ class WorkspaceStore(Protocol):
 
     def touch_key(self, key: ApiKeyDoc, now: datetime) -> None:
         """Set the key's ``last_used_at`` (callers write it at most once a minute)."""
+        ...
+
+    def workspace(self, workspace_id: str) -> WorkspaceDoc | None:
+        """The workspace, or None if there is none (a document holding only usage is none)."""
+        ...
+
+    def members(self, workspace_id: str) -> list[MemberDoc]:
+        """Every member, by uid."""
+        ...
+
+    def workspaces_of(self, uid: str) -> list[MyWorkspace]:
+        """The user's workspaces with their role (``users/{uid}/workspaces``), by id."""
+        ...
+
+    def invite(self, invite_id: str) -> InviteDoc | None:
+        """The invite by id (its top-level mirror), whatever workspace it is for."""
+        ...
+
+    def pending_invites(self, workspace_id: str, now: datetime) -> list[InviteDoc]:
+        """The workspace's invites neither accepted, deleted nor expired at ``now``, soonest
+        to expire first."""
+        ...
+
+    def api_keys(self, workspace_id: str, limit: int) -> list[ApiKeyDoc]:
+        """The workspace's keys (revoked ones too), newest first, at most ``limit``."""
+        ...
+
+    def audit(self, workspace_id: str, limit: int, before_seq: int | None) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries (below ``before_seq`` if given), newest first."""
+        ...
+
+    def commit(self, change: WorkspaceChange) -> None:
+        """Write the change in one batch; ``CreateConflict`` (nothing written) if its audit
+        entry, its new workspace or its invite's consumption already exists."""
         ...
 
 
