@@ -19,6 +19,8 @@ locals {
     usage_ingest        = { memory = "1Gi", timeout_seconds = 120 } # up to 5 MiB, 5,000 records
     runs_get            = { memory = "256Mi", timeout_seconds = 30 }
     threads_get         = { memory = "256Mi", timeout_seconds = 30 }
+    # Workspaces, members, invites, API keys, audit (DESIGN §9): paths below its URL.
+    workspaces = { memory = "512Mi", timeout_seconds = 60 }
   }
 
   # A worker must finish before its subscription's ack deadline, or Pub/Sub redelivers.
@@ -51,9 +53,11 @@ locals {
     {
       GOOGLE_CLOUD_PROJECT           = var.project_id
       APEX_CORS_ORIGINS              = join(",", local.cors_origins)
-      APEX_FUNCTION_CALLS_PER_MINUTE = tostring(var.function_calls_per_minute)
-      APEX_CHAT_MESSAGES_PER_MINUTE  = tostring(var.chat_messages_per_minute)
-      APEX_ANSWER_WRITER             = var.answer_writer
+      APEX_FUNCTION_CALLS_PER_MINUTE  = tostring(var.function_calls_per_minute)
+      APEX_CHAT_MESSAGES_PER_MINUTE   = tostring(var.chat_messages_per_minute)
+      APEX_WORKSPACE_CALLS_PER_MINUTE = tostring(var.workspace_calls_per_minute)
+      APEX_ACCESS_CACHE_S             = tostring(var.access_cache_seconds)
+      APEX_ANSWER_WRITER              = var.answer_writer
     },
     local.gemini_env,
   )
@@ -66,10 +70,22 @@ locals {
     local.gemini_env,
   )
 
-  # Secret env refs (name -> Secret Manager secret id), read at instance start.
-  function_secret_env = local.gemini_api_key ? {
-    GEMINI_API_KEY = google_secret_manager_secret.gemini_api_key[0].secret_id
+  # Secret env refs (name -> Secret Manager secret and version), read at instance start
+  # (secrets.tf).
+  gemini_secret_env = local.gemini_api_key ? {
+    GEMINI_API_KEY = { secret = google_secret_manager_secret.gemini_api_key[0].secret_id, version = "latest" }
   } : {}
+
+  public_function_secret_env = merge(local.gemini_secret_env, {
+    # Pinned to the version Terraform made: a version added later never changes the pepper
+    # under the stored key hashes.
+    APEX_KEY_PEPPER = {
+      secret  = google_secret_manager_secret.key_pepper.secret_id
+      version = google_secret_manager_secret_version.key_pepper.version
+    }
+  })
+
+  worker_secret_env = local.gemini_secret_env
 }
 
 resource "google_storage_bucket_object" "functions_source" {
@@ -110,12 +126,12 @@ resource "google_cloudfunctions2_function" "public" {
     environment_variables          = local.public_function_env
 
     dynamic "secret_environment_variables" {
-      for_each = local.function_secret_env
+      for_each = local.public_function_secret_env
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
-        secret     = secret_environment_variables.value
-        version    = "latest"
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
       }
     }
   }
@@ -125,6 +141,7 @@ resource "google_cloudfunctions2_function" "public" {
     google_project_iam_member.workload,
     google_artifact_registry_repository_iam_member.functions_build_writer,
     google_secret_manager_secret_iam_member.gemini_api_key,
+    google_secret_manager_secret_iam_member.key_pepper,
   ]
 }
 
@@ -160,12 +177,12 @@ resource "google_cloudfunctions2_function" "worker" {
     environment_variables          = local.worker_env
 
     dynamic "secret_environment_variables" {
-      for_each = local.function_secret_env
+      for_each = local.worker_secret_env
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
-        secret     = secret_environment_variables.value
-        version    = "latest"
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
       }
     }
   }

@@ -19,6 +19,10 @@ locals {
     APEX_FIREBASE_AUTH_DOMAIN = data.google_firebase_web_app_config.chat.auth_domain
     # The page lists the user's threads through the threads_get function.
     APEX_THREADS_GET_URL = google_cloudfunctions2_function.public["threads_get"].service_config[0].uri
+    # Its workspace switcher, members and API keys views call the workspaces function.
+    APEX_WORKSPACES_URL = google_cloudfunctions2_function.public["workspaces"].service_config[0].uri
+    # Seconds a membership check may be cached (the auth frame's workspace, DESIGN §9).
+    APEX_ACCESS_CACHE_S = tostring(var.access_cache_seconds)
     # Seconds a new socket has to send its auth frame (DESIGN §3.2).
     APEX_RELAY_AUTH_TIMEOUT_S = "10"
   }

@@ -81,6 +81,28 @@ variable "chat_messages_per_minute" {
   default     = 30
 }
 
+variable "workspace_calls_per_minute" {
+  description = "Per-workspace limit on public function calls, API keys' included (APEX_WORKSPACE_CALLS_PER_MINUTE)."
+  type        = number
+  default     = 6000
+
+  validation {
+    condition     = var.workspace_calls_per_minute >= 1 && var.workspace_calls_per_minute <= 1000000
+    error_message = "workspace_calls_per_minute is 1..1,000,000."
+  }
+}
+
+variable "access_cache_seconds" {
+  description = "Seconds a function or the relay may cache a membership or API key check (APEX_ACCESS_CACHE_S): a removed member or a revoked key is refused at most this long after the change (DESIGN §9 allows 10)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.access_cache_seconds >= 0 && var.access_cache_seconds <= 10
+    error_message = "access_cache_seconds is 0..10 (DESIGN §9: a change takes effect within 10 s)."
+  }
+}
+
 variable "answer_writer" {
   description = "`default`: answers written without a model. `gemini`: Gemini phrases the same findings (see gemini_backend)."
   type        = string

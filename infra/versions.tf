@@ -14,6 +14,12 @@ terraform {
       source  = "hashicorp/google-beta"
       version = "= 7.45.0"
     }
+    # The API keys' pepper: an ephemeral random_password (3.7.1+), written to Secret Manager
+    # through a write-only argument, so it is never in the plan or the state (secrets.tf).
+    random = {
+      source  = "hashicorp/random"
+      version = "= 3.7.2"
+    }
   }
 
   # State lives in a GCS bucket created once by hand (infra/README.md, step 2):

@@ -172,7 +172,9 @@ def plan_problems(co: Checkout) -> list[str]:
     for sc in SCENARIOS:
         try:
             module = co.module(sc)
-            instances = module.instances() + module.instances(mode="data")
+            instances = [
+                i for mode in ("resource", "data", "ephemeral") for i in module.instances(mode=mode)
+            ]
         except EvalError as e:
             problems.append(f"[{sc.name}] {e}")
             continue

@@ -20,6 +20,7 @@ PUBLIC_FUNCTIONS = (
     "usage_ingest",
     "runs_get",
     "threads_get",
+    "workspaces",
 )
 
 

@@ -177,3 +177,39 @@ def test_variable_validations_are_evaluated(tmp_path: Path) -> None:
     assert module(tmp_path, hcl, origins=["https://a.example"]).validation_failures() == []
     failures = module(tmp_path, hcl, origins=["https://a.example/path"]).validation_failures()
     assert failures == ['var.origins = ["https://a.example/path"]: fails its validation']
+
+
+def test_ephemeral_values_reach_only_write_only_arguments(tmp_path: Path) -> None:
+    """As Terraform 1.11: an ephemeral resource's value is never planned or stored, so only a
+    write-only argument (`*_wo`) may take it; anywhere else, or in an output, is an error."""
+    hcl = """
+        ephemeral "random_password" "p" {
+          length  = 64
+          special = false
+        }
+        resource "google_secret_manager_secret_version" "v" {
+          secret                 = "s"
+          secret_data_wo         = ephemeral.random_password.p.result
+          secret_data_wo_version = 1
+        }
+        locals { through_a_local = "x-${ephemeral.random_password.p.result}" }
+        resource "google_secret_manager_secret_version" "stored" {
+          secret      = "s"
+          secret_data = local.through_a_local
+        }
+        output "leaked" { value = ephemeral.random_password.p.result }
+    """
+    m = module(tmp_path, hcl)
+    (p,) = m.instances(mode="ephemeral")
+    assert (p.address, p.get("length")) == ("ephemeral.random_password.p", 64)
+    v = m.group("resource", "google_secret_manager_secret_version", "v").instances[None]
+    data = v.get("secret_data_wo")
+    assert data == Unknown.of_ref("ephemeral.random_password.p.result")
+    assert referenced_instance(m, data, ("result",)) is p
+    stored = m.group("resource", "google_secret_manager_secret_version", "stored").instances[None]
+    with pytest.raises(EvalError, match=r"stored\.secret_data: .* is ephemeral"):
+        _ = stored.config
+    with pytest.raises(EvalError, match=r"output\.leaked\.value: .* is ephemeral"):
+        m.output("leaked")
+    with pytest.raises(EvalError, match="no ephemeral resource of type random_string"):
+        module(tmp_path, "locals { a = ephemeral.random_string.x.result }").local("a")

@@ -3,7 +3,8 @@
 python-hcl2 parses each `.tf` file; this module evaluates the expressions of that parse tree:
 variables (defaults, a `.tfvars` file, overrides), locals, `for_each`/`count` expansion of
 resources and data sources, `dynamic` blocks, for-expressions, templates, conditionals and the
-functions the infra code uses (`yamldecode(file(...))` among them). What only exists after
+functions the infra code uses (`yamldecode(file(...))` among them), and ephemeral resources
+(whose values Terraform lets reach only write-only arguments). What only exists after
 apply (an `id`, a function's URL, a service account's email) evaluates to an `Unknown` that
 remembers where it comes from, e.g. `${google_service_account.pusher.email}`, so tests can
 check which resource a setting points at.
@@ -206,7 +207,7 @@ class Instance:
 
     module: Module
     block: Block
-    mode: str  # "resource" or "data"
+    mode: str  # "resource", "data" or "ephemeral"
     key: str | int | None
     each_value: Any = None
     _config: dict[str, Any] | None = field(default=None, repr=False)
@@ -223,8 +224,8 @@ class Instance:
     @property
     def address(self) -> str:
         base = f"{self.type}.{self.name}"
-        if self.mode == "data":
-            base = "data." + base
+        if self.mode in ("data", "ephemeral"):
+            base = f"{self.mode}.{base}"
         if self.key is None:
             return base
         return f"{base}[{json.dumps(self.key)}]"
@@ -242,7 +243,10 @@ class Instance:
                     scope["count"] = {"index": self.key}
                 elif self.key is not None:
                     scope["each"] = {"key": self.key, "value": self.each_value}
-                self._config = self.module.eval_body(self.block.body, scope, self.address)
+                config = self.module.eval_body(self.block.body, scope, self.address)
+                if self.mode != "ephemeral":
+                    _check_no_ephemeral(config, self.address)
+                self._config = config
             finally:
                 self._evaluating = False
         return self._config
@@ -316,7 +320,7 @@ class Module:
                     self.local_exprs[name] = expr
         self.resource_blocks: dict[tuple[str, str, str], Block] = {}
         for b in self.blocks:
-            if b.type in ("resource", "data"):
+            if b.type in ("resource", "data", "ephemeral"):
                 key = (b.type, b.labels[0], b.labels[1])
                 if key in self.resource_blocks:
                     raise EvalError(f"{b.type} {b.labels[0]}.{b.labels[1]} is defined twice")
@@ -373,7 +377,7 @@ class Module:
         key = (mode, type_, name)
         if key not in self._groups:
             block = self.resource_blocks.get(key)
-            prefix = "data." if mode == "data" else ""
+            prefix = "" if mode == "resource" else f"{mode}."
             address = f"{prefix}{type_}.{name}"
             if block is None:
                 raise EvalError(f"{address} is not declared")
@@ -419,7 +423,10 @@ class Module:
 
     def output(self, name: str) -> Any:
         block = self.output_blocks[name]
-        return self.eval(block.attributes()["value"], {}, f"output.{name}")
+        value = self.eval(block.attributes()["value"], {}, f"output.{name}")
+        # A root module's output is stored in the state: never an ephemeral value.
+        _check_no_ephemeral({"value": value}, f"output.{name}")
+        return value
 
     def validation_failures(self) -> list[str]:
         """Each variable `validation` whose condition is false for the value in use."""
@@ -608,7 +615,7 @@ class Module:
     def _root(self, name: str, scope: Mapping[str, Any]) -> Any:
         if name in scope:
             return scope[name]
-        if name in ("var", "local", "path", "data", "terraform"):
+        if name in ("var", "local", "path", "data", "ephemeral", "terraform"):
             return _Namespace(self, name)
         if name in self.resource_types():
             return _Namespace(self, "resource:" + name)
@@ -815,7 +822,8 @@ class _Interp:
 
 
 class _Namespace:
-    """`var`, `local`, `path`, `data`, `data.TYPE`, `terraform` and resource types."""
+    """`var`, `local`, `path`, `data`, `data.TYPE`, `ephemeral`, `ephemeral.TYPE`, `terraform`
+    and resource types."""
 
     def __init__(self, module: Module, name: str) -> None:
         self.module = module
@@ -843,13 +851,43 @@ class _Namespace:
             if key not in m.resource_types("data"):
                 raise EvalError(f"no data source of type {key}")
             return _Namespace(m, "datatype:" + key), None
+        if self.name == "ephemeral":
+            if key not in m.resource_types("ephemeral"):
+                raise EvalError(f"no ephemeral resource of type {key}")
+            return _Namespace(m, "ephemeraltype:" + key), None
         if self.name.startswith("datatype:"):
             group = m.group("data", self.name.split(":", 1)[1], key)
+            return group, group.address
+        if self.name.startswith("ephemeraltype:"):
+            group = m.group("ephemeral", self.name.split(":", 1)[1], key)
             return group, group.address
         if self.name.startswith("resource:"):
             group = m.group("resource", self.name.split(":", 1)[1], key)
             return group, group.address
         raise EvalError(f"{self.name}.{key} is not supported")
+
+
+# By the providers' convention, a write-only argument's name ends in `_wo` (Terraform knows it
+# from the provider schema, which is not available here).
+WRITE_ONLY_SUFFIX = "_wo"
+
+
+def _check_no_ephemeral(config: Any, where: str, name: str = "") -> None:
+    """As Terraform ("Ephemeral value not allowed"): a value from an ephemeral resource may
+    reach a managed resource or data source only through a write-only argument, which is
+    neither planned nor stored, and never an output."""
+    if isinstance(config, Unknown):
+        if "${ephemeral." in config.text and not name.endswith(WRITE_ONLY_SUFFIX):
+            raise EvalError(
+                f"{where}: {config.text} is ephemeral: only a write-only argument "
+                f"(`*{WRITE_ONLY_SUFFIX}`) may take it, or it would be stored in the plan and state"
+            )
+    elif isinstance(config, dict):
+        for key, value in config.items():
+            _check_no_ephemeral(value, f"{where}.{key}", str(key))
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            _check_no_ephemeral(value, f"{where}[{i}]", name)
 
 
 def _check_for_each(coll: Any, where: str) -> None:
@@ -1177,7 +1215,11 @@ def split_ref(text: str) -> str | None:
 
 
 def instances_by_address(module: Module) -> dict[str, Instance]:
-    return {i.address: i for i in [*module.instances(), *module.instances(mode="data")]}
+    return {
+        i.address: i
+        for mode in ("resource", "data", "ephemeral")
+        for i in module.instances(mode=mode)
+    }
 
 
 def referenced_instance(module: Module, value: Any, attributes: Sequence[str]) -> Instance | None:
