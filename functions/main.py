@@ -32,6 +32,7 @@ def _public(name: str, request: flask.Request) -> flask.Response:
         query=request.args.to_dict(),
         body=body,
         truncated=len(body) > endpoint.max_body,
+        path=request.path or "/",
     )
     return _flask(serve(endpoint, adapted, services()))
 
@@ -90,6 +91,11 @@ def runs_get(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def threads_get(request: flask.Request) -> flask.Response:
     return _public("threads_get", request)
+
+
+@functions_framework.http
+def workspaces(request: flask.Request) -> flask.Response:
+    return _public("workspaces", request)
 
 
 @functions_framework.http

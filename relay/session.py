@@ -40,6 +40,7 @@ from shared.errors import (
     CloseCode,
     Forbidden,
     Internal,
+    NotFound,
     Unauthenticated,
     Unavailable,
     close_code,
@@ -306,11 +307,13 @@ class Session:
             frame = parse_client_frame(text)
             match frame:
                 case AuthFrame():
-                    await self._authenticate(frame.token)
+                    await self._authenticate(frame.token, frame.workspace_id)
                 case ChatSend():
-                    await self._chat_send(self._signed_in(), frame)
+                    if member := await self._member():
+                        await self._chat_send(member, frame)
                 case RunResume():
-                    await self._resume(self._signed_in(), frame)
+                    if member := await self._member():
+                        await self._resume(member, frame)
                 case RunCancel():
                     await self._cancel(self._signed_in(), frame)
                 case Ping():
@@ -331,36 +334,61 @@ class Session:
             raise Unauthenticated('send {"type":"auth","token":...} first')
         return self.principal
 
-    async def _authenticate(self, token: str) -> None:
+    async def _authenticate(self, token: str, workspace_id: str | None = None) -> None:
+        """Sign the socket in (or refresh its token), in ``workspace_id`` (default: the one it
+        is in, or the user's personal workspace). Not a member, an API key, or a bad token
+        closes the socket (1008, DESIGN §3.2)."""
+        current = self.principal
+        if workspace_id is None and current is not None:
+            workspace_id = current.workspace_id
+        access = self.services.access
         try:
-            principal = await asyncio.to_thread(self.services.verifier.verify, token)
-        except (Unauthenticated, Forbidden) as e:
-            log.info("refused a token", extra={"fields": {"reason": e.message}})
+            identity = await asyncio.to_thread(access.identify, token)
+            if current is not None and identity.uid != current.uid:
+                raise Forbidden("a fresh token must be the same user's")
+            principal = await asyncio.to_thread(access.enter, identity, workspace_id, "chat")
+        except (Unauthenticated, Forbidden, NotFound) as e:
+            log.info("refused a sign-in", extra={"fields": {"reason": e.message}})
             self.end(e)
             return
-        if self.principal is not None and principal.uid != self.principal.uid:
-            self.end(Forbidden("a fresh token must be the same user's"))
-            return
-        first = self.principal is None
+        expires_at = identity.expires_at
         self.principal = principal
         self._cancel_timers()
         loop = asyncio.get_running_loop()
-        self._expiry = loop.call_later(
-            max(0.0, principal.expires_at - time.time()), self._token_expired
-        )
+        self._expiry = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
         self.send_frame(
             AuthOk(
                 uid=principal.uid,
                 workspace_id=principal.workspace_id,
+                role=principal.role,
                 session_id=self.session_id,
-                expires_at=principal.expires_at,
+                expires_at=expires_at,
             )
         )
-        if first:
+        if current is None or current.workspace_id != principal.workspace_id:
             log.info(
                 "socket signed in",
-                extra={"fields": {"session_id": self.session_id, "uid": principal.uid}},
+                extra={
+                    "fields": {
+                        "session_id": self.session_id,
+                        "uid": principal.uid,
+                        "workspace": principal.workspace_id,
+                    }
+                },
             )
+
+    async def _member(self) -> Principal | None:
+        """The socket's principal as its membership stands now (the §9 cache bound applies);
+        None, and the socket closed (1008), if the user is no longer a member."""
+        principal = self._signed_in()
+        try:
+            fresh = await asyncio.to_thread(self.services.access.recheck, principal, "chat")
+        except (NotFound, Forbidden) as e:
+            log.info("closed a removed member's socket", extra={"fields": {"reason": e.message}})
+            self.end(e)
+            return None
+        self.principal = fresh
+        return fresh
 
     async def _chat_send(self, principal: Principal, frame: ChatSend) -> None:
         services = self.services
@@ -396,7 +424,9 @@ class Session:
 
     async def _resume(self, principal: Principal, frame: RunResume) -> None:
         runs = self.services.runs
-        run = await asyncio.to_thread(runs.get_owned, frame.run_id, principal.uid)
+        run = await asyncio.to_thread(
+            runs.get_owned, frame.run_id, principal.uid, principal.workspace_id
+        )
         self.send_frame(RunResumed(run_id=run.run_id, status=run.status))
         # Watch first, then move the run's live events here, then read what came before:
         # an event is either committed before the read or published after the move.

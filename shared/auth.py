@@ -1,4 +1,4 @@
-"""Firebase ID token → principal (uid + workspace).
+"""Firebase ID token → identity; an identity (or an API key) in a workspace → principal.
 
 Verification has two stages, both always run:
 1. the token itself: firebase-admin checks signature, audience, issuer and expiry (with the
@@ -9,7 +9,6 @@ Verification has two stages, both always run:
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,29 +18,39 @@ from firebase_admin import auth as fb_auth
 from firebase_admin import exceptions as fb_exceptions
 from pydantic import BaseModel, ConfigDict
 
-from shared.errors import Forbidden, Unauthenticated, Unavailable
+from shared.errors import Unauthenticated, Unavailable
+from shared.workspaces.roles import Role
 
-WORKSPACE_CLAIM = "workspace"
-_WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+class Identity(BaseModel):
+    """Who a verified ID token says the caller is. Custom claims grant nothing: workspaces
+    and roles are data (DESIGN §9)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uid: str
+    email: str | None
+    email_verified: bool
+    expires_at: int  # the token's `exp`, seconds since the epoch
 
 
 class Principal(BaseModel):
+    """Who acts, in which workspace, with which role: a signed-in user (``key_id`` None) or
+    an API key (``uid`` is ``key:{key_id}``, ``role`` what its scope amounts to)."""
+
     model_config = ConfigDict(frozen=True)
 
     uid: str
     workspace_id: str
-    email: str | None
-    expires_at: int  # the token's `exp`, seconds since the epoch
+    role: Role
+    email: str | None = None
+    email_verified: bool = False
+    expires_at: int | None = None  # the ID token's `exp`; None for an API key
+    key_id: str | None = None
 
-
-def workspace_of(claims: dict[str, Any]) -> str:
-    """The `workspace` custom claim if set, else the uid (DESIGN §4)."""
-    claim = claims.get(WORKSPACE_CLAIM)
-    if claim is None:
-        return str(claims["uid"])
-    if not isinstance(claim, str) or not _WORKSPACE_ID.match(claim):
-        raise Forbidden("the account's workspace claim is malformed; ask an administrator")
-    return claim
+    @property
+    def is_key(self) -> bool:
+        return self.key_id is not None
 
 
 class TokenVerifier:
@@ -49,13 +58,13 @@ class TokenVerifier:
         self._app = app
         self._clock = clock
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str) -> Identity:
         claims = self.verify_token(token)
         self.check_account(claims)
-        return Principal(
+        return Identity(
             uid=claims["uid"],
-            workspace_id=workspace_of(claims),
             email=claims.get("email"),
+            email_verified=claims.get("email_verified") is True,
             expires_at=int(claims["exp"]),
         )
 

@@ -78,7 +78,11 @@ class Submitter:
             earlier = self.dedup.get(key, now)
             if earlier is not None:
                 return self._again(Accepted.model_validate({**earlier, "duplicate": True}))
-        thread = self.threads.get_owned(thread_id, principal.uid) if thread_id else None
+        thread = (
+            self.threads.get_owned(thread_id, principal.uid, principal.workspace_id)
+            if thread_id
+            else None
+        )
         if thread is not None and if_busy == "reject":
             self._refuse_if_busy(thread.thread_id)
         ids = Accepted(
@@ -172,10 +176,10 @@ def _message_id(uid: str, client_msg_id: str | None) -> str:
 
 def cancel(pipeline: Pipeline, principal: Principal, run_id: str) -> RunDoc:
     """Ask a run to stop: at once if it has not started, else between its steps."""
-    run = pipeline.runs.get_owned(run_id, principal.uid)
+    run = pipeline.runs.get_owned(run_id, principal.uid, principal.workspace_id)
     if run.terminal:
         return run
     pipeline.runs.update(run_id, {"cancel_requested": True})
     if run.status == "queued":
         pipeline.cancel_now(run.model_copy(update={"cancel_requested": True}))
-    return pipeline.runs.get_owned(run_id, principal.uid)
+    return pipeline.runs.get_owned(run_id, principal.uid, principal.workspace_id)

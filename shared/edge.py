@@ -77,9 +77,10 @@ def per_minute(settings: Settings, kind: LimitKind) -> int:
             assert_never(kind)
 
 
-def count_call(services: Services, kind: LimitKind, uid: str, now: datetime) -> None:
-    """Count one call of ``uid``; ``RateLimited`` (with Retry-After) past the limit."""
-    services.limiter.hit(kind, uid, per_minute(services.settings, kind), now)
+def count_call(services: Services, kind: LimitKind, who: str, now: datetime) -> None:
+    """Count one call of ``who`` (a uid; a workspace id for ``workspace_calls``);
+    ``RateLimited`` (with Retry-After) past the limit."""
+    services.limiter.hit(kind, who, per_minute(services.settings, kind), now)
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -123,6 +124,8 @@ class HttpRequest:
     body: bytes
     # Whether the body was longer than the endpoint's limit (the adapter stops reading there).
     truncated: bool = False
+    # The path below the function's URL ("/" for most; `workspaces` routes on it).
+    path: str = "/"
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -197,7 +200,7 @@ def work_context(message: WorkMessage) -> AbstractContextManager[None]:
         case StepRequested():
             return log_context(run_id=message.run_id, uid=message.uid, step=message.step)
         case UsageBatch():
-            return log_context(uid=message.uid)
+            return log_context(uid=message.uid, workspace=message.workspace_id)
         case None:
             return nullcontext()
         case _:

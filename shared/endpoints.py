@@ -205,7 +205,7 @@ class ThreadQuery(BaseModel):
 
 def runs_get(ctx: Context) -> HttpResponse:
     query = ctx.query(RunQuery)
-    run = ctx.services.runs.get_owned(query.run_id, ctx.principal.uid)
+    run = ctx.services.runs.get_owned(query.run_id, ctx.principal.uid, ctx.principal.workspace_id)
     events = ctx.services.runs.events_after(run.run_id, query.after_seq)
     return ok(RunResponse(run=run.view(), events=events))
 
@@ -217,23 +217,31 @@ def threads_get(ctx: Context) -> HttpResponse:
         return ok(
             ThreadList(threads=threads.list_for(ctx.principal.uid, ctx.principal.workspace_id))
         )
-    thread = threads.get_owned(query.thread_id, ctx.principal.uid)
+    thread = threads.get_owned(query.thread_id, ctx.principal.uid, ctx.principal.workspace_id)
     return ok(ThreadView(thread=thread.summary(), messages=threads.messages(thread.thread_id)))
 
 
 _POST: Final = frozenset({"POST"})
 _GET: Final = frozenset({"GET"})
+# Each function's action in the active workspace and the API key scope it accepts (§9):
+# the role x function table the tests walk (tests/functions/test_roles.py).
 ENDPOINTS: Final[dict[str, Endpoint]] = {
-    "agents_execute": Endpoint("agents_execute", _POST, execute, rate_limit=CHAT_LIMIT),
+    "agents_execute": Endpoint(
+        "agents_execute", _POST, execute, rate_limit=CHAT_LIMIT, action="chat"
+    ),
     "agents_triage": Endpoint("agents_triage", _POST, agents_triage),
-    "agents_data": Endpoint("agents_data", _POST, agents_data),
-    "agents_optimization": Endpoint("agents_optimization", _POST, agents_optimization),
+    "agents_data": Endpoint("agents_data", _POST, agents_data, key_scope="read"),
+    "agents_optimization": Endpoint(
+        "agents_optimization", _POST, agents_optimization, key_scope="read"
+    ),
     "usage_ingest": Endpoint(
         "usage_ingest",
         _POST,
         usage_ingest,
         max_body=MAX_INGEST_BODY_BYTES,
         content_types=frozenset({JSON, NDJSON}),
+        action="ingest",
+        key_scope="ingest",
     ),
     "runs_get": Endpoint("runs_get", _GET, runs_get),
     "threads_get": Endpoint("threads_get", _GET, threads_get),

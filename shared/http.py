@@ -1,6 +1,7 @@
-"""What every public function shares, independent of Flask: CORS, method, auth, rate limit,
-body limits, content type, JSON parsing, pydantic validation, and the JSON error body (with
-what every edge shares, from ``shared.edge``).
+"""What every public function shares, independent of Flask: CORS, method, the credential and
+the active workspace (``shared.access``), rate limits, body limits, content type, JSON
+parsing, pydantic validation, and the JSON error body (with what every edge shares, from
+``shared.edge``).
 
 An entry point turns its framework's request into an ``HttpRequest``, calls ``serve`` with
 its ``Endpoint``, and writes the ``HttpResponse`` back (DESIGN §1: no transport below).
@@ -16,6 +17,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shared.access import WORKSPACE_HEADER, workspace_of_header
 from shared.auth import Principal
 from shared.edge import (
     MAX_BODY_BYTES,
@@ -37,6 +39,9 @@ from shared.errors import (
 from shared.logging import log_context, trace_id_from_headers
 from shared.services import Services
 from shared.store.documents import LimitKind
+from shared.workspaces import keys
+from shared.workspaces.keys import KeyScope
+from shared.workspaces.roles import Action
 
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
@@ -90,6 +95,12 @@ class Endpoint:
     max_body: int = MAX_BODY_BYTES
     content_types: frozenset[str] = frozenset({JSON})
     rate_limit: LimitKind = "function_calls"
+    # What the call does in the active workspace (the least role it needs: §9).
+    action: Action = "read"
+    # The API key scope this function accepts (None: ID tokens only, DESIGN §9).
+    key_scope: KeyScope | None = None
+    # False: the function names workspaces in its paths (`workspaces`), the header is unused.
+    workspace_header: bool = True
 
 
 def ok(model: BaseModel, status: int = 200) -> HttpResponse:
@@ -113,10 +124,12 @@ def _serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> Http
             allowed = ", ".join(sorted(endpoint.methods))
             error = MethodNotAllowed(f"{request.method} is not allowed; use {allowed}")
             return error_response(error, {"Allow": allowed})
-        principal = services.verifier.verify(_bearer(request))
-        with log_context(uid=principal.uid):
+        principal = _principal(endpoint, request, services)
+        with log_context(uid=principal.uid, workspace=principal.workspace_id):
             now = datetime.now(UTC)
-            count_call(services, endpoint.rate_limit, principal.uid, now)
+            if not principal.is_key:
+                count_call(services, endpoint.rate_limit, principal.uid, now)
+            count_call(services, "workspace_calls", principal.workspace_id, now)
             if request.method in ("POST", "PUT", "PATCH"):
                 _check_body(endpoint, request)
             return endpoint.handler(Context(services, principal, request, now))
@@ -126,11 +139,19 @@ def _serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> Http
         return error_response(fault, headers)
 
 
-def _bearer(request: HttpRequest) -> str:
+def _principal(endpoint: Endpoint, request: HttpRequest, services: Services) -> Principal:
     token = bearer_token(request.header("authorization"))
     if not token:
         raise Unauthenticated("send a Firebase ID token as `Authorization: Bearer <token>`")
-    return token
+    workspace = (
+        workspace_of_header(request.header(WORKSPACE_HEADER)) if endpoint.workspace_header else None
+    )
+    if keys.is_api_key(token):
+        if endpoint.key_scope is None:
+            raise Unauthenticated(f"{endpoint.name} does not accept API keys; send an ID token")
+        return services.access.key(token, workspace, endpoint.key_scope)
+    identity = services.access.identify(token)
+    return services.access.enter(identity, workspace, endpoint.action)
 
 
 def _check_body(endpoint: Endpoint, request: HttpRequest) -> None:
@@ -152,8 +173,10 @@ def _cors_headers(request: HttpRequest, services: Services) -> dict[str, str]:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+        "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": (
+            "Authorization, Content-Type, Idempotency-Key, X-Apex-Workspace"
+        ),
         "Access-Control-Expose-Headers": "Retry-After",
         "Access-Control-Max-Age": CORS_MAX_AGE_S,
         "Vary": "Origin",

@@ -1,7 +1,7 @@
 """Structured JSON logs in the shape Cloud Logging reads from stdout.
 
 Each line carries `severity`, `message`, the trace (`logging.googleapis.com/trace`), and the
-run id, uid and pipeline step of the request or message being served, taken from context
+run id, uid, workspace and pipeline step of the request or message being served, taken from context
 variables that the entry points set once per request (``shared.edge``). Secrets never go
 into a log line: nothing here logs request bodies or headers.
 """
@@ -21,6 +21,7 @@ _run_id: ContextVar[str | None] = ContextVar("run_id", default=None)
 _uid: ContextVar[str | None] = ContextVar("uid", default=None)
 _trace: ContextVar[str | None] = ContextVar("trace", default=None)
 _step: ContextVar[str | None] = ContextVar("step", default=None)
+_workspace: ContextVar[str | None] = ContextVar("workspace", default=None)
 
 TRACE_FIELD = "logging.googleapis.com/trace"
 _SEVERITY = {
@@ -52,6 +53,8 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["uid"] = uid
         if step := _step.get():
             entry["step"] = step
+        if workspace := _workspace.get():
+            entry["workspace"] = workspace
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -89,11 +92,18 @@ def log_context(
     uid: str | None = None,
     trace: str | None = None,
     step: str | None = None,
+    workspace: str | None = None,
 ) -> Iterator[None]:
-    """Attach run id, uid, trace and step to every line logged inside the block (a value
-    left out keeps what an enclosing block set)."""
+    """Attach run id, uid, trace, step and workspace to every line logged inside the block
+    (a value left out keeps what an enclosing block set)."""
     tokens = []
-    for var, value in ((_run_id, run_id), (_uid, uid), (_trace, trace), (_step, step)):
+    for var, value in (
+        (_run_id, run_id),
+        (_uid, uid),
+        (_trace, trace),
+        (_step, step),
+        (_workspace, workspace),
+    ):
         if value is not None:
             tokens.append((var, var.set(value)))
     try:

@@ -15,6 +15,7 @@ import firebase_admin
 from google.cloud import firestore
 
 from shared import logging as apex_logging
+from shared.access import Access
 from shared.agents.pipeline import Pipeline
 from shared.answer import make_writer
 from shared.auth import TokenVerifier
@@ -29,18 +30,22 @@ from shared.store.interfaces import (
     Storage,
     ThreadStore,
     UsageStore,
+    WorkspaceStore,
 )
 from shared.store.ratelimit import FirestoreRateLimiter
 from shared.store.runs import FirestoreRunStore
 from shared.store.storage import FirestoreStorage
 from shared.store.threads import FirestoreThreadStore
 from shared.store.usage import FirestoreUsageStore
+from shared.store.workspaces import FirestoreWorkspaceStore
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
     verifier: TokenVerifier
+    access: Access
+    workspaces: WorkspaceStore
     storage: Storage
     runs: RunStore
     threads: ThreadStore
@@ -64,9 +69,13 @@ class Services:
             options={"projectId": settings.project},
             name=f"apex-{settings.project}-{uuid.uuid4().hex[:8]}",
         )
+        verifier = TokenVerifier(app)
+        workspaces = FirestoreWorkspaceStore(db)
         return cls(
             settings=settings,
-            verifier=TokenVerifier(app),
+            verifier=verifier,
+            access=Access(settings, verifier, workspaces),
+            workspaces=workspaces,
             storage=storage,
             runs=runs,
             threads=threads,

@@ -23,6 +23,9 @@ from devstack.emulators import EmulatorHosts, EmulatorPorts, Emulators
 SESSION_PROJECT = "demo-apex-test"
 
 
+TEST_PEPPER = "test-pepper-" + uuid.uuid4().hex + uuid.uuid4().hex
+
+
 @pytest.fixture(scope="session")
 def emulator_set(
     tmp_path_factory: pytest.TempPathFactory,
@@ -40,6 +43,8 @@ def emulators(emulator_set: tuple[Emulators, EmulatorHosts]) -> Iterator[Emulato
     patch = pytest.MonkeyPatch()
     for name, value in hosts.env().items():
         patch.setenv(name, value)
+    # The functions in-process check and make API keys with it (a test value, per session).
+    patch.setenv("APEX_KEY_PEPPER", TEST_PEPPER)
     try:
         yield hosts
     finally:

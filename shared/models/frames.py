@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from shared.edge import MAX_FRAME_BYTES as MAX_FRAME_BYTES  # the limit of these frames
 from shared.errors import BadRequest, ValidationFailed
 from shared.models.api import Content, Identifier, RunStatus
+from shared.workspaces.roles import Role
 
 # A Firebase ID token is 1-2 KB; anything much longer is not one.
 MAX_TOKEN_CHARS: Final = 16 * 1024
@@ -28,6 +29,9 @@ class _ClientFrame(BaseModel):
 class AuthFrame(_ClientFrame):
     type: Literal["auth"]
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS, repr=False)
+    # The workspace to act in (DESIGN §9); without it, the socket's current one (first
+    # frame: the user's personal workspace).
+    workspace_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class ChatSend(_ClientFrame):
@@ -109,6 +113,7 @@ class AuthOk(_ServerFrame):
     type: Literal["auth.ok"] = "auth.ok"
     uid: str
     workspace_id: str
+    role: Role
     session_id: str
     expires_at: int
 

@@ -45,10 +45,11 @@ class FirestoreRunStore:
         snap = self._run(run_id).get()
         return RunDoc.model_validate(snap.to_dict()) if snap.exists else None
 
-    def get_owned(self, run_id: str, uid: str) -> RunDoc:
-        """The run if ``uid`` owns it; another user's run is "not found" (DESIGN §2)."""
+    def get_owned(self, run_id: str, uid: str, workspace_id: str) -> RunDoc:
+        """The run if ``uid`` owns it in ``workspace_id``; another user's run, or one of
+        another workspace, is "not found" (DESIGN §2, §9)."""
         run = self.get(run_id)
-        if run is None or run.uid != uid:
+        if run is None or run.uid != uid or run.workspace_id != workspace_id:
             raise NotFound(f"no run {run_id}")
         return run
 

@@ -32,10 +32,11 @@ class FirestoreThreadStore:
         snap = self._thread(thread_id).get()
         return ThreadDoc.model_validate(snap.to_dict()) if snap.exists else None
 
-    def get_owned(self, thread_id: str, uid: str) -> ThreadDoc:
-        """The thread if ``uid`` owns it; another user's thread is "not found" (DESIGN §2)."""
+    def get_owned(self, thread_id: str, uid: str, workspace_id: str) -> ThreadDoc:
+        """The thread if ``uid`` owns it in ``workspace_id``; another user's thread, or one of
+        another workspace, is "not found" (DESIGN §2, §9)."""
         thread = self.get(thread_id)
-        if thread is None or thread.owner_uid != uid:
+        if thread is None or thread.owner_uid != uid or thread.workspace_id != workspace_id:
             raise NotFound(f"no thread {thread_id}")
         return thread
 

@@ -29,7 +29,7 @@ _KEY_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _CREDENTIAL: Final = re.compile(r"^apx_([a-z0-9]{16})_([A-Za-z0-9_-]{43})$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class NewKey:
     key_id: str
     credential: str  # the whole `apx_…` string: shown once, never stored

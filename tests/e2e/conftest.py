@@ -32,12 +32,10 @@ def new_caller(stack: RunningStack) -> Iterator[Callable[[], Caller]]:
     with AuthEmulator(stack.hosts.auth, stack.project) as auth:
 
         def make() -> Caller:
-            workspace = f"ws-{uuid.uuid4().hex[:10]}"
-            email = f"{workspace}@apex.test"
-            password = "pw-123456"
-            user = auth.sign_up(email, password)
-            auth.set_claims(user.uid, {"workspace": workspace})
-            return Caller(auth.sign_in(email, password), workspace, stack.functions)
+            email = f"e2e-{uuid.uuid4().hex[:10]}@apex.test"
+            user = auth.sign_up(email, "pw-123456")
+            # Their personal workspace (id = uid, DESIGN §9).
+            return Caller(user, user.uid, stack.functions)
 
         yield make
 

@@ -46,11 +46,9 @@ def worker(stack: RunningStack, name: str) -> ManagedProcess:
 def test_a_worker_killed_mid_step_is_redelivered_and_the_run_completes(
     own_stack: RunningStack,
 ) -> None:
-    workspace = f"ws-{uuid.uuid4().hex[:8]}"
     with AuthEmulator(own_stack.hosts.auth, own_stack.project) as auth:
-        user = auth.sign_up(f"{workspace}@apex.test", "pw-123456")
-        auth.set_claims(user.uid, {"workspace": workspace})
-        user = auth.sign_in(f"{workspace}@apex.test", "pw-123456")
+        user = auth.sign_up(f"killed-{uuid.uuid4().hex[:8]}@apex.test", "pw-123456")
+    workspace = user.uid  # their personal workspace (DESIGN §9)
     caller = Caller(user, workspace, own_stack.functions)
     db = firestore.Client(project=own_stack.project)
     yesterday = datetime.now(UTC).date() - timedelta(days=1)

@@ -7,7 +7,6 @@ workers are driven by posting the standard push envelope to their test clients.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -48,8 +47,8 @@ def topics(
 @pytest.fixture
 def new_user(sign_up: Callable[..., SignedIn]) -> Callable[[], User]:
     def make() -> User:
-        workspace = f"ws-{uuid.uuid4().hex[:8]}"
-        return User(sign_up(claims={"workspace": workspace}), workspace)
+        signed = sign_up()
+        return User(signed, signed.uid)  # their personal workspace (DESIGN §9)
 
     return make
 

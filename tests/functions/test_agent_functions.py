@@ -39,10 +39,8 @@ def loaded_project(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GOOGLE_CLOUD_PROJECT", project)
         with AuthEmulator(emulators.auth, project) as auth:
-            workspace = f"ws-{uuid.uuid4().hex[:8]}"
-            signed = auth.sign_up(f"{workspace}@apex.test", "pw-123456")
-            auth.set_claims(signed.uid, {"workspace": workspace})
-            signed = auth.sign_in(f"{workspace}@apex.test", "pw-123456")
+            signed = auth.sign_up(f"planted-{uuid.uuid4().hex[:8]}@apex.test", "pw-123456")
+            workspace = signed.uid  # their personal workspace (DESIGN §9)
         client = firestore.Client(project=project)
         FirestoreUsageStore(client).apply(workspace, planted.records)
         client.close()

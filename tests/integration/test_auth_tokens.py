@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from firebase_admin import _token_gen, credentials
+from firebase_admin import auth as fb_auth
 from google.auth.credentials import AnonymousCredentials, Credentials
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
@@ -203,19 +204,33 @@ def emulator_verifier(project_id: str) -> Iterator[TokenVerifier]:
     firebase_admin.delete_app(app)
 
 
-def test_emulator_token_gives_uid_and_workspace_claim(
+def test_emulator_token_gives_the_identity_and_no_workspace(
     emulator_verifier: TokenVerifier, sign_up: Callable[..., SignedIn]
 ) -> None:
+    # A `workspace` custom claim (the retired rule) is not read: workspaces are data (§9);
+    # tests/functions/test_roles.py proves it grants no access.
     user = sign_up(claims={"workspace": "demo"})
-    principal = emulator_verifier.verify(user.id_token)
-    assert (principal.uid, principal.workspace_id) == (user.uid, "demo")
+    identity = emulator_verifier.verify(user.id_token)
+    assert identity.uid == user.uid
+    assert identity.email is not None
+    assert identity.email.endswith("@apex.test")
+    assert identity.email_verified is False
+    assert "workspace" not in identity.model_dump()
 
 
-def test_without_a_workspace_claim_the_workspace_is_the_uid(
-    emulator_verifier: TokenVerifier, sign_up: Callable[..., SignedIn]
+def test_a_verified_email_is_reported_as_verified(
+    emulator_verifier: TokenVerifier,
+    project_id: str,
+    sign_up: Callable[..., SignedIn],
+    auth_emulator: AuthEmulator,
 ) -> None:
     user = sign_up()
-    assert emulator_verifier.verify(user.id_token).workspace_id == user.uid
+    email = emulator_verifier.verify(user.id_token).email
+    assert email is not None
+    fb_auth.update_user(user.uid, email_verified=True, app=firebase_admin.get_app(project_id))
+    assert emulator_verifier.verify(user.id_token).email_verified is False  # the old token
+    fresh = auth_emulator.sign_in(email, "pw-123456")
+    assert emulator_verifier.verify(fresh.id_token).email_verified is True
 
 
 def test_an_expired_emulator_token_is_refused_by_apex_itself(

@@ -111,7 +111,7 @@ def test_a_unit_of_work_commits_the_writes_of_every_store_together(stores: Store
     run = stores.runs.get("r1")
     assert run is not None
     assert (run.thread_id, run.status) == ("t1", "queued")
-    thread = stores.threads.get_owned("t1", "u1")
+    thread = stores.threads.get_owned("t1", "u1", "w1")
     assert thread.title == "what did we spend?"
     assert [m.message_id for m in stores.threads.messages("t1")] == ["r1-m"]
     assert stores.dedup.get(key, NOW) == {"run_id": "r1"}

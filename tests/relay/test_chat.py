@@ -38,7 +38,7 @@ def test_a_cost_question_streams_every_event_and_the_planted_savings(
     user, planted = planted_chat_user.user, planted_chat_user.planted
     with chat(ws_url(relay_stack.relay)) as c:
         ok = c.auth(user.id_token)
-        assert (ok["uid"], ok["workspace_id"]) == (user.uid, user.workspace)
+        assert (ok["uid"], ok["workspace_id"], ok["role"]) == (user.uid, user.workspace, "owner")
         assert ok["session_id"]
         assert ok["expires_at"] > 0
         c.send(

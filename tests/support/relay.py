@@ -57,13 +57,10 @@ class ChatUser:
 
 
 def sign_up_chat_user(auth: AuthEmulator) -> ChatUser:
-    """A new user with a ``workspace`` claim of its own, signed in again to carry it."""
-    workspace = f"ws-{uuid.uuid4().hex[:10]}"
-    email = f"{workspace}@apex.test"
+    """A new user, acting in their personal workspace (id = uid, DESIGN §9)."""
+    email = f"chat-{uuid.uuid4().hex[:10]}@apex.test"
     user = auth.sign_up(email, PASSWORD)
-    auth.set_claims(user.uid, {"workspace": workspace})
-    signed_in = auth.sign_in(email, PASSWORD)
-    return ChatUser(user.uid, email, PASSWORD, workspace, signed_in.id_token)
+    return ChatUser(user.uid, email, PASSWORD, user.uid, user.id_token)
 
 
 @dataclass(frozen=True)
