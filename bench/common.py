@@ -15,8 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from google.cloud import firestore
+
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.emulators import EmulatorHosts, EmulatorPorts, Emulators
+from devstack.teams import join
+from shared.store.workspaces import FirestoreWorkspaceStore
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -83,8 +87,17 @@ def emulators(project: str) -> Iterator[EmulatorHosts]:
 
 
 def new_user(hosts: EmulatorHosts, project: str, workspace: str) -> SignedIn:
+    """A new user, a member of ``workspace`` (DESIGN §9: membership is data)."""
     with AuthEmulator(hosts.auth, project) as auth:
         email = f"bench-{uuid.uuid4().hex[:8]}@apex.test"
         user = auth.sign_up(email, "pw-bench-123")
-        auth.set_claims(user.uid, {"workspace": workspace})
-        return auth.sign_in(email, "pw-bench-123")
+    join_workspace(project, workspace, user.uid, email)
+    return user
+
+
+def join_workspace(project: str, workspace: str, uid: str, email: str) -> None:
+    db = firestore.Client(project=project)
+    try:
+        join(FirestoreWorkspaceStore(db), workspace, uid, email, "member")
+    finally:
+        db.close()

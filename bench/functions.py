@@ -111,7 +111,7 @@ def main() -> None:
         yesterday = datetime.now(UTC).date() - timedelta(days=1)
         FirestoreUsageStore(db).apply(WORKSPACE, generate(end=yesterday).records)
         token = new_user(hosts, PROJECT, WORKSPACE).id_token
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = {"Authorization": f"Bearer {token}", "X-Apex-Workspace": WORKSPACE}
         record = {
             "model": "gpt-4o",
             "input_tokens": 10,

@@ -107,7 +107,7 @@ async def open_users(running: RunningStack, tokens: list[str]) -> list[User]:
     users = []
     for token in tokens:
         ws = await connect(url, max_size=None, open_timeout=30)
-        await ws.send(json.dumps({"type": "auth", "token": token}))
+        await ws.send(json.dumps({"type": "auth", "token": token, "workspace_id": DEMO_WORKSPACE}))
         assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "auth.ok"
         users.append(User(ws))
     return users

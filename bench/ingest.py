@@ -118,7 +118,11 @@ def end_to_end(
     ingest_url: str, token: str, store: FirestoreUsageStore, workspace: str, raw: Sequence[object]
 ) -> float:
     """Records/s from the first POST to ``usage_ingest`` until the aggregator applied all."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/x-ndjson",
+        "X-Apex-Workspace": workspace,
+    }
     started = time.perf_counter()
     with httpx.Client(timeout=60) as http:
         for start in range(0, len(raw), INGEST_BODY_RECORDS):

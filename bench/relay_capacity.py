@@ -32,7 +32,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import report
+from bench.common import join_workspace, report
 from devstack.auth_emulator import AuthEmulator
 from devstack.procs import ManagedProcess, free_port, wait_ready
 from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready, run_stack
@@ -91,12 +91,12 @@ def own_relay(running: RunningStack, log_dir: Path, **env: str) -> Iterator[tupl
 
 
 def sign_up(running: RunningStack, workspace: str) -> tuple[str, str]:
-    """A user with a ``workspace`` claim: (uid, ID token)."""
+    """A member of ``workspace``: (uid, ID token)."""
     with AuthEmulator(running.hosts.auth, running.project) as auth:
         email = f"bench-{uuid.uuid4().hex[:8]}@apex.test"
         user = auth.sign_up(email, PASSWORD)
-        auth.set_claims(user.uid, {"workspace": workspace})
-        return user.uid, auth.sign_in(email, PASSWORD).id_token
+    join_workspace(running.project, workspace, user.uid, email)
+    return user.uid, user.id_token
 
 
 # --- where a socket's memory goes (--profile-memory) ------------------------------------
