@@ -1,0 +1,227 @@
+"""Request and response bodies of the ``workspaces`` function (DESIGN §9).
+
+Requests forbid unknown fields and bound every size (a name 1..100 characters, an email at
+most 254), so a bad one is a 422 naming the field. Times are ISO 8601 UTC with a ``Z``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+)
+
+from shared.models.events import iso_utc
+from shared.store.documents import ApiKeyDoc, AuditEntry, InviteDoc, MemberDoc
+from shared.workspaces.keys import KeyScope
+from shared.workspaces.roles import Role
+
+MAX_NAME_CHARS: Final = 100
+MAX_EMAIL_CHARS: Final = 254  # RFC 5321's limit on a path, what a mailbox can be
+MAX_AUDIT_LIMIT: Final = 200
+DEFAULT_AUDIT_LIMIT: Final = 50
+# No control characters (a name is shown in the chat page and in logs).
+_NAME_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
+# A mailbox as people type it: a local part without spaces or "@", and a domain of
+# dot-separated DNS labels. Compared lower-cased (DESIGN §9); deliverability is not checked.
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN: Final = rf"^[^@\s\x00-\x1f\x7f]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
+
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS, pattern=_NAME_PATTERN
+    ),
+]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=MAX_EMAIL_CHARS, pattern=EMAIL_PATTERN
+    ),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    @field_serializer("*", when_used="json")
+    def _times(self, value: object) -> object:
+        return iso_utc(value) if isinstance(value, datetime) else value
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class CreateWorkspaceRequest(_Request):
+    name: Name
+
+
+class InviteRequest(_Request):
+    email: Email
+    role: Role
+
+
+class RoleRequest(_Request):
+    role: Role
+
+
+class KeyRequest(_Request):
+    name: Name
+    scope: KeyScope
+    # In the future and at most two years ahead (checked against the server's clock).
+    expires_at: AwareDatetime | None = None
+
+
+class AcceptRequest(_Request):
+    """Accepting an invite takes no fields (the body may be absent or ``{}``)."""
+
+
+class NoQuery(_Request):
+    """A listing takes no query parameters (an unknown one is a 422, not ignored)."""
+
+
+class AuditQuery(_Request):
+    limit: int = Field(default=DEFAULT_AUDIT_LIMIT, ge=1, le=MAX_AUDIT_LIMIT)
+    # The entries older than this one (the smallest seq of the previous page).
+    before_seq: int | None = Field(default=None, ge=1)
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class WorkspaceView(_Response):
+    workspace_id: str
+    name: str
+    role: Role
+
+
+class WorkspaceList(_Response):
+    workspaces: list[WorkspaceView]
+
+
+class MemberView(_Response):
+    uid: str
+    email: str | None
+    role: Role
+    added_by: str
+    added_at: datetime
+
+    @classmethod
+    def of(cls, member: MemberDoc) -> MemberView:
+        return cls(
+            uid=member.uid,
+            email=member.email,
+            role=member.role,
+            added_by=member.added_by,
+            added_at=member.added_at,
+        )
+
+
+class MemberList(_Response):
+    members: list[MemberView]
+
+
+class InviteCreated(_Response):
+    invite_id: str
+    email: str
+    role: Role
+    expires_at: datetime
+
+
+class InviteView(InviteCreated):
+    invited_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, invite: InviteDoc) -> InviteView:
+        return cls(
+            invite_id=invite.invite_id,
+            email=invite.email,
+            role=invite.role,
+            expires_at=invite.expires_at,
+            invited_by=invite.invited_by,
+            created_at=invite.created_at,
+        )
+
+
+class InviteList(_Response):
+    invites: list[InviteView]
+
+
+class KeyCreated(_Response):
+    """201: the key, and ``secret``: the whole credential ``apx_…``, shown this once."""
+
+    key_id: str
+    name: str
+    scope: KeyScope
+    prefix: str
+    secret: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class KeyView(_Response):
+    """A key as listed: never its secret or hash."""
+
+    key_id: str
+    name: str
+    scope: KeyScope
+    prefix: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKeyDoc) -> KeyView:
+        return cls(
+            key_id=key.key_id,
+            name=key.name,
+            scope=key.scope,
+            prefix=key.prefix,
+            created_by=key.created_by,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
+        )
+
+
+class KeyList(_Response):
+    keys: list[KeyView]
+
+
+class AuditView(_Response):
+    seq: int
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    at: datetime
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditView:
+        return cls(
+            seq=entry.seq,
+            actor=entry.actor,
+            action=entry.action,
+            target=entry.target,
+            detail=entry.detail,
+            at=entry.at,
+        )
+
+
+class AuditList(_Response):
+    entries: list[AuditView]
