@@ -29,6 +29,24 @@ from shared.models.api import (
 from shared.models.findings import DataReport, OptimizationReport
 from shared.models.triage import TriageResponse
 from shared.models.usage import OtelSpanIn, PlainUsageRecordIn
+from shared.models.workspaces import (
+    AcceptRequest,
+    AuditList,
+    AuditQuery,
+    CreateWorkspaceRequest,
+    InviteCreated,
+    InviteList,
+    InviteRequest,
+    KeyCreated,
+    KeyList,
+    KeyRequest,
+    MemberList,
+    MemberView,
+    NoQuery,
+    RoleRequest,
+    WorkspaceList,
+    WorkspaceView,
+)
 
 REF: Final = "#/components/schemas/{model}"
 
@@ -51,9 +69,11 @@ class ErrorBody(BaseModel):
 _ERRORS: Final = {
     "400": "malformed request (not JSON, not UTF-8)",
     "401": "no, invalid or expired ID token",
+    "403": "the caller's role does not allow this",
     "404": "no such resource for this user",
     "405": "method not allowed",
     "409": "conflict",
+    "410": "gone (an expired invite)",
     "413": "body over its limit",
     "415": "unsupported content type",
     "422": "validation failed (the message names the field)",
@@ -104,11 +124,127 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+# --- the workspaces function: paths below its URL (DESIGN §9) ----------------------------------
+
+_ID_SCHEMA: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}
+# Every path naming a workspace: 404 if the caller is not a member, 403 if the role lacks it.
+_IN_WORKSPACE: Final = ["403", "404"]
+
+
+def _path_parameters(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": _ID_SCHEMA} for n in names]
+
+
+def _operation(
+    summary: str,
+    ok: dict[str, tuple[str, type[BaseModel]]] | str,
+    errors: list[str],
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+    query: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """One operation; ``ok`` a description alone is a 204 without a body."""
+    if body is not None:
+        errors = [*errors, "400", "413", "415", "422"]
+    if query is not None:
+        errors = [*errors, "422"]
+    done = {"204": {"description": ok}} if isinstance(ok, str) else {}
+    responses = _responses({} if isinstance(ok, str) else ok, sorted(set(errors)))
+    operation: dict[str, Any] = {"summary": summary, "responses": {**done, **responses}}
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": _json(body)}
+    if query is not None:
+        operation["parameters"] = _query_parameters(query)
+    return operation
+
+
+def _workspaces_paths() -> dict[str, Any]:
+    ws = "/workspaces/{workspace_id}"
+    return {
+        "/workspaces": {
+            "get": _operation(
+                "The caller's workspaces, each with their role",
+                {"200": ("the workspaces", WorkspaceList)}, [], query=NoQuery,
+            ),
+            "post": _operation(
+                "Create a team workspace; the caller is its owner",
+                {"201": ("created", WorkspaceView)}, ["409"], body=CreateWorkspaceRequest,
+            ),
+        },
+        "/workspaces/invites/{invite_id}/accept": {
+            "parameters": _path_parameters("invite_id"),
+            "post": _operation(
+                "Accept an invite addressed to the caller's verified email",
+                {"200": ("joined", WorkspaceView)}, ["403", "404", "409", "410"],
+                body=AcceptRequest, body_required=False,
+            ),
+        },
+        f"{ws}/members": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "The workspace's members (any member)",
+                {"200": ("the members", MemberList)}, _IN_WORKSPACE, query=NoQuery,
+            ),
+        },
+        f"{ws}/members/{{uid}}": {
+            "parameters": _path_parameters("workspace_id", "uid"),
+            "patch": _operation(
+                "Change a member's role (admin; owner to grant or take away owner)",
+                {"200": ("the member", MemberView)}, [*_IN_WORKSPACE, "409"], body=RoleRequest,
+            ),
+            "delete": _operation(
+                "Remove a member (admin), or leave (oneself); a workspace keeps an owner",
+                "removed", [*_IN_WORKSPACE, "409"],
+            ),
+        },
+        f"{ws}/invites": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "Pending invites (admin)", {"200": ("the invites", InviteList)}, _IN_WORKSPACE,
+                query=NoQuery,
+            ),
+            "post": _operation(
+                "Invite by email for 7 days (admin; never more than the inviter's role)",
+                {"201": ("invited", InviteCreated)}, [*_IN_WORKSPACE, "409"], body=InviteRequest,
+            ),
+        },
+        f"{ws}/invites/{{invite_id}}": {
+            "parameters": _path_parameters("workspace_id", "invite_id"),
+            "delete": _operation("Withdraw a pending invite (admin)", "deleted", _IN_WORKSPACE),
+        },
+        f"{ws}/keys": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "The workspace's API keys, revoked ones too, never a secret (admin)",
+                {"200": ("the keys", KeyList)}, _IN_WORKSPACE, query=NoQuery,
+            ),
+            "post": _operation(
+                "Create an API key; `secret` is the whole credential, shown this once (admin)",
+                {"201": ("created", KeyCreated)}, _IN_WORKSPACE, body=KeyRequest,
+            ),
+        },
+        f"{ws}/keys/{{key_id}}": {
+            "parameters": _path_parameters("workspace_id", "key_id"),
+            "delete": _operation("Revoke an API key (admin)", "revoked", _IN_WORKSPACE),
+        },
+        f"{ws}/audit": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "The audit log, newest first (admin)",
+                {"200": ("entries", AuditList)}, _IN_WORKSPACE, query=AuditQuery,
+            ),
+        },
+    }  # fmt: skip
+
+
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         ExecuteRequest, ExecuteResponse, ExecuteAccepted, TriageRequest, TriageResponse,
         DataRequest, DataReport, OptimizationRequest, OptimizationReport, IngestResponse,
         RunResponse, ThreadList, ThreadView, ErrorBody, PlainUsageRecordIn, OtelSpanIn,
+        CreateWorkspaceRequest, WorkspaceView, WorkspaceList, MemberList, MemberView,
+        InviteRequest, InviteCreated, InviteList, AcceptRequest, RoleRequest, KeyRequest,
+        KeyCreated, KeyList, AuditList,
     ]  # fmt: skip
     _, schemas = models_json_schema(
         [(m, "validation" if m.__name__.endswith(("Request", "In")) else "serialization")
@@ -168,6 +304,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        **_workspaces_paths(),
     }  # fmt: skip
     return {
         "openapi": "3.1.0",
