@@ -44,6 +44,7 @@ from shared.models.messages import USAGE_TOPIC, PushEnvelope, StepRequested, Usa
 from shared.models.usage import UsageRecord
 from shared.services import Services
 from shared.store.documents import dedup_key
+from shared.workspaces.api import workspaces as workspaces_api
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,12 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
     ),
     "runs_get": Endpoint("runs_get", _GET, runs_get),
     "threads_get": Endpoint("threads_get", _GET, threads_get),
+    "workspaces": Endpoint(
+        "workspaces",
+        frozenset({"GET", "POST", "PATCH", "DELETE"}),
+        workspaces_api,
+        workspace_header=False,
+    ),
 }
 
 

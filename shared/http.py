@@ -162,6 +162,10 @@ def _check_body(endpoint: Endpoint, request: HttpRequest) -> None:
         or (declared is not None and declared.isdigit() and int(declared) > endpoint.max_body)
     ):
         raise PayloadTooLarge(f"the body is over {endpoint.max_body} bytes")
+    # DESIGN §2: a POST without a body needs no Content-Type (an action such as accepting
+    # an invite); an empty body that says its type is checked like any other.
+    if not request.body and not request.content_type:
+        return
     if request.content_type not in endpoint.content_types:
         wanted = " or ".join(sorted(endpoint.content_types))
         raise UnsupportedMediaType(f"send {wanted}, not {request.content_type or 'no type'}")

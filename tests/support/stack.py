@@ -39,7 +39,11 @@ class Caller:
     functions: dict[str, str]
 
     def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.user.id_token}", **extra}
+        return {
+            "Authorization": f"Bearer {self.user.id_token}",
+            "X-Apex-Workspace": self.workspace,
+            **extra,
+        }
 
     def post(self, function: str, body: object) -> httpx.Response:
         return httpx.post(self.functions[function], json=body, headers=self.headers(), timeout=90)
