@@ -18,15 +18,17 @@ Two modes, each its own ``Services`` (as two processes would have), chosen per c
 - uncached (0): the document is read from Firestore on every call.
 
 The calls alternate between the modes (the order swapped every call), so both see the same
-machine. ``agents_data`` is the one function that takes both credential kinds, and on an
-empty workspace with one breakdown its handler is one small rollup query, so little but the
-check differs and little noise is added. Everything else a call does is paid equally in
-both modes: the ID token's account check with Firebase Auth (``get_user``, every call: not
-the membership check), the rate-limit counters, the handler.
+machine. ``agents_data`` takes both an ID token and a ``read`` key, and on an empty
+workspace with one breakdown its handler is one small rollup query, so the rest of the call
+(the noise the difference has to show through) is small. Everything else a call does is
+paid equally in both modes: the ID token's account check with Firebase Auth (``get_user``,
+every call: not the membership check), the rate-limit counters, the handler.
 
 Also measured, the same way: the check alone (``Access.enter`` / ``Access.key``) without
-the rest of the call. Figures: per round the p50 of each mode, the added p50 (uncached
-minus cached) and their ratio; the median over the rounds with their range.
+the rest of the call; and, for reference, the store's read of the member / key document
+alone (what the uncached check reads), in rounds of its own. Figures: per round the p50 of
+each mode, the added p50 (uncached minus cached) and their ratio; the median over the
+rounds with their range.
 """
 
 from __future__ import annotations
@@ -128,6 +130,21 @@ def measure(name: str, calls: dict[str, Call], n: int, rounds: int) -> dict[str,
     }
 
 
+def read_alone(name: str, read: Call, n: int, rounds: int) -> dict[str, Any]:
+    """The store's read of the document the uncached check reads (a floor for its cost)."""
+    for _ in range(WARM_UP):
+        read()
+    p50s = []
+    for _ in range(rounds):
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter()
+            read()
+            samples.append((time.perf_counter() - t) * 1000)
+        p50s.append(round(percentile(samples, 0.5), 4))
+    return {"case": name, "calls_per_round": n, "rounds_p50_ms": p50s, "p50_ms": spread(p50s)}
+
+
 def fmt(s: dict[str, float], digits: int = 3, unit: str = "") -> str:
     return f"{s['median']:.{digits}f}{unit} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
 
@@ -147,7 +164,7 @@ def main() -> None:
         store = FirestoreWorkspaceStore(firestore.Client(project=PROJECT))
         now = datetime.now(UTC)
         team = create_workspace(store, user.uid, user.email, "Bench team", now).workspace_id
-        _, key = create_api_key(store, pepper, team, user.uid, "bench", "read", None, now)
+        key_doc, key = create_api_key(store, pepper, team, user.uid, "bench", "read", None, now)
         client: FlaskClient = create_app(  # type: ignore[no-untyped-call]
             "agents_data", str(ROOT / "functions" / "main.py")
         ).test_client()
@@ -198,6 +215,20 @@ def main() -> None:
                 args.rounds,
             ),
         ]
+        reads = [
+            read_alone(
+                "member document: the store's read alone",
+                lambda: store.member(team, user.uid),
+                args.calls,
+                args.rounds,
+            ),
+            read_alone(
+                "key document: the store's read alone",
+                lambda: store.api_key(key_doc.key_id),
+                args.calls,
+                args.rounds,
+            ),
+        ]
     rows = []
     for r in results:
         met = r["added_p50_ms"]["median"] <= TARGET_ADDED_MS
@@ -211,6 +242,7 @@ def main() -> None:
                 "met" if met else "NOT met",
             ]
         )
+    rows += [[r["case"], "-", fmt(r["p50_ms"]), "-", "-", "-"] for r in reads]
     report(
         "access_check",
         [
@@ -235,6 +267,7 @@ def main() -> None:
             "rounds": args.rounds,
             "load_average": os.getloadavg(),
             "results": results,
+            "reads": reads,
         },
     )
     print(
