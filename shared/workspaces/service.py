@@ -276,9 +276,9 @@ def invite(
         everyone = store.members(workspace_id)
         if any(m.email is not None and m.email.lower() == address for m in everyone):
             raise Conflict(f"{address} is already a member of workspace {workspace_id}")
+        # Another pending invite for the address may stand (sent again, or by another
+        # admin): the first accepted joins, and the rest then find a member (409).
         pending = store.pending_invites(workspace_id, now)
-        if any(i.email == address for i in pending):
-            raise Conflict(f"{address} has a pending invite; delete it to invite again")
         if len(pending) >= MAX_PENDING_INVITES:
             raise Conflict(f"workspace {workspace_id} has {len(pending)} pending invites already")
         new = InviteDoc(

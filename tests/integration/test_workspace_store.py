@@ -272,13 +272,49 @@ def test_an_expired_invite_is_no_longer_pending_and_cannot_be_accepted(
     assert store.invite(old.invite_id) is None
 
 
-def test_inviting_twice_or_inviting_a_member_is_a_conflict(store: FirestoreWorkspaceStore) -> None:
+def test_inviting_a_member_is_a_conflict_and_a_second_invite_is_spent_by_the_first(
+    store: FirestoreWorkspaceStore,
+) -> None:
     ws = team(store, {"eve": "member"})
-    service.invite(store, ws, "owner", "fay@apex.test", "viewer", NOW)
     with pytest.raises(Conflict):
-        service.invite(store, ws, "owner", "FAY@apex.test", "member", NOW)
+        service.invite(store, ws, "owner", "EVE@apex.test", "admin", NOW)
+    first = service.invite(store, ws, "owner", "fay@apex.test", "viewer", NOW)
+    again = service.invite(store, ws, "owner", "FAY@apex.test", "member", NOW)
+    assert {i.invite_id for i in store.pending_invites(ws, NOW)} == {
+        first.invite_id,
+        again.invite_id,
+    }
+    service.accept_invite(store, again.invite_id, "fay", "fay@apex.test", True, NOW)
     with pytest.raises(Conflict):
-        service.invite(store, ws, "owner", "eve@apex.test", "admin", NOW)
+        service.accept_invite(store, first.invite_id, "fay", "fay@apex.test", True, NOW)
+    assert store.member(ws, "fay") is not None
+    assert store.member(ws, "fay").role == "member"  # type: ignore[union-attr]
+    with pytest.raises(Conflict):
+        service.invite(store, ws, "owner", "fay@apex.test", "viewer", NOW)
+
+
+def test_pending_invites_are_bounded(store: FirestoreWorkspaceStore) -> None:
+    ws = team(store, {})
+    # The invites the bound allows, written through the store in one change (faster).
+    invites = tuple(
+        InviteDoc(
+            invite_id=f"i{n}",
+            workspace_id=ws,
+            email=f"p{n}@apex.test",
+            role="viewer",
+            invited_by="owner",
+            created_at=NOW,
+            expires_at=NOW + service.INVITE_TTL,
+        )
+        for n in range(service.MAX_PENDING_INVITES)
+    )
+    entry = AuditEntry(seq=2, workspace_id=ws, actor="owner", action="invite.created", at=NOW)
+    store.commit(WorkspaceChange(entry=entry, name="Acme", invites=invites))
+    assert len(store.pending_invites(ws, NOW)) == service.MAX_PENDING_INVITES
+    before = state(store, ws, [])
+    with pytest.raises(Conflict):
+        service.invite(store, ws, "owner", "one.more@apex.test", "viewer", NOW)
+    assert state(store, ws, []) == before
 
 
 # --- escalation: refused with its code, nothing changed ----------------------------------------
