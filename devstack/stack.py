@@ -29,12 +29,19 @@ from devstack.function_targets import discover_targets
 from devstack.procs import ManagedProcess, StackError, ensure_port_free, wait_ready
 from devstack.pubsub_setup import apply_topology
 from devstack.synthetic import generate
+from shared.config import MIN_PEPPER_CHARS
+from shared.errors import Conflict
 from shared.store.usage import FirestoreUsageStore
+from shared.store.workspaces import FirestoreWorkspaceStore
 from shared.topology import Topology, load_topology
+from shared.workspaces.service import create_api_key, create_workspace
 
 FUNCTIONS_MAIN = ROOT / "functions" / "main.py"
 DEMO_EMAIL = "demo@apex.test"
 DEMO_WORKSPACE = "demo"
+DEMO_WORKSPACE_NAME = "Demo"
+# The demo workspace's ingest key, for scripts (`Authorization: Bearer $(cat ...)`).
+DEMO_KEY_FILE = "demo-ingest-key"
 PUBLIC_FUNCTION_BASE_PORT = 8101
 WORKER_BASE_PORT = 8201
 RELAY_PORT = 8000
@@ -103,10 +110,14 @@ class RunningStack:
     workers: dict[str, str]
     missing_workers: list[str]
     demo_password: str
+    # An ingest key of workspace demo (apx_…), valid while this stack runs, and its file.
+    demo_ingest_key: str
+    demo_key_file: Path
     ready_seconds: float
     relay: str
-    # The environment every child runs with (emulators, project, CORS, the relay's settings):
-    # what another relay process beside this stack's needs (tests start their own).
+    # The environment the public functions run with (emulators, project, CORS, the key
+    # pepper, the relay's settings): what another process beside this stack's needs (tests
+    # start their own relays).
     env: dict[str, str] = field(default_factory=dict)
     watched: list[ManagedProcess | Emulators] = field(default_factory=list)
 
@@ -168,8 +179,23 @@ def _cors_origins(environ: Mapping[str, str], port: int) -> str:
     return ",".join(dict.fromkeys([*given, *_relay_origins(port)]))
 
 
-def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> str:
-    """Sign up demo@apex.test (workspace claim `demo`) with a fresh password each run."""
+def key_pepper(environ: Mapping[str, str]) -> str:
+    """The API keys' pepper the functions get: ``APEX_KEY_PEPPER`` if set, else a new random
+    one. A new one each run is enough: the emulators ``make dev`` starts keep their data in
+    memory, so no key outlives the run, and the demo key is made anew with it. (With emulators
+    of your own, through the *_EMULATOR_HOST variables, set APEX_KEY_PEPPER to keep keys
+    working across runs.)"""
+    given = environ.get("APEX_KEY_PEPPER")
+    if given is None:
+        return secrets.token_urlsafe(48)  # 64 characters, 384 random bits
+    if len(given) < MIN_PEPPER_CHARS:
+        raise StackError(f"APEX_KEY_PEPPER must be at least {MIN_PEPPER_CHARS} characters")
+    return given
+
+
+def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> tuple[str, str]:
+    """Sign up demo@apex.test, email verified (invites need it), with a fresh password each
+    run: its uid and password."""
     password = secrets.token_urlsafe(12)
     with AuthEmulator(hosts.auth, project) as auth:
         try:
@@ -184,8 +210,50 @@ def _ensure_demo_user(hosts: EmulatorHosts, project: str) -> str:
                 raise
             uid = existing
             auth.update(uid, password=password)
-        auth.set_claims(uid, {"workspace": DEMO_WORKSPACE})
-    return password
+        auth.update(uid, emailVerified=True)
+    return uid, password
+
+
+def ensure_demo_workspace(project: str, uid: str, pepper: str, now: datetime) -> str:
+    """Workspace ``demo`` with the demo user its owner (membership is Firestore data, DESIGN
+    §9), and a new ingest key for it: the key's credential (``apx_…``)."""
+    client = firestore.Client(project=project)
+    try:
+        store = FirestoreWorkspaceStore(client)
+        try:
+            create_workspace(
+                store, uid, DEMO_EMAIL, DEMO_WORKSPACE_NAME, now, workspace_id=DEMO_WORKSPACE
+            )
+        except Conflict:
+            # Emulators kept from an earlier run: the workspace is there already.
+            member = store.member(DEMO_WORKSPACE, uid)
+            if member is None or member.role != "owner":
+                raise StackError(
+                    f"workspace {DEMO_WORKSPACE} exists in project {project} and {DEMO_EMAIL} is "
+                    f"not its owner; use fresh emulators or another GOOGLE_CLOUD_PROJECT"
+                ) from None
+        _key, credential = create_api_key(
+            store,
+            pepper.encode(),
+            DEMO_WORKSPACE,
+            uid,
+            name="make dev",
+            scope="ingest",
+            expires_at=None,
+            now=now,
+        )
+    finally:
+        client.close()
+    return credential
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """``text`` into ``path``, readable by its owner only (0600) from the first byte on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # a file left by an earlier run keeps its old mode
+        f.write(text + "\n")
 
 
 def load_demo_data(project: str, end: date) -> int:
@@ -218,8 +286,10 @@ def run_stack(
     for name in targets:
         ensure_port_free(f"function {name}", LOOPBACK, ports[name])
     ensure_port_free("relay", LOOPBACK, relay_port)
-    if "threads_get" not in targets:
-        raise StackError("functions/main.py has no threads_get target; the relay's page needs it")
+    for needed in ("threads_get", "workspaces"):
+        if needed not in targets:
+            raise StackError(f"functions/main.py has no {needed} target; the relay's page needs it")
+    pepper = key_pepper(environ)
 
     with ExitStack() as stack:
         emulators = Emulators(
@@ -240,13 +310,23 @@ def run_stack(
             "GOOGLE_CLOUD_PROJECT": config.project,
             "PYTHONPATH": str(ROOT),
             "APEX_CORS_ORIGINS": _cors_origins(environ, relay_port),
+            "APEX_KEY_PEPPER": pepper,
             # The relay's settings (the functions ignore them).
             "APEX_THREADS_GET_URL": urls["threads_get"],
+            "APEX_WORKSPACES_URL": urls["workspaces"],
             "APEX_FIREBASE_API_KEY": LOCAL_FIREBASE_API_KEY,
             "APEX_FIREBASE_AUTH_DOMAIN": LOCAL_FIREBASE_AUTH_DOMAIN,
         }
+        # As in GCP (infra/secrets.tf), only the public functions get the pepper.
+        private_env = {k: v for k, v in child_env.items() if k != "APEX_KEY_PEPPER"}
+        workers = topology.workers()
         processes = [
-            _function_process(name, ports[name], child_env, config.state_dir / "logs")
+            _function_process(
+                name,
+                ports[name],
+                private_env if name in workers else child_env,
+                config.state_dir / "logs",
+            )
             for name in targets
         ]
         for proc in processes:
@@ -259,7 +339,11 @@ def run_stack(
         subscriber = SubscriberClient()
         stack.callback(subscriber.close)
         apply_topology(topology, config.project, urls, publisher, subscriber)
-        demo_password = _ensure_demo_user(hosts, config.project)
+        demo_uid, demo_password = _ensure_demo_user(hosts, config.project)
+        demo_key = ensure_demo_workspace(config.project, demo_uid, pepper, datetime.now(UTC))
+        key_file = config.state_dir / DEMO_KEY_FILE
+        write_secret_file(key_file, demo_key)
+        stack.callback(key_file.unlink, missing_ok=True)
         if demo_data:
             yesterday = datetime.now(UTC).date() - timedelta(days=1)
             load_demo_data(config.project, yesterday)
@@ -268,12 +352,11 @@ def run_stack(
             wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)
 
         # The relay subscribes to apex-events at start-up: after the topology exists.
-        relay = relay_process(relay_port, child_env, config.state_dir / "logs" / "relay.log")
+        relay = relay_process(relay_port, private_env, config.state_dir / "logs" / "relay.log")
         stack.callback(relay.stop)
         relay.start()
         wait_ready(relay, "relay", partial(relay_ready, relay_url), RELAY_READY_TIMEOUT_S)
 
-        workers = topology.workers()
         running = RunningStack(
             hosts=hosts,
             project=config.project,
@@ -281,6 +364,8 @@ def run_stack(
             workers={n: urls[n] for n in workers if n in targets},
             missing_workers=[w for w in workers if w not in targets],
             demo_password=demo_password,
+            demo_ingest_key=demo_key,
+            demo_key_file=key_file,
             ready_seconds=time.monotonic() - started,
             relay=relay_url,
             env=child_env,
@@ -310,6 +395,7 @@ def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows += [(f"worker {n}", u) for n, u in running.workers.items()]
     rows += [(f"worker {n}", "not in functions/main.py yet") for n in running.missing_workers]
     rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
+    rows.append(("demo ingest key", f"{running.demo_ingest_key} (also in {running.demo_key_file})"))
     width = max(len(r[0]) for r in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
     print(f"Apex local stack, project {running.project}:", *lines, sep="\n", file=out)

@@ -26,12 +26,15 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from devstack.auth_emulator import AuthEmulator
 from devstack.emulators import ROOT
 from devstack.procs import PortInUse, ensure_port_free
+from shared.store.usage import FirestoreUsageStore
 from shared.topology import load_topology
 
 # make dev's own ports (DESIGN §6), deliberately fixed rather than from the OS: this test
 # checks that DEVSTACK_PORT_OFFSET moves every one of them by the offset.
 BASE_PORTS = (9099, 8080, 8085, 4400, 4500, 8000, 8101, 8201)
 READY_TIMEOUT_S = 90
+# How long a usage batch may take from usage_ingest through Pub/Sub to the aggregator's write.
+INGESTED_TIMEOUT_S = 30
 
 
 def _free_offset() -> int:
@@ -115,6 +118,7 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     assert relay_ready.status_code == 200, relay_ready.text
     config = httpx.get(f"{relay}/config.json", timeout=10).json()
     assert config["threadsGetUrl"] == endpoints["functions"]["threads_get"]
+    assert config["workspacesUrl"] == endpoints["functions"]["workspaces"]
     assert config["authEmulatorHost"] == endpoints["emulators"]["auth"]
     assert f"{relay}/" in "".join(dev.lines)
     hosts = endpoints["emulators"]
@@ -126,14 +130,66 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     ):
         monkeypatch.setenv(var, hosts[name])
 
-    # The demo user signs in with the printed password, and carries workspace "demo".
+    # The demo user signs in with the printed password: email verified, and no workspace
+    # claim (the custom-claim rule is retired, DESIGN §9).
     with AuthEmulator(hosts["auth"], "demo-apex") as auth:
         user = auth.sign_in("demo@apex.test", password.group(1))
     app = firebase_admin.initialize_app(options={"projectId": "demo-apex"}, name="make-dev")
     try:
-        assert fb_auth.verify_id_token(user.id_token, app=app)["workspace"] == "demo"
+        claims = fb_auth.verify_id_token(user.id_token, app=app)
     finally:
         firebase_admin.delete_app(app)
+    assert claims["email_verified"] is True
+    assert "workspace" not in claims
+    # ...and is the owner of workspace demo as Firestore data, which the workspaces function
+    # lists, beside their personal workspace.
+    functions = endpoints["functions"]
+    mine = httpx.get(
+        functions["workspaces"], headers={"Authorization": f"Bearer {user.id_token}"}, timeout=30
+    )
+    assert mine.status_code == 200, mine.text
+    listed = {w["workspace_id"]: w for w in mine.json()["workspaces"]}
+    assert listed["demo"]["role"] == "owner"
+    assert listed["demo"]["name"] == "Demo"
+
+    # The synthetic usage is in workspace demo.
+    db = firestore.Client(project="demo-apex")
+    assert FirestoreUsageStore(db).catalogue("demo").records > 1000
+
+    # The printed ingest key, also in a file only its owner may read, sends usage to workspace
+    # demo, with the workspace header or without; every other function refuses it.
+    printed = re.search(r"demo ingest key\s+(apx_\S+) \(also in (\S+)\)", "".join(dev.lines))
+    assert printed, "the demo ingest key is printed"
+    key, key_file = printed.group(1), Path(printed.group(2))
+    assert key_file == dev.state_dir / "demo-ingest-key"
+    assert key_file.read_text(encoding="utf-8") == key + "\n"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    bearer = {"Authorization": f"Bearer {key}"}
+    day = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime())
+    for model, headers in (
+        ("make-dev-key-check", {**bearer, "X-Apex-Workspace": "demo"}),
+        ("make-dev-key-check-2", bearer),
+    ):
+        record = {"model": model, "input_tokens": 10, "output_tokens": 5, "ts": day}
+        sent = httpx.post(functions["usage_ingest"], json=[record], headers=headers, timeout=30)
+        assert sent.status_code == 202, sent.text
+        assert sent.json() == {"accepted": 1, "rejected": []}
+    deadline = time.monotonic() + INGESTED_TIMEOUT_S
+    while not {"make-dev-key-check", "make-dev-key-check-2"} <= set(
+        FirestoreUsageStore(db).catalogue("demo").models
+    ):
+        assert time.monotonic() < deadline, "the key's usage never reached workspace demo"
+        time.sleep(0.2)
+    refused = {
+        "agents_data": httpx.post(
+            functions["agents_data"], json={"period": "last_7d"}, headers=bearer, timeout=30
+        ),
+        "workspaces": httpx.get(functions["workspaces"], headers=bearer, timeout=30),
+        "threads_get": httpx.get(functions["threads_get"], headers=bearer, timeout=30),
+    }
+    for name, response in refused.items():
+        assert response.status_code == 401, (name, response.text)
+        assert key not in response.text
 
     # Every topic and subscription of the shared topology exists.
     topology = load_topology()
@@ -149,7 +205,6 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     assert subs == {s.name for s in topology.subscriptions()} | {relay_sub}
 
     # Firestore answers the official client.
-    db = firestore.Client(project="demo-apex")
     db.collection("probe").document("x").set({"ok": True})
     assert db.collection("probe").document("x").get().to_dict() == {"ok": True}
     db.close()
@@ -174,6 +229,7 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     dev.proc.send_signal(signal.SIGINT)
     assert dev.proc.wait(timeout=30) == 0
     assert not (dev.state_dir / "endpoints.json").exists()
+    assert not key_file.exists()
     for host in hosts.values():
         ensure_port_free("stopped emulator", "127.0.0.1", int(host.rsplit(":", 1)[1]))
     ensure_port_free("stopped relay", "127.0.0.1", int(relay.rsplit(":", 1)[1]))
