@@ -288,7 +288,7 @@ def test_a_cancelled_run_stops_between_steps(
     [triage] = topics["apex-triage"].pull(1)
     deliver(function, "triage_worker", triage)
     principal = Principal(
-        uid=with_data.signed_in.uid, workspace_id=with_data.workspace, email=None, expires_at=0
+        uid=with_data.signed_in.uid, workspace_id=with_data.workspace, role="owner"
     )
     cancel(services().pipeline, principal, accepted["run_id"])
     [data] = topics["apex-data"].pull(1)
