@@ -295,7 +295,8 @@ def test_a_removed_member_and_a_revoked_key_stop_within_the_cache_bound(
 def test_no_log_line_holds_a_key_the_pepper_or_a_token(world: TeamWorld) -> None:
     # A run that handles every kind of secret: keys made, used, refused and revoked; tokens.
     ingest_key = _key(world, "ingest")
-    assert _with_key(world.stack, "usage_ingest", ingest_key, []).status_code == 202
+    record = {"model": "gpt-4o", "input_tokens": 5, "output_tokens": 1, "feature": "logs"}
+    assert _with_key(world.stack, "usage_ingest", ingest_key, [record]).status_code == 202
     assert (
         _with_key(world.stack, "agents_data", ingest_key, {"period": "last_7d"}).status_code == 401
     )
