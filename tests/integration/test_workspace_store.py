@@ -22,7 +22,15 @@ from typing import Any, TypeVar
 import pytest
 from google.cloud import firestore
 
-from shared.errors import ApexError, Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from shared.errors import (
+    ApexError,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+)
 from shared.store.documents import ApiKeyDoc, AuditEntry, InviteDoc, MemberDoc, WorkspaceDoc
 from shared.store.interfaces import CreateConflict, WorkspaceChange, WorkspaceStore
 from shared.store.workspaces import FirestoreWorkspaceStore
@@ -591,3 +599,33 @@ def test_many_concurrent_changes_all_commit_with_a_complete_audit_log(
     logged = [target for _, action, target in audit_actions(store, ws) if action == "key.created"]
     assert set(logged) == listed
     assert len(logged) == 6
+
+
+class Contended(FirestoreWorkspaceStore):
+    """The real store, where another change of the workspace commits just before each of
+    this caller's commits (a workspace changed faster than a change can be decided)."""
+
+    def commit(self, change: WorkspaceChange) -> None:
+        rival = AuditEntry(
+            seq=change.entry.seq,
+            workspace_id=change.entry.workspace_id,
+            actor="rival",
+            action="rival.change",
+            at=NOW,
+        )
+        super().commit(WorkspaceChange(entry=rival, name=change.name))
+        super().commit(change)
+
+
+def test_a_change_outrun_every_time_is_unavailable_and_writes_nothing(
+    firestore_client: firestore.Client,
+) -> None:
+    ws = team(FirestoreWorkspaceStore(firestore_client), {"mo": "viewer"})
+    store = Contended(firestore_client)
+    with pytest.raises(Unavailable) as refused:
+        service.change_role(store, ws, "owner", "mo", "admin", NOW)
+    assert refused.value.retry_after_s == service.RETRY_AFTER_S
+    assert store.member(ws, "mo") is not None
+    assert store.member(ws, "mo").role == "viewer"  # type: ignore[union-attr]
+    # Each attempt lost to a rival, whose changes are all in the log; this one is not.
+    assert [a for _, a, _ in audit_actions(store, ws)][3:] == ["rival.change"] * service.ATTEMPTS
