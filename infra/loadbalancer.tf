@@ -1,12 +1,15 @@
 # Optional (var.domain): one global HTTPS load balancer for the whole API on one domain.
-#   /api/agents/<function>  -> that public function (e.g. /api/agents/agents_execute)
-#   /ws, / and anything else -> the relay (WebSocket and chat page)
+#   /api/agents/<function>[/...] -> that public function at /[...] (e.g.
+#                                   /api/agents/workspaces/<ws>/members -> /<ws>/members)
+#   /ws, / and anything else     -> the relay (WebSocket and chat page)
 # plain HTTP redirects to HTTPS. Point the domain's A record at output lb_ip_address; the
 # Google-managed certificate becomes active once DNS resolves there.
 
 locals {
   lb_functions = local.lb_enabled ? local.public_functions : {}
   lb_count     = local.lb_enabled ? 1 : 0
+  # One route rule per public function; each needs its own priority.
+  lb_routes = [for i, f in sort(keys(local.lb_functions)) : { function = f, priority = i + 1 }]
 }
 
 resource "google_compute_global_address" "lb" {
@@ -111,11 +114,24 @@ resource "google_compute_url_map" "lb" {
     name            = "apex"
     default_service = google_compute_backend_service.relay[0].id
 
-    dynamic "path_rule" {
-      for_each = local.lb_functions
+    # The function gets the path below its prefix, as it would at its own URL: the workspaces
+    # function (and OTLP's /v1/traces) route on it.
+    dynamic "route_rules" {
+      for_each = local.lb_routes
       content {
-        paths   = ["/api/agents/${path_rule.key}"]
-        service = google_compute_backend_service.function[path_rule.key].id
+        priority = route_rules.value.priority
+        service  = google_compute_backend_service.function[route_rules.value.function].id
+        match_rules {
+          full_path_match = "/api/agents/${route_rules.value.function}"
+        }
+        match_rules {
+          prefix_match = "/api/agents/${route_rules.value.function}/"
+        }
+        route_action {
+          url_rewrite {
+            path_prefix_rewrite = "/"
+          }
+        }
       }
     }
   }

@@ -61,6 +61,9 @@ RELAY_EXTRA_ENV: dict[str, EnvVar] = {
     ),
 }
 
+# The relay's settings that are a function's URL (for the chat page), and that function.
+RELAY_FUNCTION_URLS = {"APEX_THREADS_GET_URL": "threads_get", "APEX_WORKSPACES_URL": "workspaces"}
+
 # The queries the code makes that need a composite index (DESIGN §4; shared/store):
 # collection, equality fields, (ordered field, direction).
 COMPOSITE_QUERIES = (
@@ -70,6 +73,12 @@ COMPOSITE_QUERIES = (
 TTL_FIELDS = (("dedup", "expires_at"), ("ratelimits", "expires_at"))
 
 FORBIDDEN_ROLES = {"roles/owner", "roles/editor"}
+# Variables whose values are secrets: only ever a Secret Manager secret env ref, never plain
+# (a plain value is in the plan, the state and the service's configuration).
+SECRET_ENV = ("APEX_KEY_PEPPER", "GEMINI_API_KEY")
+# Made by Terraform and pinned: a new version of the pepper would revoke every API key.
+PINNED_SECRET_ENV = ("APEX_KEY_PEPPER",)
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 # Cloud Run service names (the NEG's cloud_run.service, RFC 1035): a gen2 function's service
 # carries the function's name when that name is one already.
 SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -570,7 +579,7 @@ def services(co: Checkout, module: Module) -> list[Service]:
 def env_problems(co: Checkout, registry: Mapping[str, EnvVar] | None = None) -> list[str]:
     """Every variable the code reads is set on each service that reads it (required ones in
     every scenario, optional ones in at least one), on no other service, and nothing
-    unregistered is set. GEMINI_API_KEY only as a secret env ref."""
+    unregistered is set. Secrets (SECRET_ENV) only as secret env refs."""
     registry = env_registry() if registry is None else registry
     problems: list[str] = []
     seen: dict[str, list[tuple[str, Service]]] = {}
@@ -602,11 +611,85 @@ def env_problems(co: Checkout, registry: Mapping[str, EnvVar] | None = None) -> 
                     f"{address} sets {name} [{scenario_name}], which shared/config.py ENV_VARS "
                     f"does not list (a typo, or a variable to register there)"
                 )
-            if "GEMINI_API_KEY" in svc.plain:
-                problems.append(
-                    f"{address}: GEMINI_API_KEY must be a secret env ref [{scenario_name}]"
-                )
+            for name in SECRET_ENV:
+                if name in svc.plain:
+                    problems.append(f"{address}: {name} must be a secret env ref [{scenario_name}]")
     return problems
+
+
+def _secret_by_id(module: Module) -> dict[str, Instance]:
+    out: dict[str, Instance] = {}
+    for secret in module.instances("google_secret_manager_secret"):
+        if isinstance(secret_id := secret.get("secret_id"), str):
+            out[secret_id] = secret
+    return out
+
+
+def _secret_of(module: Module, value: Any) -> Instance | None:
+    found = referenced_instance(module, value, ("id", "name", "secret_id"))
+    return found if found is not None and found.type == "google_secret_manager_secret" else None
+
+
+def secret_problems(co: Checkout) -> list[str]:
+    """Each secret env ref of a function names a secret made here, which the function's
+    service account may read (secretAccessor on that secret) and nobody else who does not
+    read it; the pepper's ref is pinned to the version Terraform made; no secret version
+    carries its value in a planned argument (`secret_data`): only write-only, never stored."""
+    problems: list[str] = []
+    for sc in SCENARIOS:
+        module = co.module(sc)
+        secrets = _secret_by_id(module)
+        accessors: dict[str, set[str]] = {}  # secret address -> members granted access
+        for grant in module.instances("google_secret_manager_secret_iam_member"):
+            secret = _secret_of(module, grant.get("secret_id"))
+            if grant.get("role") == SECRET_ACCESSOR and secret is not None:
+                accessors.setdefault(secret.address, set()).add(principal(grant.get("member")))
+        readers: dict[str, set[str]] = {}  # secret address -> service accounts reading it
+        for f in module.instances("google_cloudfunctions2_function"):
+            account = principal(f.get("service_config", 0, "service_account_email"))
+            for ref in f.get("service_config", 0, "secret_environment_variables") or []:
+                name, secret = ref.get("key"), secrets.get(ref.get("secret"))
+                where = f"[{sc.name}] {f.address} secret env {name}"
+                if secret is None:
+                    problems.append(f"{where}: {render(ref.get('secret'))} is no secret made here")
+                    continue
+                readers.setdefault(secret.address, set()).add(account)
+                if account not in accessors.get(secret.address, set()):
+                    problems.append(
+                        f"{where}: {account} has no {SECRET_ACCESSOR} on {secret.address}: the "
+                        f"function cannot start"
+                    )
+                if name in PINNED_SECRET_ENV:
+                    version = referenced_instance(module, ref.get("version"), ("version",))
+                    if (
+                        version is None
+                        or version.type != "google_secret_manager_secret_version"
+                        or _secret_of(module, version.get("secret")) is not secret
+                    ):
+                        problems.append(
+                            f"{where}: version {render(ref.get('version'))} is not pinned to a "
+                            f"version of {secret.address} made here"
+                        )
+        for address, members in sorted(accessors.items()):
+            if extra := members - readers.get(address, set()):
+                problems.append(
+                    f"[{sc.name}] {SECRET_ACCESSOR} on {address} granted to {sorted(extra)}, "
+                    f"whose services do not read it"
+                )
+        for version in module.instances("google_secret_manager_secret_version"):
+            if version.get("secret_data") is not None:
+                problems.append(
+                    f"[{sc.name}] {version.address}: secret_data is stored in the plan and the "
+                    f"state; write it through secret_data_wo"
+                )
+            elif version.get("secret_data_wo") is not None and not isinstance(
+                version.get("secret_data_wo_version"), int
+            ):
+                problems.append(
+                    f"[{sc.name}] {version.address}: secret_data_wo without a "
+                    f"secret_data_wo_version is never written"
+                )
+    return sorted(set(problems))
 
 
 def iam_problems(co: Checkout) -> list[str]:
@@ -716,6 +799,13 @@ def relay_problems(co: Checkout) -> list[str]:
         problems.append(f"relay request timeout is {render(template.get('timeout'))}, not 3600s")
     if template.get("session_affinity") is not True:
         problems.append("relay has no session affinity")
+    env = {e.get("name"): e.get("value") for e in _nested(template, "containers", 0, "env") or []}
+    for var, target in RELAY_FUNCTION_URLS.items():
+        fn = function_of(module, env.get(var))
+        if fn is None or fn.get("build_config", 0, "entry_point") != target:
+            problems.append(
+                f"relay {var} is {render(env.get(var))}, not the URL of the {target} function"
+            )
     for var, value, want_default in (
         ("relay_concurrency", template.get("max_instance_request_concurrency"), 1000),
         (
@@ -735,11 +825,24 @@ def relay_problems(co: Checkout) -> list[str]:
     return problems
 
 
+def _nested(value: Any, *path: str | int) -> Any:
+    """`value[path[0]][path[1]]...` through an evaluated config, None where it stops."""
+    for step in path:
+        if isinstance(value, dict) and isinstance(step, str):
+            value = value.get(step)
+        elif isinstance(value, list) and isinstance(step, int) and step < len(value):
+            value = value[step]
+        else:
+            return None
+    return value
+
+
 def loadbalancer_problems(co: Checkout) -> list[str]:
-    """With `domain`: /api/agents/<function> reaches each public function and everything
-    else the relay, through serverless NEGs of type `cloud_run` (gen2 functions are Cloud
-    Run services; a `cloud_function` NEG serves 1st-gen functions only) naming each one's
-    service."""
+    """With `domain`: /api/agents/<function> and every path below it reach each public
+    function, with the prefix cut (the function sees `/` and below, as at its own URL: the
+    workspaces function routes on the path), and everything else the relay, through
+    serverless NEGs of type `cloud_run` (gen2 functions are Cloud Run services; a
+    `cloud_function` NEG serves 1st-gen functions only) naming each one's service."""
     (sc,) = [s for s in SCENARIOS if s.variables.get("domain")]
     module = co.module(sc)
     problems: list[str] = []
@@ -782,21 +885,43 @@ def loadbalancer_problems(co: Checkout) -> list[str]:
     ):
         if (target := serverless_target(service_ref, where)) != relay_name:
             problems.append(f"{where} reaches {render(target)}, not the relay {relay_name!r}")
-    routed: dict[str, Any] = {}
-    for rule in url_map.get("path_matcher", 0, "path_rule") or []:
-        for path in rule.get("paths") or []:
-            routed[path] = rule.get("service")
+    # (match kind, path) -> the route rule that takes it
+    routed: dict[tuple[str, str], dict[str, Any]] = {}
+    rules = url_map.get("path_matcher", 0, "route_rules") or []
+    priorities = [rule.get("priority") for rule in rules]
+    if len(set(priorities)) != len(priorities):
+        problems.append(f"{url_map.address}: route rules share a priority: {priorities}")
+    for rule in rules:
+        for match in rule.get("match_rules") or []:
+            for kind in ("full_path_match", "prefix_match"):
+                if isinstance(path := match.get(kind), str):
+                    routed[(kind, path)] = rule
+    if url_map.get("path_matcher", 0, "path_rule"):
+        problems.append(
+            f"{url_map.address}: path rules beside route rules (a path matcher takes one kind)"
+        )
     for entry, f in sorted(public.items()):
         path = f"/api/agents/{entry}"
-        if path not in routed:
-            problems.append(f"[{sc.name}] no path rule {path} for {f.address}")
-            continue
-        target = serverless_target(routed[path], f"path {path}")
-        if target != f.get("name"):
-            problems.append(
-                f"path {path} reaches Cloud Run service {render(target)}, not {f.address}'s "
-                f"service {render(f.get('name'))}"
-            )
+        found: list[dict[str, Any]] = []
+        for kind, matched in (("full_path_match", path), ("prefix_match", path + "/")):
+            rule = routed.get((kind, matched))
+            if rule is None:
+                problems.append(f"[{sc.name}] no route rule with {kind} {matched} for {f.address}")
+            elif not any(rule is r for r in found):
+                found.append(rule)
+        for rule in found:
+            target = serverless_target(rule.get("service"), f"path {path}")
+            if target != f.get("name"):
+                problems.append(
+                    f"path {path} reaches Cloud Run service {render(target)}, not {f.address}'s "
+                    f"service {render(f.get('name'))}"
+                )
+            rewrite = _nested(rule, "route_action", 0, "url_rewrite", 0, "path_prefix_rewrite")
+            if rewrite != "/":
+                problems.append(
+                    f"path {path} reaches {f.address} with its prefix (path_prefix_rewrite "
+                    f'{render(rewrite)}, not "/"): the function would not see its own paths'
+                )
     return problems
 
 

@@ -22,6 +22,7 @@ def test_the_copied_tree_has_no_problems(make_checkout: MakeCheckout) -> None:
     assert checks.iam_problems(co) == []
     assert checks.relay_problems(co) == []
     assert checks.loadbalancer_problems(co) == []
+    assert checks.secret_problems(co) == []
 
 
 def test_a_function_added_to_functions_without_terraform_fails(make_checkout: MakeCheckout) -> None:
@@ -306,16 +307,68 @@ def test_a_neg_naming_another_functions_service_fails(make_checkout: MakeCheckou
     assert not any(p.startswith("path /api/agents/threads_get ") for p in problems)
 
 
-def test_a_path_rule_to_the_relay_fails(make_checkout: MakeCheckout) -> None:
+ROUTE_SERVICE = (
+    "        service  = google_compute_backend_service.function[route_rules.value.function].id\n"
+)
+
+
+def test_a_route_rule_to_the_relay_fails(make_checkout: MakeCheckout) -> None:
     co = make_checkout()
     edit(
         co.infra / "loadbalancer.tf",
-        "        service = google_compute_backend_service.function[path_rule.key].id\n",
-        "        service = google_compute_backend_service.relay[0].id\n",
+        ROUTE_SERVICE,
+        "        service  = google_compute_backend_service.relay[0].id\n",
     )
     problems = checks.loadbalancer_problems(co)
     assert len(problems) == len(PUBLIC_FUNCTIONS)
     assert all('reaches Cloud Run service "apex-relay"' in p for p in problems)
+
+
+def test_a_function_reached_only_at_its_exact_path_fails(make_checkout: MakeCheckout) -> None:
+    """The path rules as they were: /api/agents/workspaces/<ws>/members went to the relay."""
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        "        match_rules {\n"
+        '          prefix_match = "/api/agents/${route_rules.value.function}/"\n'
+        "        }\n",
+        "",
+    )
+    problems = checks.loadbalancer_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS)
+    for entry in PUBLIC_FUNCTIONS:
+        assert any(
+            f"no route rule with prefix_match /api/agents/{entry}/ for " in p for p in problems
+        ), entry
+
+
+def test_a_function_reached_with_its_prefix_fails(make_checkout: MakeCheckout) -> None:
+    """Without the rewrite the workspaces function would see /api/agents/workspaces/..."""
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        "        route_action {\n"
+        "          url_rewrite {\n"
+        '            path_prefix_rewrite = "/"\n'
+        "          }\n"
+        "        }\n",
+        "",
+    )
+    problems = checks.loadbalancer_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS)
+    assert all('with its prefix (path_prefix_rewrite null, not "/")' in p for p in problems)
+
+
+def test_route_rules_sharing_a_priority_fail(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "loadbalancer.tf",
+        "        priority = route_rules.value.priority\n",
+        "        priority = 1\n",
+    )
+    problems = checks.loadbalancer_problems(co)
+    assert len(problems) == 1
+    assert "route rules share a priority" in problems[0]
 
 
 def test_an_all_users_invoker_on_the_public_functions_fails(make_checkout: MakeCheckout) -> None:
@@ -421,3 +474,110 @@ def test_a_function_name_that_is_no_cloud_run_service_name_fails(
         ]
         assert len(named) == 1, f
         assert f'name "apex-{f}" is not a Cloud Run service name' in named[0]
+
+
+# Issue 12: the API keys' pepper, a secret of the public functions alone, never stored.
+
+PEPPER_READER = "  member    = google_service_account.public_functions.member\n"
+
+
+def test_the_pepper_readable_by_the_workers_too_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    (co.infra / "extra.tf").write_text(
+        'resource "google_secret_manager_secret_iam_member" "pepper_workers" {\n'
+        "  secret_id = google_secret_manager_secret.key_pepper.id\n"
+        '  role      = "roles/secretmanager.secretAccessor"\n'
+        "  member    = google_service_account.workers.member\n"
+        "}\n"
+    )
+    assert checks.secret_problems(co) == [
+        f"[{sc.name}] roles/secretmanager.secretAccessor on google_secret_manager_secret."
+        f"key_pepper granted to ['serviceAccount:google_service_account.workers'], whose "
+        f"services do not read it"
+        for sc in sorted(checks.SCENARIOS, key=lambda sc: sc.name)
+    ]
+
+
+def test_the_pepper_without_its_grant_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "secrets.tf",
+        PEPPER_READER,
+        "  member    = google_service_account.relay.member\n",
+    )
+    problems = checks.secret_problems(co)
+    no_access = [p for p in problems if "has no roles/secretmanager.secretAccessor" in p]
+    assert len(no_access) == len(PUBLIC_FUNCTIONS) * len(checks.SCENARIOS)
+    assert all("secret env APEX_KEY_PEPPER" in p for p in no_access)
+    assert any("granted to ['serviceAccount:google_service_account.relay']" in p for p in problems)
+
+
+def test_the_pepper_as_a_plain_env_var_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "functions.tf",
+        "      APEX_ANSWER_WRITER              = var.answer_writer\n",
+        "      APEX_ANSWER_WRITER              = var.answer_writer\n"
+        '      APEX_KEY_PEPPER                 = "a-pepper-in-the-state-and-the-console"\n',
+    )
+    problems = checks.env_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS) * len(checks.SCENARIOS)
+    assert all("APEX_KEY_PEPPER must be a secret env ref" in p for p in problems)
+
+
+def test_the_pepper_on_latest_fails(make_checkout: MakeCheckout) -> None:
+    """A version added later would change the pepper under every stored key hash."""
+    co = make_checkout()
+    edit(
+        co.infra / "functions.tf",
+        "      version = google_secret_manager_secret_version.key_pepper.version\n",
+        '      version = "latest"\n',
+    )
+    problems = checks.secret_problems(co)
+    assert len(problems) == len(PUBLIC_FUNCTIONS) * len(checks.SCENARIOS)
+    assert all('version "latest" is not pinned to a version of' in p for p in problems)
+
+
+def test_the_pepper_stored_in_the_state_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "secrets.tf",
+        "  secret_data_wo = ephemeral.random_password.key_pepper.result\n",
+        "  secret_data    = ephemeral.random_password.key_pepper.result\n",
+    )
+    # Terraform refuses an ephemeral value outside a write-only argument...
+    # (also in every function that refers to the version)
+    problems = checks.plan_problems(co)
+    assert problems
+    assert all(
+        "google_secret_manager_secret_version.key_pepper.secret_data: " in p for p in problems
+    )
+    assert all("is ephemeral: only a write-only argument" in p for p in problems)
+    for sc in checks.SCENARIOS:
+        assert any(
+            p.startswith(f"[{sc.name}] google_secret_manager_secret_version.key_pepper.secret_data")
+            for p in problems
+        ), sc.name
+    # ...and a value that is not ephemeral would be stored.
+    edit(
+        co.infra / "secrets.tf",
+        "  secret_data    = ephemeral.random_password.key_pepper.result\n",
+        '  secret_data    = "a-pepper-written-into-the-state"\n',
+    )
+    co = checks.Checkout(co.root)  # read the edited files afresh
+    problems = checks.secret_problems(co)
+    assert len(problems) == len(checks.SCENARIOS)
+    assert all("secret_data is stored in the plan and the state" in p for p in problems)
+
+
+def test_the_relay_pointing_at_another_function_fails(make_checkout: MakeCheckout) -> None:
+    co = make_checkout()
+    edit(
+        co.infra / "relay.tf",
+        'google_cloudfunctions2_function.public["workspaces"].service_config[0].uri',
+        'google_cloudfunctions2_function.public["threads_get"].service_config[0].uri',
+    )
+    problems = checks.relay_problems(co)
+    assert len(problems) == 1
+    assert problems[0].startswith("relay APEX_WORKSPACES_URL is ")
+    assert problems[0].endswith("not the URL of the workspaces function")

@@ -79,3 +79,19 @@ def test_the_scenarios_switch_on_every_optional_part(repo: Checkout) -> None:
         for i in repo.module(sc).instances("google_project_iam_member")
     }
     assert "roles/aiplatform.user" in roles
+
+
+def test_secrets_reach_only_their_readers_and_the_pepper_is_never_stored(repo: Checkout) -> None:
+    assert checks.secret_problems(repo) == []
+    # The pepper: a Terraform-made version, readable by the public functions' account alone.
+    module = repo.module()
+    (grant,) = [
+        g
+        for g in module.instances("google_secret_manager_secret_iam_member")
+        if "key_pepper" in g.address
+    ]
+    assert checks.principal(grant.get("member")) == (
+        "serviceAccount:google_service_account.public_functions"
+    )
+    (version,) = module.instances("google_secret_manager_secret_version")
+    assert version.get("secret_data_wo") is not None
