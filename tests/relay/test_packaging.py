@@ -27,6 +27,7 @@ ENV = {
     "APEX_FIREBASE_API_KEY": "k",
     "APEX_FIREBASE_AUTH_DOMAIN": "apex.firebaseapp.com",
     "APEX_THREADS_GET_URL": "https://threads-get.example.run.app",
+    "APEX_WORKSPACES_URL": "https://workspaces.example.run.app",
 }
 
 
