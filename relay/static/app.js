@@ -1,6 +1,7 @@
-// The Apex chat page: Firebase Auth sign-in, the relay's WebSocket protocol (DESIGN §3), and
-// each run rendered as a live timeline. A plain ES module with no build step; the Firebase SDK
-// is vendored under /static/vendor/ (see README.md here) because the page must work offline.
+// The Apex chat page: Firebase Auth sign-in, the relay's WebSocket protocol (DESIGN §3), each
+// run rendered as a live timeline, and the team views (DESIGN §9): the workspace switcher,
+// members, invites and API keys. A plain ES module with no build step; the Firebase SDK is
+// vendored under /static/vendor/ (see README.md here) because the page must work offline.
 import { initializeApp } from "./vendor/firebase/firebase-app.js";
 import {
   GoogleAuthProvider,
@@ -15,7 +16,11 @@ import {
 
 const REFRESH_BEFORE_EXP_MS = 5 * 60_000;
 const MAX_BACKOFF_MS = 15_000;
-const AUTH_CLOSE = 1008; // the relay's "bad or expired token": retrying the same token is futile
+const AUTH_CLOSE = 1008; // a bad or expired token, or not a member: retrying as is is futile
+const ROLES = ["owner", "admin", "member", "viewer"]; // each includes the ones after it
+const RANK = { viewer: 0, member: 1, admin: 2, owner: 3 };
+const atLeast = (role, needed) => (RANK[role] ?? -1) >= RANK[needed];
+const INVITE_PARAM = "invite";
 
 const $ = (id) => document.getElementById(id);
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
@@ -41,6 +46,13 @@ const state = {
   runs: new Map(), // run_id -> RunView, kept across thread switches so resumes find them
   early: new Map(), // run_id -> event frames that arrived before their chat.accepted
   pending: new Map(), // client_msg_id -> {frame, bubble}: sent, not yet accepted
+  workspaces: [], // [{workspace_id, name, role}]: GET / of the workspaces function
+  workspaceId: null, // the active workspace: every function call and the socket's auth name it
+  role: null, // the reader's role there, as the last auth.ok (or workspace list) said
+  inviteId: new URLSearchParams(location.search).get(INVITE_PARAM), // ?invite= to offer after sign-in
+  reauthFor: null, // the workspace an auth frame was re-sent for after a switch raced it
+  teamTab: "members", // the team dialog's open tab
+  teamRun: 0, // the team dialog's latest render; an older one's answers are dropped
 };
 
 // ---------------------------------------------------------------------------------------
@@ -322,17 +334,41 @@ function attachRun(runId, show = true) {
 // ---------------------------------------------------------------------------------------
 // Threads, over the threads_get function (DESIGN §2).
 
-async function threadsGet(params = "") {
+// A function's error, with its HTTP status and the body's {"error": {code, message}}.
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// One call to a public function: the user's ID token and, when the call acts in a workspace,
+// `X-Apex-Workspace` naming it (DESIGN §9). JSON in, JSON out; 204 is null.
+async function callFunction(url, { method = "GET", body, workspace } = {}) {
   const token = await state.auth.currentUser.getIdToken();
-  const response = await fetch(state.config.threadsGetUrl + params, { headers: { Authorization: `Bearer ${token}` } });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error?.message || `threads_get answered ${response.status}`);
-  return body;
+  const headers = { Authorization: `Bearer ${token}` };
+  if (workspace) headers["X-Apex-Workspace"] = workspace;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const name = new URL(url).pathname;
+    throw new ApiError(response.status, data?.error?.code, data?.error?.message || `${method} ${name} answered ${response.status}`);
+  }
+  return data;
+}
+
+function threadsGet(params = "") {
+  return callFunction(state.config.threadsGetUrl + params, { workspace: state.workspaceId });
 }
 
 async function loadThreads() {
+  const workspace = state.workspaceId;
   try {
     const { threads } = await threadsGet();
+    if (workspace !== state.workspaceId) return; // the reader switched workspaces meanwhile
     $("threads").replaceChildren(...threads.map((t) => h("li", {},
       h("button", {
         type: "button", class: "thread", "data-testid": "thread-item", "data-thread-id": t.thread_id,
@@ -346,11 +382,13 @@ async function loadThreads() {
 
 async function openThread(threadId) {
   state.threadId = threadId;
+  const workspace = state.workspaceId;
   clearConversation();
   loadThreads(); // marks the current one
   try {
     const { messages } = await threadsGet(`?thread_id=${encodeURIComponent(threadId)}`);
-    if (state.threadId !== threadId) return; // another thread was opened meanwhile
+    // Another thread (or workspace) was opened meanwhile.
+    if (state.threadId !== threadId || workspace !== state.workspaceId) return;
     const answered = new Set(messages.filter((m) => m.role === "assistant").map((m) => m.run_id));
     for (const m of messages) {
       if (m.role === "user") {
@@ -406,7 +444,7 @@ function connect() {
   setConn("connecting", state.attempts ? "Reconnecting…" : "Connecting…");
   ws.addEventListener("open", async () => {
     const token = await state.auth.currentUser?.getIdToken();
-    if (ws === state.ws && token) send({ type: "auth", token });
+    if (ws === state.ws && token) send(authFrame(token));
   });
   ws.addEventListener("message", (m) => {
     if (ws !== state.ws) return;
@@ -419,10 +457,7 @@ function connect() {
     state.ws = null;
     state.authed = false;
     if (!state.auth.currentUser) return setConn("offline", "Offline"); // signed out
-    if (e.code === AUTH_CLOSE) {
-      setConn("closed", "Signed out by the relay");
-      return showAlert(`The relay ended the session: ${e.reason || "sign-in expired or refused"}. Reconnect, or sign in again.`);
-    }
+    if (e.code === AUTH_CLOSE) return onAuthClose(e.reason);
     // A dropped socket: back off (with jitter, so a relay restart is not stampeded) and retry.
     const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** state.attempts) * (0.5 + Math.random() / 2);
     state.attempts += 1;
@@ -431,10 +466,50 @@ function connect() {
   });
 }
 
+// Every auth frame names the active workspace, a token refresh's too: the socket's workspace
+// never rests on the relay's default (DESIGN §3.2).
+function authFrame(token) {
+  return { type: "auth", token, workspace_id: state.workspaceId };
+}
+
+// 1008: a bad or expired token, or no longer a member of the active workspace. In the second
+// case the page says so and falls back to the personal workspace; otherwise it stops.
+async function onAuthClose(reason) {
+  setConn("closed", "Signed out by the relay");
+  if (state.workspaceId !== personalWorkspace()) {
+    const ws = state.workspaceId;
+    try {
+      await loadWorkspaces();
+    } catch (e) {
+      return showAlert(`The relay ended the session (${reason || "refused"}), and your workspaces could not be listed: ${e.message}`);
+    }
+    if (ws === state.workspaceId && !state.workspaces.some((w) => w.workspace_id === ws)) {
+      showAlert("You are no longer a member of that workspace: you are in your personal workspace now.");
+      switchWorkspace(personalWorkspace());
+      state.attempts = 0;
+      return connect();
+    }
+  }
+  showAlert(`The relay ended the session: ${reason || "sign-in expired or refused"}. Reconnect, or sign in again.`);
+}
+
 function onFrame(frame) {
   switch (frame.type) {
     case "auth.ok": {
+      if (frame.workspace_id !== state.workspaceId) {
+        // The reader switched while this socket's auth was on its way: once more, into the
+        // workspace now active. Twice wrong is the relay's fault: say so rather than loop.
+        if (state.reauthFor === state.workspaceId) {
+          return showAlert(`The relay put this session in workspace ${frame.workspace_id}, not ${state.workspaceId}.`);
+        }
+        state.reauthFor = state.workspaceId;
+        state.authed = false;
+        state.auth.currentUser?.getIdToken().then((token) => send(authFrame(token)));
+        return;
+      }
+      state.reauthFor = null;
       $("workspace").textContent = `workspace ${frame.workspace_id}`;
+      noteRole(frame.role);
       if (state.authed) return; // the answer to a token refresh
       state.authed = true;
       state.attempts = 0;
@@ -494,6 +569,534 @@ function sendMessage(content) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Workspaces (DESIGN §9): the switcher, the team dialog (members, invites, API keys), a new
+// workspace, and accepting an invite. Controls follow the reader's role: what the role cannot
+// do is never rendered (not merely disabled); the functions check every call regardless.
+
+function personalWorkspace() {
+  return state.auth.currentUser?.uid ?? null; // the personal workspace's id is the uid
+}
+
+function workspacesApi(path, options = {}) {
+  return callFunction(state.config.workspacesUrl.replace(/\/+$/, "") + path, options);
+}
+
+// A call about one workspace names it in the path and in the header. Listing, creating and
+// accepting an invite are about none, and must work even when the active one is gone.
+function inWorkspace(ws, path, options = {}) {
+  return workspacesApi(`/${encodeURIComponent(ws)}${path}`, { ...options, workspace: ws });
+}
+
+const rememberKey = () => `apex.workspace.${personalWorkspace()}`;
+
+async function loadWorkspaces() {
+  const { workspaces } = await workspacesApi("/");
+  const personal = personalWorkspace();
+  state.workspaces = [...workspaces].sort((a, b) =>
+    (b.workspace_id === personal) - (a.workspace_id === personal) || a.name.localeCompare(b.name));
+  const active = state.workspaces.find((w) => w.workspace_id === state.workspaceId);
+  if (active) state.role = active.role;
+  renderSwitcher();
+  return state.workspaces;
+}
+
+const workspaceLabel = (w) => `${w.name} · ${w.role}`;
+
+// The remembered workspace if the reader is still a member of it; else the personal one. With
+// no list (it failed to load, and the page said so) the remembered choice is kept for later.
+function initialWorkspace(listed) {
+  const remembered = localStorage.getItem(rememberKey());
+  if (!remembered || !listed) return personalWorkspace();
+  if (state.workspaces.some((w) => w.workspace_id === remembered)) return remembered;
+  localStorage.removeItem(rememberKey());
+  return personalWorkspace();
+}
+
+function renderSwitcher() {
+  const select = $("workspace-select");
+  const listed = state.workspaces.some((w) => w.workspace_id === state.workspaceId);
+  const entries = listed || !state.workspaceId
+    ? state.workspaces
+    : [...state.workspaces, { workspace_id: state.workspaceId, name: state.workspaceId, role: state.role ?? "?" }];
+  select.replaceChildren(...entries.map((w) => h("option", { value: w.workspace_id, text: workspaceLabel(w) })));
+  select.value = state.workspaceId ?? "";
+}
+
+// auth.ok's role for the active workspace is the freshest word on it.
+function noteRole(role) {
+  state.role = role;
+  const entry = state.workspaces.find((w) => w.workspace_id === state.workspaceId);
+  if (entry && entry.role !== role) {
+    entry.role = role;
+    renderSwitcher();
+    if ($("team-dialog").open) renderTeam();
+  }
+}
+
+function switchWorkspace(id) {
+  if (id === state.workspaceId) return;
+  state.workspaceId = id;
+  state.role = state.workspaces.find((w) => w.workspace_id === id)?.role ?? null;
+  localStorage.setItem(rememberKey(), id);
+  // Threads, runs and unsent messages belong to the workspace they were made in.
+  state.threadId = null;
+  state.runs.clear();
+  state.early.clear();
+  state.pending.clear();
+  clearConversation();
+  $("threads").replaceChildren();
+  renderSwitcher();
+  if (state.authed) {
+    // The open socket re-authenticates into the new workspace; nothing is sent until its auth.ok.
+    state.authed = false;
+    setConn("connecting", "Switching…");
+    state.auth.currentUser.getIdToken().then((token) => send(authFrame(token)));
+  }
+  loadThreads();
+}
+
+const noticeTimers = new Map();
+
+// Success news, in a live region: the team dialog's own while it is open (the page behind a
+// modal dialog is inert, and so is its region), the page's otherwise.
+function notify(message) {
+  const notice = $("team-dialog").open ? $("team-status") : $("notice");
+  notice.textContent = message;
+  clearTimeout(noticeTimers.get(notice));
+  noticeTimers.set(notice, setTimeout(() => { notice.textContent = ""; }, 8000));
+}
+
+// ---- Dialogs: native <dialog> (modal, Esc closes, the page behind is inert); focus returns
+// to what opened it.
+
+const openers = new Map();
+
+function openDialog(dialog, opener = document.activeElement) {
+  openers.set(dialog, opener);
+  if (!dialog.open) dialog.showModal();
+}
+
+function bindDialog(dialog, onClose) {
+  dialog.addEventListener("click", (e) => {
+    if (e.target.closest("[data-close]")) dialog.close("");
+  });
+  dialog.addEventListener("close", () => {
+    onClose?.();
+    const opener = openers.get(dialog);
+    openers.delete(dialog);
+    if (opener?.isConnected) opener.focus();
+  });
+}
+
+function confirmAction(title, text, action) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = action;
+  dialog.returnValue = "";
+  openDialog(dialog);
+  $("confirm-cancel").focus(); // the safe choice has the focus
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+async function copyText(text, button, done) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    return teamError(`Could not copy to the clipboard (${e.message}): select the text and copy it by hand.`);
+  }
+  button.textContent = "Copied";
+  notify(done);
+}
+
+const shortDate = (iso) => (iso ? new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" }) : "");
+const field = (id, label, control, hint) => h("div", { class: "field" },
+  h("label", { for: id, text: label }), control, hint ? h("span", { class: "hint", id: `${id}-hint`, text: hint }) : null);
+const roleBadge = (role, testid) => h("span", { class: `role role-${role}`, "data-testid": testid, text: role });
+
+// ---- The team dialog: tabs Members (everyone) and API keys (admins and owners).
+
+function teamError(message) {
+  $("team-error").textContent = message;
+}
+
+function openTeam() {
+  $("team-error").textContent = "";
+  $("team-panel").replaceChildren(h("p", { class: "muted", text: "Loading…" }));
+  openDialog($("team-dialog"), $("open-team"));
+  renderTeam({ refresh: true, focus: '[role="tab"][aria-selected="true"]' });
+}
+
+function selectTab(tab) {
+  state.teamTab = tab;
+  renderTeam({ focus: `#tab-${tab}` });
+}
+
+function renderTabs(role) {
+  const tabs = [["members", "Members"]];
+  if (atLeast(role, "admin")) tabs.push(["keys", "API keys"]);
+  if (!tabs.some(([id]) => id === state.teamTab)) state.teamTab = "members";
+  $("team-tabs").replaceChildren(...tabs.map(([id, label]) => {
+    const selected = id === state.teamTab;
+    return h("button", {
+      type: "button", role: "tab", id: `tab-${id}`, class: "tab", "data-tab": id, "data-testid": `tab-${id}`,
+      "aria-selected": String(selected), "aria-controls": "team-panel", tabindex: selected ? "0" : "-1",
+      onclick: () => selectTab(id),
+    }, label);
+  }));
+  $("team-panel").setAttribute("aria-labelledby", `tab-${state.teamTab}`);
+}
+
+// Renders the dialog for the active workspace. `refresh` asks the reader's role again (an owner
+// may have changed it since); `reveal` is a key just created, whose secret is shown this once;
+// `focus` is where the keyboard goes after rendering (the panel if that is gone).
+async function renderTeam({ refresh = false, reveal = null, focus = null } = {}) {
+  const run = ++state.teamRun;
+  const ws = state.workspaceId;
+  const current = () => run === state.teamRun && ws === state.workspaceId && $("team-dialog").open;
+  try {
+    if (refresh) await loadWorkspaces();
+    const me = state.workspaces.find((w) => w.workspace_id === ws);
+    if (!me) throw new Error("you are not a member of this workspace any more");
+    if (!current()) return;
+    $("team-title").textContent = me.name;
+    $("team-subtitle").textContent = `Your role: ${me.role}`;
+    renderTabs(me.role);
+    const content = state.teamTab === "keys" ? await keysView(ws, reveal) : await membersView(ws, me.role);
+    if (!current()) return;
+    $("team-panel").replaceChildren(...content.filter(Boolean));
+  } catch (e) {
+    if (!current()) return;
+    $("team-panel").replaceChildren();
+    return teamError(`Could not load the workspace: ${e.message}`);
+  }
+  const target = focus && $("team-dialog").querySelector(focus);
+  (target || $("team-panel")).focus();
+}
+
+async function membersView(ws, role) {
+  const manage = atLeast(role, "admin");
+  const [{ members }, invites] = await Promise.all([
+    inWorkspace(ws, "/members"),
+    manage ? inWorkspace(ws, "/invites").then((body) => body.invites) : null,
+  ]);
+  // An invite never grants more than the inviter has; nor does a role change.
+  const grantable = ROLES.filter((r) => atLeast(role, r));
+  members.sort((a, b) => RANK[b.role] - RANK[a.role] || (a.email || a.uid).localeCompare(b.email || b.uid));
+  return [
+    manage ? inviteForm(ws, grantable) : null,
+    h("section", { class: "block", "aria-labelledby": "members-title" },
+      h("h3", { id: "members-title", text: `Members (${members.length})` }),
+      h("ul", { class: "items", "data-testid": "member-list" }, ...members.map((m) => memberRow(ws, m, role, grantable)))),
+    manage ? invitesSection(ws, invites) : null,
+  ];
+}
+
+function memberRow(ws, m, role, grantable) {
+  const self = m.uid === personalWorkspace();
+  // Admins manage everyone below owner, owners everyone; nobody demotes or removes themselves here.
+  const manageable = !self && atLeast(role, "admin") && (m.role !== "owner" || role === "owner");
+  const name = m.email || m.uid;
+  const roleControl = manageable
+    ? h("select", { class: "compact", "aria-label": `Role of ${name}`, "data-testid": "member-role", onchange: (e) => changeRole(ws, m, e.target) },
+      ...grantable.map((r) => h("option", { value: r, text: r, selected: r === m.role })))
+    : roleBadge(m.role, "member-role-text");
+  return h("li", { class: "item", "data-testid": "member-row", "data-uid": m.uid, "data-email": m.email, "data-role": m.role },
+    h("div", { class: "item-main" },
+      h("span", { class: "item-title" }, name, self ? h("span", { class: "tag", text: "you" }) : null),
+      h("span", { class: "item-meta", text: m.added_at ? `joined ${shortDate(m.added_at)}` : "" })),
+    h("div", { class: "item-actions" }, roleControl,
+      manageable ? h("button", {
+        type: "button", class: "secondary compact", "data-testid": "member-remove", "aria-label": `Remove ${name}`,
+        onclick: () => removeMember(ws, m),
+      }, "Remove") : null));
+}
+
+async function changeRole(ws, m, select) {
+  const role = select.value;
+  teamError("");
+  try {
+    await inWorkspace(ws, `/members/${encodeURIComponent(m.uid)}`, { method: "PATCH", body: { role } });
+  } catch (e) {
+    select.value = m.role;
+    return teamError(`Could not make ${m.email || m.uid} ${role}: ${e.message}`);
+  }
+  notify(`${m.email || m.uid} is now ${role}.`);
+  renderTeam({ focus: `[data-uid="${CSS.escape(m.uid)}"] [data-testid="member-role"]` });
+}
+
+async function removeMember(ws, m) {
+  const name = m.email || m.uid;
+  if (!(await confirmAction("Remove member", `Remove ${name} from this workspace? They lose access within 10 seconds.`, "Remove"))) return;
+  teamError("");
+  try {
+    await inWorkspace(ws, `/members/${encodeURIComponent(m.uid)}`, { method: "DELETE" });
+  } catch (e) {
+    return teamError(`Could not remove ${name}: ${e.message}`);
+  }
+  notify(`${name} was removed.`);
+  renderTeam({ focus: "#members-title" });
+}
+
+function inviteForm(ws, grantable) {
+  const email = h("input", { id: "invite-email", type: "email", required: true, maxlength: "254", autocomplete: "off", "data-testid": "invite-email" });
+  const role = h("select", { id: "invite-role", "data-testid": "invite-role" },
+    ...grantable.map((r) => h("option", { value: r, text: r, selected: r === "member" })));
+  const submit = h("button", { type: "submit", class: "primary", "data-testid": "invite-submit" }, "Invite");
+  return h("form", {
+    class: "block inline-form", "data-testid": "invite-form", "aria-labelledby": "invite-form-title",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      teamError("");
+      submit.disabled = true;
+      let invite;
+      try {
+        invite = await inWorkspace(ws, "/invites", { method: "POST", body: { email: email.value.trim(), role: role.value } });
+      } catch (err) {
+        submit.disabled = false;
+        return teamError(`Could not invite ${email.value.trim()}: ${err.message}`);
+      }
+      notify(`Invited ${invite.email} as ${invite.role}: send them the invitation link.`);
+      renderTeam({ focus: `[data-invite-id="${CSS.escape(invite.invite_id)}"] [data-testid="invite-copy"]` });
+    },
+  },
+  h("h3", { id: "invite-form-title", text: "Invite someone" }),
+  h("div", { class: "fields" }, field("invite-email", "Email", email), field("invite-role", "Role", role), submit));
+}
+
+const inviteLink = (inviteId) => `${location.origin}/?${INVITE_PARAM}=${encodeURIComponent(inviteId)}`;
+
+function invitesSection(ws, invites) {
+  return h("section", { class: "block", "aria-labelledby": "invites-title" },
+    h("h3", { id: "invites-title", text: `Pending invites (${invites.length})` }),
+    invites.length
+      ? h("ul", { class: "items", "data-testid": "invite-list" }, ...invites.map((invite) => {
+        const link = inviteLink(invite.invite_id);
+        const copy = h("button", {
+          type: "button", class: "secondary compact", "data-testid": "invite-copy", "data-link": link,
+          "aria-label": `Copy the invitation link for ${invite.email}`,
+          onclick: () => copyText(link, copy, `The invitation link for ${invite.email} is on your clipboard.`),
+        }, "Copy link");
+        return h("li", { class: "item", "data-testid": "invite-row", "data-invite-id": invite.invite_id, "data-email": invite.email },
+          h("div", { class: "item-main" },
+            h("span", { class: "item-title" }, invite.email, roleBadge(invite.role, "invite-role-text")),
+            h("span", { class: "item-meta", text: `expires ${shortDate(invite.expires_at)}` }),
+            h("code", { class: "link-text", "data-testid": "invite-link", text: link })),
+          h("div", { class: "item-actions" }, copy, h("button", {
+            type: "button", class: "secondary compact", "data-testid": "invite-revoke", "aria-label": `Revoke the invite for ${invite.email}`,
+            onclick: () => revokeInvite(ws, invite),
+          }, "Revoke")));
+      }))
+      : h("p", { class: "muted", text: "No pending invites." }));
+}
+
+async function revokeInvite(ws, invite) {
+  if (!(await confirmAction("Revoke invite", `Revoke the invite for ${invite.email}? Its link stops working.`, "Revoke invite"))) return;
+  teamError("");
+  try {
+    await inWorkspace(ws, `/invites/${encodeURIComponent(invite.invite_id)}`, { method: "DELETE" });
+  } catch (e) {
+    return teamError(`Could not revoke the invite for ${invite.email}: ${e.message}`);
+  }
+  notify(`The invite for ${invite.email} was revoked.`);
+  renderTeam({ focus: "#invites-title" });
+}
+
+// ---- API keys (admins and owners).
+
+const SCOPES = {
+  ingest: "ingest (send usage)",
+  read: "read (usage and savings)",
+};
+
+async function keysView(ws, reveal) {
+  const [{ keys }, { members }] = await Promise.all([inWorkspace(ws, "/keys"), inWorkspace(ws, "/members")]);
+  const emails = new Map(members.map((m) => [m.uid, m.email]));
+  return [
+    reveal ? secretBox(reveal) : null,
+    keyForm(ws),
+    h("section", { class: "block", "aria-labelledby": "keys-title" },
+      h("h3", { id: "keys-title", text: `Keys (${keys.length})` }),
+      keys.length
+        ? h("ul", { class: "items", "data-testid": "key-list" }, ...keys.map((k) => keyRow(ws, k, emails)))
+        : h("p", { class: "muted", text: "No keys yet." })),
+  ];
+}
+
+function keyForm(ws) {
+  const name = h("input", { id: "key-name", required: true, maxlength: "100", autocomplete: "off", "data-testid": "key-name" });
+  const scope = h("select", { id: "key-scope", "data-testid": "key-scope" },
+    ...Object.entries(SCOPES).map(([value, text]) => h("option", { value, text })));
+  const day = (days) => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
+  // The functions take an expiry in the future and within two years.
+  const expiry = h("input", { id: "key-expiry", type: "date", min: day(1), max: day(729), "data-testid": "key-expiry" });
+  const submit = h("button", { type: "submit", class: "primary", "data-testid": "key-create" }, "Create key");
+  return h("form", {
+    class: "block inline-form", "data-testid": "key-form", "aria-labelledby": "key-form-title", "aria-describedby": "key-form-hint",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      teamError("");
+      const body = { name: name.value.trim(), scope: scope.value };
+      // The end of the chosen day, in the reader's time zone.
+      if (expiry.value) body.expires_at = new Date(`${expiry.value}T23:59:59`).toISOString();
+      submit.disabled = true;
+      let created;
+      try {
+        created = await inWorkspace(ws, "/keys", { method: "POST", body });
+      } catch (err) {
+        submit.disabled = false;
+        return teamError(`Could not create the key: ${err.message}`);
+      }
+      renderTeam({ reveal: created, focus: '[data-testid="key-secret-copy"]' });
+    },
+  },
+  h("h3", { id: "key-form-title", text: "Create an API key" }),
+  h("div", { class: "fields" },
+    field("key-name", "Name", name),
+    field("key-scope", "Scope", scope),
+    field("key-expiry", "Expires (optional)", expiry),
+    submit),
+  h("p", { class: "hint", id: "key-form-hint",
+    text: "An ingest key sends usage (usage_ingest, otlp_ingest); a read key reads it (agents_data, agents_optimization). " +
+      "Without an expiry date a key lasts until revoked." }));
+}
+
+// The whole key, this once: only a hash of it is stored, so it can never be shown again. It
+// lives in this box alone, which "Done" (or closing the dialog) removes.
+function secretBox(created) {
+  const copy = h("button", {
+    type: "button", class: "primary compact", "data-testid": "key-secret-copy", "aria-describedby": "secret-warning",
+    onclick: () => copyText(created.secret, copy, `The key “${created.name}” is on your clipboard.`),
+  }, "Copy");
+  const box = h("section", { class: "block secret", "data-testid": "key-secret-box", "aria-labelledby": "secret-title" },
+    h("h3", { id: "secret-title", text: `New ${created.scope} key “${created.name}”` }),
+    h("p", { class: "warning", id: "secret-warning", "data-testid": "key-secret-warning",
+      text: "Copy it now: you will not see it again. Apex keeps only a hash of it." }),
+    h("div", { class: "secret-row" },
+      h("input", { class: "mono", readonly: true, value: created.secret, "aria-label": `The key “${created.name}”`, "data-testid": "key-secret",
+        onfocus: (e) => e.target.select() }),
+      copy),
+    h("button", {
+      type: "button", class: "secondary compact", "data-testid": "key-secret-done",
+      onclick: () => { box.remove(); $("key-name")?.focus(); },
+    }, "Done: I have stored it"));
+  return box;
+}
+
+function keyRow(ws, k, emails) {
+  const revoked = Boolean(k.revoked_at);
+  const expired = !revoked && k.expires_at && Date.parse(k.expires_at) <= Date.now();
+  const status = revoked ? "revoked" : expired ? "expired" : "active";
+  const meta = [
+    `created by ${emails.get(k.created_by) || k.created_by} on ${shortDate(k.created_at)}`,
+    `last used ${k.last_used_at ? shortDate(k.last_used_at) : "never"}`,
+    revoked ? `revoked ${shortDate(k.revoked_at)}` : `expires ${k.expires_at ? shortDate(k.expires_at) : "never"}`,
+  ].join(" · ");
+  return h("li", { class: `item key-${status}`, "data-testid": "key-row", "data-key-id": k.key_id, "data-status": status },
+    h("div", { class: "item-main" },
+      h("span", { class: "item-title" }, k.name,
+        h("span", { class: "tag", "data-testid": "key-scope-text", text: k.scope }),
+        h("span", { class: `tag tag-${status}`, "data-testid": "key-status", text: status })),
+      h("code", { class: "link-text", "data-testid": "key-prefix", text: `${k.prefix}…` }),
+      h("span", { class: "item-meta", "data-testid": "key-meta", text: meta })),
+    h("div", { class: "item-actions" }, revoked ? null : h("button", {
+      type: "button", class: "secondary compact danger-text", "data-testid": "key-revoke", "aria-label": `Revoke ${k.name}`,
+      onclick: () => revokeKey(ws, k),
+    }, "Revoke")));
+}
+
+async function revokeKey(ws, k) {
+  const ok = await confirmAction("Revoke API key",
+    `Revoke “${k.name}” (${k.prefix}…)? Whatever uses it is refused within 10 seconds. This cannot be undone.`, "Revoke key");
+  if (!ok) return;
+  teamError("");
+  try {
+    await inWorkspace(ws, `/keys/${encodeURIComponent(k.key_id)}`, { method: "DELETE" });
+  } catch (e) {
+    return teamError(`Could not revoke “${k.name}”: ${e.message}`);
+  }
+  notify(`“${k.name}” was revoked.`);
+  renderTeam({ focus: "#keys-title" });
+}
+
+// ---- A new workspace, and accepting an invite.
+
+function openNewWorkspace() {
+  const name = h("input", { id: "new-workspace-name", required: true, maxlength: "100", autocomplete: "off", "data-testid": "new-workspace-name" });
+  const error = h("p", { class: "form-error", role: "alert", "data-testid": "new-workspace-error" });
+  const submit = h("button", { type: "submit", class: "primary", "data-testid": "new-workspace-submit" }, "Create workspace");
+  const form = h("form", {
+    "aria-labelledby": "new-workspace-title",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = "";
+      submit.disabled = true;
+      let created;
+      try {
+        created = await workspacesApi("/", { method: "POST", body: { name: name.value.trim() } });
+        await loadWorkspaces();
+      } catch (err) {
+        submit.disabled = false;
+        error.textContent = `Could not create the workspace: ${err.message}`;
+        return;
+      }
+      $("new-workspace-dialog").close();
+      switchWorkspace(created.workspace_id);
+      notify(`Created “${created.name}”: you are its owner.`);
+    },
+  },
+  field("new-workspace-name", "Name", name, "A team's workspace: invite colleagues and create API keys for it."),
+  error,
+  h("div", { class: "modal-actions" }, h("button", { type: "button", class: "secondary", "data-close": true }, "Cancel"), submit));
+  $("new-workspace-body").replaceChildren(form);
+  openDialog($("new-workspace-dialog"), $("new-workspace"));
+  name.focus();
+}
+
+function offerInvite() {
+  const user = state.auth.currentUser;
+  $("invite-text").textContent = `You have been invited to join a workspace. Accept as ${user.email}? ` +
+    "You join with the role the invitation gives.";
+  $("invite-error").textContent = "";
+  $("invite-accept").disabled = false;
+  openDialog($("invite-dialog"), $("message"));
+  $("invite-accept").focus();
+}
+
+const INVITE_REFUSALS = {
+  403: "This invitation is for another email address, or yours is not verified.",
+  404: "There is no such invitation.",
+  409: "This invitation was already used, or you are already a member of that workspace.",
+  410: "This invitation has expired: ask for a new one.",
+};
+
+async function acceptInvite() {
+  const inviteId = state.inviteId;
+  const button = $("invite-accept");
+  $("invite-error").textContent = "";
+  button.disabled = true;
+  let joined;
+  try {
+    joined = await workspacesApi(`/invites/${encodeURIComponent(inviteId)}/accept`, { method: "POST", body: {} });
+    await loadWorkspaces();
+  } catch (e) {
+    button.disabled = false;
+    $("invite-error").textContent = `${INVITE_REFUSALS[e.status] || "Could not accept the invitation."} (${e.message})`;
+    return;
+  }
+  // Used: the address no longer offers it (a reload would only get 409).
+  state.inviteId = null;
+  const url = new URL(location.href);
+  url.searchParams.delete(INVITE_PARAM);
+  history.replaceState(null, "", url);
+  $("invite-dialog").close();
+  switchWorkspace(joined.workspace_id);
+  notify(`You joined “${joined.name}” as ${joined.role}.`);
+}
+
+// ---------------------------------------------------------------------------------------
 // Tokens: the relay closes a socket whose token expired, so refresh before exp and re-auth.
 
 async function scheduleRefresh(user) {
@@ -548,19 +1151,50 @@ function bindUi() {
       $("composer").requestSubmit();
     }
   });
+  $("workspace-select").addEventListener("change", (e) => switchWorkspace(e.target.value));
+  $("open-team").addEventListener("click", openTeam);
+  $("new-workspace").addEventListener("click", openNewWorkspace);
+  $("invite-accept").addEventListener("click", acceptInvite);
+  $("confirm-ok").addEventListener("click", () => $("confirm-dialog").close("ok"));
+  // Closing the team dialog drops its contents: a new key's secret goes with them.
+  bindDialog($("team-dialog"), () => $("team-panel").replaceChildren());
+  bindDialog($("new-workspace-dialog"));
+  bindDialog($("invite-dialog"));
+  bindDialog($("confirm-dialog"));
+  $("team-tabs").addEventListener("keydown", (e) => {
+    const tabs = [...$("team-tabs").querySelectorAll('[role="tab"]')];
+    const index = tabs.indexOf(document.activeElement);
+    const next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[e.key];
+    if (index < 0 || next === undefined) return;
+    e.preventDefault();
+    selectTab(tabs[(next + tabs.length) % tabs.length].dataset.tab);
+  });
   for (const button of document.querySelectorAll(".suggestion")) {
     button.addEventListener("click", () => { $("message").value = button.textContent; $("message").focus(); });
   }
 }
 
-function onSignedIn(user) {
+async function onSignedIn(user) {
   $("signin-view").hidden = true;
   $("app-view").hidden = false;
   $("session").hidden = false;
+  $("workspace-bar").hidden = false;
   $("user-email").textContent = user.email || user.displayName || user.uid;
   state.attempts = 0;
+  let listed = false;
+  try {
+    await loadWorkspaces();
+    listed = true;
+  } catch (e) {
+    showAlert(`Could not list your workspaces (${e.message}): you are in your personal workspace.`);
+  }
+  if (state.auth.currentUser?.uid !== user.uid) return; // signed out meanwhile
+  state.workspaceId = initialWorkspace(listed);
+  state.role = state.workspaces.find((w) => w.workspace_id === state.workspaceId)?.role ?? null;
+  renderSwitcher();
   connect();
   loadThreads();
+  if (state.inviteId) offerInvite();
 }
 
 function onSignedOut() {
@@ -574,10 +1208,18 @@ function onSignedOut() {
   state.runs.clear();
   state.early.clear();
   state.pending.clear();
+  state.workspaces = [];
+  state.workspaceId = null;
+  state.role = null;
+  state.reauthFor = null;
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close("");
+  renderSwitcher();
+  $("workspace").textContent = "";
   clearConversation();
   $("threads").replaceChildren();
   $("app-view").hidden = true;
   $("session").hidden = true;
+  $("workspace-bar").hidden = true;
   $("signin-view").hidden = false;
   $("email").focus();
 }
@@ -587,6 +1229,7 @@ async function main() {
   const response = await fetch("/config.json");
   if (!response.ok) throw new Error(`/config.json answered ${response.status}`);
   state.config = await response.json();
+  $("signin-invite-note").hidden = !state.inviteId;
   state.auth = getAuth(initializeApp(state.config.firebase));
   if (state.config.authEmulatorHost) {
     // Our own badge replaces the SDK's banner, which would cover the composer.
@@ -606,7 +1249,7 @@ async function main() {
     if (!user) return;
     scheduleRefresh(user);
     // A refreshed token goes to the relay at once, before the old one's exp closes the socket.
-    if (state.authed) send({ type: "auth", token: await user.getIdToken() });
+    if (state.authed) send(authFrame(await user.getIdToken()));
   });
 }
 
