@@ -597,3 +597,28 @@ def test_the_team_views_fit_a_phone_and_work_from_the_keyboard(
     # Closing the dialog took the secret with it.
     expect(page.get_by_test_id("key-secret")).to_have_count(0)
     watch.assert_clean()
+
+
+def test_an_invite_for_another_address_is_refused_in_the_dialog_and_changes_nothing(
+    relay_stack: RunningStack, people: Callable[[], ChatUser], api: Workspaces, contexts: Contexts
+) -> None:
+    owner, invited, outsider = people(), people(), people()
+    name = f"Closed {uuid.uuid4().hex[:6]}"
+    team = api.create(owner, name)
+    invite_id = api.invite(owner, team, invited.email, "member")
+    context, watch = contexts()
+    page = open_page(context, watch, f"{relay_stack.relay}/?invite={invite_id}")
+    sign_in(page, outsider.email, outsider.password)
+    offer = page.get_by_role("dialog", name="Join a workspace")
+    offer.get_by_role("button", name="Accept invitation").click()
+    expect(offer.get_by_test_id("invite-error")).to_contain_text("another email address")
+    expect(offer).to_be_visible()
+    close_dialog(page, offer, page.get_by_label("Message"))
+    in_workspace(page, outsider.uid, "Personal · owner")
+    expect(switcher(page).locator("option")).to_have_text(["Personal · owner"])
+    assert api.members(owner, team) == {owner.uid: "owner"}
+    assert [i["invite_id"] for i in api.invites(owner, team)] == [invite_id]
+    # The function's 403 is the one error the browser logs.
+    assert watch.offsite == []
+    assert len(watch.errors) == 1, watch.errors
+    assert re.search(r"status of 403", watch.errors[0]), watch.errors
