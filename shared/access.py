@@ -27,7 +27,7 @@ from shared.config import ConfigError, Settings
 from shared.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from shared.store.documents import ApiKeyDoc
 from shared.store.interfaces import WorkspaceStore
-from shared.workspaces import keys
+from shared.workspaces import keys, service
 from shared.workspaces.keys import KeyScope
 from shared.workspaces.roles import Action, Role, allows
 
@@ -156,7 +156,9 @@ class Access:
         if identity.uid in self._personal:
             return
         if self.role_of(identity.uid, identity.uid) is None:
-            self._workspaces.ensure_personal(identity.uid, identity.email, datetime.now(UTC))
+            service.ensure_personal(
+                self._workspaces, identity.uid, identity.email, datetime.now(UTC)
+            )
         self._personal.add(identity.uid)
 
     # --- API keys ------------------------------------------------------------------------------

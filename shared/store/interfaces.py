@@ -232,7 +232,7 @@ class WorkspaceStore(Protocol):
     """Workspaces, their members, invites, API keys and audit log (DESIGN §9).
 
     The access checks read ``member`` and ``api_key`` (and cache them for at most the
-    bound §9 allows); every request first ``ensure_personal``s its user's workspace. Every
+    bound §9 allows); every request first makes sure of its user's personal workspace. Every
     other change is a ``WorkspaceChange`` (``shared.workspaces.service`` makes them).
     """
 
@@ -240,11 +240,6 @@ class WorkspaceStore(Protocol):
 
     def api_key(self, key_id: str) -> ApiKeyDoc | None:
         """The key by id (its top-level mirror), whatever workspace it belongs to."""
-        ...
-
-    def ensure_personal(self, uid: str, email: str | None, now: datetime) -> bool:
-        """Create the user's personal workspace (id = uid, they its owner) unless it exists;
-        whether this call created it."""
         ...
 
     def touch_key(self, key: ApiKeyDoc, now: datetime) -> None:

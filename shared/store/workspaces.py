@@ -38,7 +38,6 @@ API_KEYS: Final = "api_keys"
 AUDIT: Final = "audit"
 USERS: Final = "users"
 ACCEPTANCES: Final = "invite_acceptances"
-PERSONAL_NAME: Final = "Personal"
 
 
 def audit_id(seq: int) -> str:
@@ -90,43 +89,6 @@ class FirestoreWorkspaceStore:
     def api_key(self, key_id: str) -> ApiKeyDoc | None:
         snap = self._db.collection(API_KEYS).document(key_id).get()
         return ApiKeyDoc.model_validate(snap.to_dict()) if snap.exists else None
-
-    def ensure_personal(self, uid: str, email: str | None, now: datetime) -> bool:
-        # The owner's member document is the create-if-absent key: the workspace document
-        # itself may already exist (usage sent before workspaces were data, DESIGN §9).
-        workspace = WorkspaceDoc(
-            workspace_id=uid,
-            name=PERSONAL_NAME,
-            created_by=uid,
-            created_at=now,
-            personal=True,
-            audit_seq=1,
-        )
-        owner = MemberDoc(
-            workspace_id=uid, uid=uid, role="owner", email=email, added_by=uid, added_at=now
-        )
-        entry = AuditEntry(
-            seq=1,
-            workspace_id=uid,
-            actor=uid,
-            action="workspace.created",
-            target=uid,
-            detail={"name": PERSONAL_NAME, "personal": True},
-            at=now,
-        )
-        batch = self._db.batch()
-        batch.create(self._member(uid, uid), owner.model_dump())
-        batch.set(self._workspace(uid), workspace.model_dump(), merge=True)
-        batch.set(
-            self._mine(uid, uid),
-            MyWorkspace(workspace_id=uid, name=PERSONAL_NAME, role="owner").model_dump(),
-        )
-        batch.create(self._entry(uid, 1), entry.model_dump())
-        try:
-            batch.commit()
-        except AlreadyExists:
-            return False
-        return True
 
     def touch_key(self, key: ApiKeyDoc, now: datetime) -> None:
         batch = self._db.batch()

@@ -45,6 +45,7 @@ from shared.workspaces.roles import Action, Role, allows, at_least
 TEAM_ID_PREFIX: Final = "t"
 TEAM_ID_HEX: Final = 19
 INVITE_ID_BYTES: Final = 16
+PERSONAL_NAME: Final = "Personal"
 INVITE_TTL: Final = timedelta(days=7)
 MAX_KEY_LIFETIME: Final = timedelta(days=730)  # two years
 # Bounds that keep every listing small: pending invites of a workspace, keys listed.
@@ -158,12 +159,14 @@ def create_workspace(
     name: str,
     now: datetime,
     workspace_id: str | None = None,
+    *,
+    personal: bool = False,
 ) -> WorkspaceDoc:
     """A team workspace, ``uid`` its owner. ``workspace_id`` is chosen only by the local
     stack (``demo``); otherwise a new random one. 409 if that id is taken."""
     ws = workspace_id or new_workspace_id()
     workspace = WorkspaceDoc(
-        workspace_id=ws, name=name, created_by=uid, created_at=now, personal=False, audit_seq=1
+        workspace_id=ws, name=name, created_by=uid, created_at=now, personal=personal, audit_seq=1
     )
     owner = MemberDoc(
         workspace_id=ws, uid=uid, role="owner", email=email, added_by=uid, added_at=now
@@ -174,7 +177,7 @@ def create_workspace(
         actor=uid,
         action="workspace.created",
         target=ws,
-        detail={"name": name},
+        detail={"name": name, "personal": True} if personal else {"name": name},
         at=now,
     )
     try:
@@ -182,6 +185,17 @@ def create_workspace(
     except CreateConflict as e:
         raise Conflict(f"workspace {ws} already exists") from e
     return workspace
+
+
+def ensure_personal(store: WorkspaceStore, uid: str, email: str | None, now: datetime) -> bool:
+    """The user's personal workspace (id = uid, they its owner) unless it exists; whether
+    this call made it. Its first audit entry is the create-if-absent key, so of two first
+    requests at once one makes it and the other finds it."""
+    try:
+        create_workspace(store, uid, email, PERSONAL_NAME, now, workspace_id=uid, personal=True)
+    except Conflict:
+        return False
+    return True
 
 
 def workspaces_of(store: WorkspaceStore, uid: str) -> list[MyWorkspace]:

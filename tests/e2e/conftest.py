@@ -1,8 +1,8 @@
 """The local stack as `make dev` runs it (every function a functions-framework process,
 push subscriptions from the shared topology), on this session's emulators, once a session.
 
-Tests isolate themselves by user and workspace: each signs up its own user with its own
-``workspace`` claim on the stack's project.
+Tests isolate themselves by user and workspace: each signs up its own user, who acts in
+their own personal workspace (DESIGN §9) on the stack's project.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from shared.config import Settings
 from shared.errors import Forbidden, NotFound, Unauthenticated
 from shared.store.documents import ApiKeyDoc, MemberDoc
 from shared.store.workspaces import API_KEYS, MEMBERS, WORKSPACES, FirestoreWorkspaceStore
-from shared.workspaces import keys
+from shared.workspaces import keys, service
 
 PEPPER = "access-test-pepper-" + "x" * 32
 
@@ -81,7 +81,8 @@ def test_the_first_request_makes_the_personal_workspace(
     principal = setup.access.enter(identity, None, "manage")
     assert (principal.workspace_id, principal.role) == (user.uid, "owner")
     # A second process (a fresh Access) finds it and creates nothing new.
-    assert setup.store.ensure_personal(user.uid, user.email, datetime.now(UTC)) is False
+    made = service.ensure_personal(setup.store, user.uid, user.email, datetime.now(UTC))
+    assert made is False
 
 
 def test_not_a_member_is_not_found_and_a_lesser_role_forbidden(

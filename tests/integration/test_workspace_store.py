@@ -209,7 +209,7 @@ def test_a_change_from_a_stale_snapshot_writes_nothing_not_even_its_mirrors(
 
 
 def test_workspaces_of_lists_each_with_the_users_role(store: FirestoreWorkspaceStore) -> None:
-    assert store.ensure_personal("bob", "bob@apex.test", NOW)
+    assert service.ensure_personal(store, "bob", "bob@apex.test", NOW)
     ws = team(store, {"bob": "viewer"})
     mine = {w.workspace_id: (w.name, w.role) for w in store.workspaces_of("bob")}
     assert mine == {"bob": ("Personal", "owner"), ws: ("Acme", "viewer")}
@@ -438,7 +438,7 @@ def test_a_replayed_invite_or_one_for_a_member_is_a_conflict(
 
 
 def test_a_personal_workspaces_owner_stays_its_owner(store: FirestoreWorkspaceStore) -> None:
-    assert store.ensure_personal("jo", "jo@apex.test", NOW)
+    assert service.ensure_personal(store, "jo", "jo@apex.test", NOW)
     made = service.invite(store, "jo", "jo", "kim@apex.test", "owner", NOW)
     service.accept_invite(store, made.invite_id, "kim", "kim@apex.test", True, NOW)
     before = state(store, "jo", ["jo", "kim"])

@@ -4,8 +4,9 @@ Fixtures:
 - ``relay_stack`` (session): the ``RunningStack``; ``relay_stack.relay`` is the relay's URL
   (``http://127.0.0.1:<port>``), ``relay_stack.functions`` the public functions' URLs,
   ``relay_stack.env`` the environment its processes run with.
-- ``new_chat_user`` : signs up a user on the stack's Auth emulator with a ``workspace``
-  claim of its own; returns a ``ChatUser`` (uid, email, password, workspace, id_token).
+- ``new_chat_user`` : signs up a user on the stack's Auth emulator, acting in their
+  personal workspace (id = uid); returns a ``ChatUser`` (uid, email, password, workspace,
+  id_token).
 - ``planted_chat_user`` (session): one such user whose workspace holds last month's planted
   synthetic usage, ingested through ``usage_ingest`` (the aggregator applied it all).
 - ``relay_db``: a Firestore client on the stack's project.

@@ -1,7 +1,7 @@
 """The chat page in a real browser (issue 4 acceptance): Debian's headless Chromium, driven
 by Playwright, against the stack with its relay (``relay_stack``), fully offline.
 
-A user with their own ``workspace`` claim gets the planted synthetic usage through
+A user in their personal workspace gets the planted synthetic usage through
 ``usage_ingest``; they sign in through the page's form, ask about last month's spend, and
 the page must show the three agents' live timeline, the answer and a recommendations table
 whose rows are the ``message`` event's recommendations (and so the planted savings). After
@@ -20,7 +20,6 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,43 +30,19 @@ from playwright.sync_api import (
     BrowserContext,
     Page,
     Playwright,
-    Route,
     WebSocketRoute,
     expect,
     sync_playwright,
 )
 
 from devstack.stack import RunningStack
+from tests.support.browser import ARTIFACTS, ROOT, PageWatch, launch, offline_context
+from tests.support.browser import open_page as support_open_page
 from tests.support.event_sequence import check_sequence
 from tests.support.relay import PlantedUser, auth_default_project
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
 QUESTION = "What did we spend last month, and where can we save?"
 RUN_TIMEOUT_MS = 90_000
-# Without these, Chromium phones home at start (component updates, field trials); the
-# machine has no network, and the test wants to see only the page's own requests.
-CHROMIUM_ARGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/")
-
-
-@dataclass
-class PageWatch:
-    """What the page did that it should not have: off-loopback requests, script errors."""
-
-    offsite: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        assert self.offsite == [], f"the page reached beyond loopback: {self.offsite}"
-        assert self.errors == [], f"the page logged errors: {self.errors}"
 
 
 @pytest.fixture(scope="module")
@@ -89,40 +64,20 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    # No skip: a machine without the browser fails here, naming the fix (make test installs it).
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    browser = launch(playwright)
     yield browser
     browser.close()
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[tuple[BrowserContext, PageWatch]]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="en-US")
-    watch = PageWatch()
-
-    def offline(route: Route) -> None:
-        # The test machine has no internet anyway; recording makes a CDN import a clear failure.
-        if LOOPBACK.match(route.request.url):
-            route.continue_()
-        else:
-            watch.offsite.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", offline)
+    context, watch = offline_context(browser)
     yield context, watch
     context.close()
 
 
 def open_page(context: BrowserContext, watch: PageWatch, relay: str) -> Page:
-    page = context.new_page()
-    page.on("pageerror", lambda e: watch.errors.append(f"pageerror: {e}"))
-    page.on(
-        "console",
-        lambda m: watch.errors.append(f"console: {m.text}") if m.type == "error" else None,
-    )
-    page.goto(f"{relay}/")
-    return page
+    return support_open_page(context, watch, f"{relay}/")
 
 
 def runs_get(stack: RunningStack, shopper: PlantedUser, run_id: str) -> dict[str, Any]:
