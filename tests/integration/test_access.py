@@ -59,7 +59,7 @@ def _add_member(db: firestore.Client, ws: str, uid: str, role: str) -> None:
         role=role,
         email=None,
         added_by="t",
-        added_at=datetime.now(UTC),  # type: ignore[arg-type]
+        added_at=datetime.now(UTC),
     )
     db.collection(WORKSPACES).document(ws).collection(MEMBERS).document(uid).set(
         member.model_dump()
@@ -137,12 +137,12 @@ def _store_key(db: firestore.Client, ws: str, scope: str, **fields: object) -> s
         key_id=made.key_id,
         workspace_id=ws,
         name="ci",
-        scope=scope,  # type: ignore[arg-type]
+        scope=scope,
         prefix=made.prefix,
         secret_hash=made.secret_hash,
         created_by="t",
         created_at=datetime.now(UTC),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
     # The key and its top-level mirror, as the store writes them (DESIGN §9).
     db.collection(API_KEYS).document(made.key_id).set(doc.model_dump())
