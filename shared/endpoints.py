@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from datetime import timedelta
 from typing import Final, assert_never
 
@@ -24,6 +23,7 @@ from shared.agents.triage import triage
 from shared.edge import CHAT_LIMIT, MAX_INGEST_BODY_BYTES, HttpResponse, PushWorker
 from shared.errors import BadRequest, Conflict
 from shared.http import JSON, NDJSON, Context, Endpoint, ok
+from shared.ingest.accept import accept
 from shared.ingest.records import parse_batch, split_body
 from shared.models.api import (
     DataRequest,
@@ -40,7 +40,7 @@ from shared.models.api import (
 )
 from shared.models.events import RunEvent
 from shared.models.findings import Answer, Recommendation
-from shared.models.messages import USAGE_TOPIC, PushEnvelope, StepRequested, UsageBatch
+from shared.models.messages import PushEnvelope, StepRequested, UsageBatch
 from shared.models.usage import UsageRecord
 from shared.services import Services
 from shared.store.documents import dedup_key
@@ -175,16 +175,7 @@ def usage_ingest(ctx: Context) -> HttpResponse:
     """Validate each record, publish the accepted ones, answer 202 once Pub/Sub has them."""
     items = split_body(ctx.request.body, ndjson=ctx.request.content_type == NDJSON)
     parsed = parse_batch(items, now=ctx.now)
-    if parsed.records:
-        ctx.services.bus.publish(
-            USAGE_TOPIC,
-            UsageBatch(
-                batch_id=uuid.uuid4().hex,
-                workspace_id=ctx.principal.workspace_id,
-                uid=ctx.principal.uid,
-                records=[r.model_dump(mode="json") for r in parsed.records],
-            ),
-        )
+    accept(ctx.services, ctx.principal, parsed.records, now=ctx.now)
     return ok(IngestResponse(accepted=len(parsed.records), rejected=parsed.rejected), 202)
 
 
