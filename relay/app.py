@@ -21,6 +21,7 @@ from typing import Final
 
 from google.cloud.pubsub_v1 import SubscriberClient
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -28,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from relay.fanout import CHECK_TIMEOUT_S, Fanout
+from relay.headers import SecurityHeaders
 from relay.session import RelayContext, Session
 from relay.settings import RelaySettings
 from shared.config import Settings
@@ -170,7 +172,12 @@ def create_app(
         Route("/openapi.json", openapi_json),
         *page_routes(static_dir),
     ]
-    return RelayApp(routes=routes, lifespan=lifespan)
+    headers = Middleware(
+        SecurityHeaders,
+        function_urls=(relay_settings.threads_get_url, relay_settings.workspaces_url),
+        auth_emulator_host=settings.auth_emulator_host,
+    )
+    return RelayApp(routes=routes, lifespan=lifespan, middleware=[headers])
 
 
 def page_routes(static_dir: Path) -> list[BaseRoute]:
