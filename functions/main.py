@@ -49,6 +49,8 @@ def _headers(request: flask.Request) -> dict[str, str]:
 
 
 def _flask(response: HttpResponse) -> flask.Response:
+    if isinstance(response.body, bytes):  # already encoded (otlp_ingest); its headers say how
+        return flask.Response(response.body, status=response.status, headers=response.headers)
     body = "" if response.body is None else json.dumps(response.body, separators=(",", ":"))
     return flask.Response(
         body,
@@ -81,6 +83,11 @@ def agents_optimization(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def usage_ingest(request: flask.Request) -> flask.Response:
     return _public("usage_ingest", request)
+
+
+@functions_framework.http
+def otlp_ingest(request: flask.Request) -> flask.Response:
+    return _public("otlp_ingest", request)
 
 
 @functions_framework.http

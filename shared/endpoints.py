@@ -21,8 +21,9 @@ from shared.agents.optimization import optimize
 from shared.agents.trace import EventLog
 from shared.agents.triage import triage
 from shared.edge import CHAT_LIMIT, MAX_INGEST_BODY_BYTES, HttpResponse, PushWorker
-from shared.errors import BadRequest, Conflict
+from shared.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
 from shared.http import JSON, NDJSON, Context, Endpoint, ok
+from shared.ingest import otlp
 from shared.ingest.accept import accept
 from shared.ingest.records import parse_batch, split_body
 from shared.models.api import (
@@ -179,6 +180,33 @@ def usage_ingest(ctx: Context) -> HttpResponse:
     return ok(IngestResponse(accepted=len(parsed.records), rejected=parsed.rejected), 202)
 
 
+# --- otlp_ingest ----------------------------------------------------------------------------
+
+
+def otlp_ingest(ctx: Context) -> HttpResponse:
+    """OTLP/HTTP traces (DESIGN §10): the GenAI spans accepted as usage records, the rest
+    skipped; 200 with the ``ExportTraceServiceResponse`` once Pub/Sub has the records."""
+    if ctx.request.path != otlp.TRACES_PATH:
+        raise NotFound(f"otlp_ingest serves POST {otlp.TRACES_PATH}, not {ctx.request.path[:100]}")
+    encoding = otlp.encoding_of(ctx.request.content_type)
+    if encoding is None:
+        raise UnsupportedMediaType(f"send {' or '.join(otlp.Encoding)}")
+    body = otlp.inflate(ctx.request.body, ctx.request.header("content-encoding"))
+    mapped = otlp.map_spans(otlp.decode(body, encoding), now=ctx.now)
+    accept(ctx.services, ctx.principal, mapped.records, now=ctx.now)
+    log.info(
+        "otlp export",
+        extra={
+            "fields": {
+                "accepted": len(mapped.records),
+                "rejected": mapped.rejected,
+                "skipped": mapped.skipped,
+            }
+        },
+    )
+    return otlp.export_response(mapped, encoding)
+
+
 # --- runs_get, threads_get --------------------------------------------------------------------
 
 
@@ -234,6 +262,16 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
         content_types=frozenset({JSON, NDJSON}),
         action="ingest",
         key_scope="ingest",
+    ),
+    "otlp_ingest": Endpoint(
+        "otlp_ingest",
+        _POST,
+        otlp_ingest,
+        max_body=MAX_INGEST_BODY_BYTES,
+        content_types=frozenset(otlp.Encoding),
+        action="ingest",
+        key_scope="ingest",
+        reply=otlp.otlp_reply,
     ),
     "runs_get": Endpoint("runs_get", _GET, runs_get),
     "threads_get": Endpoint("threads_get", _GET, threads_get),

@@ -101,6 +101,9 @@ class Endpoint:
     key_scope: KeyScope | None = None
     # False: the function names workspaces in its paths (`workspaces`), the header is unused.
     workspace_header: bool = True
+    # Rewrites each response once made (otlp_ingest: errors as the google.rpc.Status OTLP
+    # clients read); None: Apex's JSON as is.
+    reply: Callable[[HttpRequest, HttpResponse], HttpResponse] | None = None
 
 
 def ok(model: BaseModel, status: int = 200) -> HttpResponse:
@@ -115,7 +118,7 @@ def serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> HttpR
     with log_context(trace=trace):
         response = _serve(endpoint, request, services)
     response.headers.update(cors)
-    return response
+    return response if endpoint.reply is None else endpoint.reply(request, response)
 
 
 def _serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> HttpResponse:

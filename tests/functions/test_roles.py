@@ -18,6 +18,7 @@ from devstack.auth_emulator import AuthEmulator, SignedIn
 from shared.endpoints import ENDPOINTS
 from tests.support.functions import Captured
 from tests.support.membership import Team, bearer, make_team
+from tests.support.otlp import chat, export, otlp_json
 
 Who = str  # a role, or "outsider"
 WHO: Final = ("owner", "admin", "member", "viewer", "outsider")
@@ -56,6 +57,8 @@ ROWS: Final = [
     Row("agents_optimization", "POST", "/", {"period": "last_30d"},
         _statuses(200, 200, 200, 200, 404)),
     Row("usage_ingest", "POST", "/", [RECORD], _statuses(202, 202, 202, 403, 404)),
+    Row("otlp_ingest", "POST", "/v1/traces", otlp_json(export([chat()])),
+        _statuses(200, 200, 200, 403, 404)),
     Row("threads_get", "GET", "/", None, _statuses(200, 200, 200, 200, 404)),
     # Runs stay per user inside a workspace: the owner's run is the owner's alone.
     Row("runs_get", "GET", "/?run_id={owner_run}", None, _statuses(200, 404, 404, 404, 404)),
@@ -111,6 +114,14 @@ def _call(fn: Callable[[str], FlaskClient], world: World, row: Row, who: Who) ->
     )
 
 
+def _error(body: Any) -> Any:
+    if "error" in body:
+        return body["error"]
+    # otlp_ingest answers with a google.rpc.Status (docs/otlp.md): ErrorInfo names the code.
+    info = next(d for d in body["details"] if d["@type"].endswith("google.rpc.ErrorInfo"))
+    return {"code": info["reason"], "message": body["message"]}
+
+
 def test_each_role_gets_exactly_what_its_role_allows(
     function: Callable[[str], FlaskClient], world: World
 ) -> None:
@@ -120,7 +131,7 @@ def test_each_role_gets_exactly_what_its_role_allows(
         for who in WHO:
             response = _call(function, world, row, who)
             wanted = row.expect[who]
-            error = response.get_json()["error"] if response.status_code >= 400 else None
+            error = _error(response.get_json()) if response.status_code >= 400 else None
             if response.status_code != wanted or (
                 error is not None and error["code"] != codes[wanted]
             ):

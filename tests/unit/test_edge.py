@@ -220,6 +220,7 @@ def test_the_size_limits_and_where_they_apply() -> None:
     assert (MAX_BODY_BYTES, MAX_INGEST_BODY_BYTES, MAX_FRAME_BYTES) == (2**20, 5 * 2**20, 2**16)
     bodies = {name: endpoint.max_body for name, endpoint in ENDPOINTS.items()}
     assert bodies.pop("usage_ingest") == MAX_INGEST_BODY_BYTES
+    assert bodies.pop("otlp_ingest") == MAX_INGEST_BODY_BYTES  # as sent; 32 MiB inflated
     assert set(bodies.values()) == {MAX_BODY_BYTES}
     summary = openapi_document()["paths"]["/usage_ingest"]["post"]["summary"]
     assert f"{MAX_INGEST_RECORDS:,} records, 5 MiB" in summary
