@@ -8,6 +8,7 @@ locals {
   apis = concat(
     [
       "artifactregistry.googleapis.com",
+      "bigquery.googleapis.com",
       "cloudbuild.googleapis.com",
       "cloudfunctions.googleapis.com",
       "cloudresourcemanager.googleapis.com",

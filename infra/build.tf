@@ -7,6 +7,8 @@ locals {
   deployer_roles = concat(
     [
       "roles/artifactregistry.admin",
+      # The raw-records dataset, its tables and their IAM (bigquery.tf).
+      "roles/bigquery.admin",
       "roles/cloudfunctions.admin",
       "roles/datastore.owner",
       "roles/firebase.admin",

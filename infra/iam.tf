@@ -65,8 +65,9 @@ locals {
 
   # Topics each workload publishes to (names from shared/topology.yaml; the tests check them).
   publishes = {
-    # agents_execute: RunRequested; usage_ingest: usage batches; run events.
-    public_functions = ["apex-triage", "apex-usage", "apex-events"]
+    # agents_execute: RunRequested; ingest (shared/ingest/accept.py): usage batches and
+    # one BigQuery row per record; run events.
+    public_functions = ["apex-triage", "apex-usage", "apex-records", "apex-events"]
     # hand-offs along the pipeline, the next queued run of a thread, run events.
     workers = ["apex-triage", "apex-data", "apex-optimization", "apex-events"]
     # chat.send: RunRequested; run.cancel: run events.

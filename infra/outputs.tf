@@ -57,3 +57,8 @@ output "gemini_api_key_secret" {
   description = "With gemini_backend = api_key: the secret to add the key to, as a version."
   value       = local.gemini_api_key ? google_secret_manager_secret.gemini_api_key[0].secret_id : null
 }
+
+output "bigquery_tables" {
+  description = "The raw-records tables, project.dataset.table (docs/bigquery.md)."
+  value       = { for name, t in google_bigquery_table.export : name => "${var.project_id}.${t.dataset_id}.${t.table_id}" }
+}

@@ -4,15 +4,20 @@
 # Each work queue T: topic T, push subscription to its worker (OIDC token of the pusher service
 # account, retry policy, dead-letter topic T-dlq after max_delivery_attempts), and on T-dlq a
 # push subscription to deadletter_worker plus a pull copy T-dlq-keep that keeps dead letters for
-# inspection. Relay subscriptions on apex-events are made at run time by each relay instance.
+# inspection. Each BigQuery export T (bigquery.tf makes its subscription): topic T, dead-letter
+# topic T-dlq and its pull copy T-dlq-keep. Relay subscriptions on apex-events are made at run
+# time by each relay instance.
 
 locals {
   topology = yamldecode(file("${path.module}/../shared/topology.yaml"))
   defaults = local.topology.defaults
 
+  bigquery_exports = local.topology.bigquery_exports
+
   topic_names = concat(
     [for t in local.topology.topics : t.name],
     [for q in local.topology.work_queues : "${q.topic}-dlq"],
+    [for e in local.bigquery_exports : "${e.topic}-dlq"],
   )
 
   # The same expansion as Topology.subscriptions() in shared/topology.py (the infra tests
@@ -37,8 +42,8 @@ locals {
       }
     },
     {
-      for q in local.topology.work_queues : "${q.topic}-dlq-keep" => {
-        topic                     = "${q.topic}-dlq"
+      for t in concat(local.topology.work_queues, local.bigquery_exports) : "${t.topic}-dlq-keep" => {
+        topic                     = "${t.topic}-dlq"
         push_to                   = null
         ack_deadline_seconds      = local.defaults.ack_deadline_seconds
         dead_letter_topic         = null

@@ -142,3 +142,20 @@ variable "gemini_base_url" {
   type        = string
   default     = ""
 }
+
+variable "bigquery_location" {
+  description = "Location of the BigQuery dataset `apex` holding the raw usage records (US, EU, or a region). Fixed once created."
+  type        = string
+  default     = "US"
+}
+
+variable "bigquery_retention_days" {
+  description = "Days the raw usage records are kept in BigQuery, counted from each record's ts (partition expiration). The rollups in Firestore are not affected."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.bigquery_retention_days >= 1 && var.bigquery_retention_days <= 3650 && floor(var.bigquery_retention_days) == var.bigquery_retention_days
+    error_message = "bigquery_retention_days is a whole number of days, 1..3650."
+  }
+}

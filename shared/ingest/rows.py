@@ -10,6 +10,7 @@ the workspace, the price, when and by whom it was accepted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Final
@@ -55,6 +56,35 @@ class RecordRow(UsageRecord):
 
     def attributes(self) -> dict[str, str]:
         return {"kind": "usage_row", "workspace_id": self.workspace_id, "record_id": self.record_id}
+
+
+# The table's column descriptions (what BigQuery shows beside each column). The schema script
+# refuses a field without one, so a new record field is described before it ships.
+COLUMN_DESCRIPTIONS: Final[Mapping[str, str]] = {
+    "ts": "When the call started (UTC); the table is partitioned by its day.",
+    "provider": "Provider id as sent (price-table ids: openai, anthropic, aws, google, ...); "
+    "null when the sender gave none.",
+    "model": "Model id (the response's model, else the requested one).",
+    "feature": "The feature the call served (apex.feature, else the service name).",
+    "user": "End user of the call (enduser.id); null when not sent.",
+    "status": "ok or error.",
+    "error_type": "error.type of a failed call.",
+    "operation": "gen_ai.operation.name (chat, embeddings, ...).",
+    "requests": "Calls this record stands for (1, more for aggregate imports).",
+    "input_tokens": "Input tokens, cached ones included (as in OpenTelemetry).",
+    "cached_input_tokens": "Input tokens read from the provider's cache.",
+    "output_tokens": "Output tokens.",
+    "latency_ms": "End minus start of the call, in milliseconds; null when unknown.",
+    "request_hash": "Sender's hash of the request, to find repeated identical calls.",
+    "batch": "Whether the call went through the provider's batch API.",
+    "record_id": "The record's stable id, unique per workspace ({traceId}-{spanId} for OTLP "
+    "spans, the sent id, else a content hash). Deduplicate on (workspace_id, record_id).",
+    "workspace_id": "The workspace the record was ingested into.",
+    "cost_usd": "USD at the price table's prices in force at ts, to 1e-9 USD, as the rollups "
+    "count it; null when the model is not in the price table (unpriced, not free).",
+    "ingested_at": "When Apex accepted the record (UTC).",
+    "ingested_by": "Who sent it: a user's uid, or key:<key id> for an API key.",
+}
 
 
 def cost_usd(record: UsageRecord) -> Decimal | None:

@@ -10,6 +10,7 @@ on every optional part, and compared with the code: the functions-framework targ
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -357,7 +358,7 @@ def pubsub_problems(co: Checkout) -> list[str]:
         )
 
     subs = {s.get("name"): s for s in module.instances("google_pubsub_subscription")}
-    expected = {s.name: s for s in topo.subscriptions()}
+    expected = {s.name: s for s in topo.subscriptions() + topo.bigquery_subscriptions()}
     for name in sorted(set(expected) - set(subs)):
         problems.append(f"subscription {name!r} of shared/topology.yaml is not in infra/")
     for name in sorted(set(map(str, subs)) - set(expected)):
@@ -390,6 +391,11 @@ def pubsub_problems(co: Checkout) -> list[str]:
         if got.get("expiration_policy", 0, "ttl") != "":
             problems.append(f'{where}: needs expiration_policy {{ ttl = "" }} (never expire)')
         problems.extend(_push_problems(module, where, got, exp.push_to, pushers))
+        if (exp.kind == "bigquery") != (got.get("bigquery_config", 0) is not None):
+            problems.append(
+                f"{where}: the topology says a {exp.kind} subscription, "
+                f"bigquery_config {render(got.get('bigquery_config', 0))}"
+            )
         problems.extend(_dead_letter_problems(module, where, got, exp.dead_letter_topic, exp))
         if exp.message_retention_seconds is not None and seconds(
             got.get("message_retention_duration")
@@ -490,7 +496,7 @@ def _service_agent_problems(module: Module, topo: Topology) -> list[str]:
         if i.get("role") == "roles/pubsub.subscriber"
     }
     problems = []
-    for sub in topo.subscriptions():
+    for sub in topo.subscriptions() + topo.bigquery_subscriptions():
         if sub.dead_letter_topic is None:
             continue
         if not any((sub.dead_letter_topic, a) in publishers for a in agents):
@@ -533,6 +539,108 @@ def _relay_subscription_problems(module: Module, topo: Topology) -> list[str]:
             granted |= set(custom.get("permissions") or [])
     if missing := needed - granted:
         problems.append(f"the relay's service account lacks {sorted(missing)} on the project")
+    return problems
+
+
+# What the Pub/Sub service agent needs on a table to write a BigQuery subscription's rows.
+BIGQUERY_WRITER_ROLE = "roles/bigquery.dataEditor"
+DAY_MS = 86_400_000
+
+
+def bigquery_problems(co: Checkout, sc: Scenario = DEFAULT) -> list[str]:
+    """Each BigQuery export of shared/topology.yaml: its table (schema from infra/schemas/,
+    partitioned by the day of a TIMESTAMP column, clustered, partitions kept
+    var.bigquery_retention_days, partition filter required, deletion-protected), its BigQuery
+    subscription writing to exactly that table with the table's schema, the Pub/Sub service
+    agent allowed to write the table, and the public functions allowed to publish the rows."""
+    problems: list[str] = []
+    module = co.module(sc)
+    datasets = module.instances("google_bigquery_dataset")
+    if len(datasets) != 1:
+        return [f"expected one google_bigquery_dataset, found {len(datasets)}"]
+    dataset = datasets[0]
+    if dataset.get("location") != module.var("bigquery_location"):
+        problems.append(f"{dataset.address}: location is not var.bigquery_location")
+    tables = {t.get("table_id"): t for t in module.instances("google_bigquery_table")}
+    subs = {s.get("name"): s for s in module.instances("google_pubsub_subscription")}
+    agents = {
+        "serviceAccount:" + i.address
+        for i in module.instances("google_project_service_identity")
+        if i.get("service") == "pubsub.googleapis.com"
+    }
+    writers = {
+        (i.get("table_id"), principal(i.get("member")))
+        for i in module.instances("google_bigquery_table_iam_member")
+        if i.get("role") == BIGQUERY_WRITER_ROLE
+    }
+    publishers = _topic_grants(module, "roles/pubsub.publisher")
+    retention = module.var("bigquery_retention_days")
+    for export in co.topology.bigquery_exports:
+        table = tables.get(export.table)
+        if table is None:
+            problems.append(f"no google_bigquery_table {export.table!r} for {export.topic!r}")
+            continue
+        where = table.address
+        schema_file = co.infra / "schemas" / f"{export.table}.json"
+        columns = {c["name"]: c for c in json.loads(schema_file.read_text(encoding="utf-8"))}
+        schema = table.get("schema")
+        if not isinstance(schema, str) or json.loads(schema) != list(columns.values()):
+            problems.append(f"{where}: schema is not infra/schemas/{export.table}.json")
+        if table.get("dataset_id") != dataset.get("dataset_id"):
+            problems.append(f"{where}: not in dataset {dataset.get('dataset_id')!r}")
+        part = table.get("time_partitioning", 0) or {}
+        if part.get("type") != "DAY" or part.get("field") != export.partition_by_day:
+            problems.append(
+                f"{where}: time_partitioning {render(part)}, expected DAY on "
+                f"{export.partition_by_day!r}"
+            )
+        column = columns.get(export.partition_by_day, {})
+        if (column.get("type"), column.get("mode")) != ("TIMESTAMP", "REQUIRED"):
+            problems.append(
+                f"{where}: partition column {export.partition_by_day!r} is {column or 'absent'}, "
+                f"not a REQUIRED TIMESTAMP"
+            )
+        if part.get("expiration_ms") != retention * DAY_MS:
+            problems.append(
+                f"{where}: partitions expire after {render(part.get('expiration_ms'))} ms, "
+                f"not var.bigquery_retention_days ({retention} days)"
+            )
+        if list(table.get("clustering") or []) != list(export.cluster_by):
+            problems.append(
+                f"{where}: clustering {render(table.get('clustering'))}, "
+                f"topology {list(export.cluster_by)}"
+            )
+        if missing := [c for c in export.cluster_by if c not in columns]:
+            problems.append(f"{where}: clustered by {missing}, which the schema lacks")
+        if table.get("require_partition_filter") is not True:
+            problems.append(f"{where}: require_partition_filter must be true")
+        if table.get("deletion_protection") is not True:
+            problems.append(f"{where}: deletion_protection must be true")
+        if not any((export.table, a) in writers for a in agents):
+            problems.append(
+                f"the Pub/Sub service agent may not write table {export.table!r} "
+                f"({BIGQUERY_WRITER_ROLE})"
+            )
+        if (export.topic, "serviceAccount:google_service_account.public_functions") not in (
+            publishers
+        ):
+            problems.append(f"the public functions may not publish to {export.topic!r}")
+        sub = subs.get(export.subscription)
+        if sub is None:
+            continue  # pubsub_problems names it
+        config = sub.get("bigquery_config", 0) or {}
+        target = f"{module.var('project_id')}.{dataset.get('dataset_id')}.{export.table}"
+        if config.get("table") != target:
+            problems.append(
+                f"{sub.address}: writes to {render(config.get('table'))}, not {target!r}"
+            )
+        for key, want in (
+            ("use_table_schema", True),
+            ("write_metadata", False),
+            ("drop_unknown_fields", False),
+        ):
+            if config.get(key) is not want:
+                problems.append(f"{sub.address}: bigquery_config.{key} must be {want}")
     return problems
 
 

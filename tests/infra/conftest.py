@@ -43,15 +43,17 @@ MakeCheckout = Callable[..., Checkout]
 
 @pytest.fixture
 def make_checkout(tmp_path: Path) -> MakeCheckout:
-    """`make_checkout(extra_targets=(), without=())`: infra/*.tf, the example tfvars and
-    shared/topology.yaml copied, and a functions/main.py with DESIGN's public functions and
-    the topology's workers (plus `extra_targets`, minus `without`)."""
+    """`make_checkout(extra_targets=(), without=())`: infra/*.tf, the example tfvars, the
+    BigQuery schemas and shared/topology.yaml copied, and a functions/main.py with DESIGN's
+    public functions and the topology's workers (plus `extra_targets`, minus `without`)."""
 
     def _make(extra_targets: Sequence[str] = (), without: Sequence[str] = ()) -> Checkout:
         root = tmp_path / "repo"
         (root / "infra").mkdir(parents=True)
         for src in [*ROOT.joinpath("infra").glob("*.tf"), ROOT / "infra" / "apex.tfvars.example"]:
             shutil.copy(src, root / "infra" / src.name)
+        # The BigQuery tables' schemas (bigquery.tf reads them with file()).
+        shutil.copytree(ROOT / "infra" / "schemas", root / "infra" / "schemas")
         (root / "shared").mkdir()
         shutil.copy(ROOT / "shared" / "topology.yaml", root / "shared" / "topology.yaml")
         workers = Checkout(root).topology.workers()
