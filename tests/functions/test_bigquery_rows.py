@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -23,10 +24,10 @@ from shared.ingest.rows import RECORDS_TOPIC
 from shared.limits import MAX_INGEST_RECORDS
 from shared.models.messages import USAGE_TOPIC
 from shared.models.usage import usage_record
-from tests.infra.checks import ROOT
 from tests.support.functions import Captured, User
 
 Fn = Callable[[str], FlaskClient]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "infra" / "schemas" / "usage_records.json").read_text("utf-8"))
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 # NUMERIC: 38 digits of precision, 9 of them after the point.

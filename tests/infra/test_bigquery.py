@@ -333,3 +333,19 @@ def test_a_push_subscription_in_place_of_the_bigquery_one_is_named(
     assert any(
         "'apex-records-bigquery'" in p and "says a bigquery subscription" in p for p in problems
     ), problems
+
+
+def test_the_user_docs_list_every_column_with_its_type() -> None:
+    docs = (ROOT / "docs" / "bigquery.md").read_text(encoding="utf-8")
+    listed = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            listed[cells[0].strip("`")] = cells[1].removesuffix(", nullable")
+    columns = json.loads(bq_schema.schema_text("usage_records"))
+    assert listed == {c["name"]: c["type"] for c in columns}
+    nullable = {c["name"] for c in columns if c["mode"] == "NULLABLE"}
+    for line in docs.splitlines():
+        if line.startswith("| `"):
+            name = line.split("`")[1]
+            assert (", nullable" in line) == (name in nullable), name
