@@ -11,7 +11,7 @@ the workspace, the price, when and by whom it was accepted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Final
 
@@ -23,11 +23,14 @@ from shared.usage.rollups import record_cost_nanousd
 RECORDS_TOPIC: Final = "apex-records"
 # BigQuery NUMERIC keeps 9 decimal places: the cost is exact to the 1e-9 USD of the rollups.
 _NANO: Final = Decimal("1e-9")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def _timestamp(value: datetime) -> str:
-    # BigQuery's canonical TIMESTAMP text, always UTC with microseconds.
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _timestamp(value: datetime) -> int:
+    # Microseconds since the epoch: what the BigQuery Storage Write API (which a BigQuery
+    # subscription writes through) holds a TIMESTAMP as, so no text format is left to parse.
+    return (value - _EPOCH) // _MICROSECOND
 
 
 def _numeric(value: Decimal) -> str:
@@ -37,7 +40,7 @@ def _numeric(value: Decimal) -> str:
 
 
 # How the row's JSON writes the types BigQuery reads differently from pydantic's default.
-Timestamp = Annotated[UtcDatetime, PlainSerializer(_timestamp, return_type=str)]
+Timestamp = Annotated[UtcDatetime, PlainSerializer(_timestamp, return_type=int)]
 Numeric = Annotated[Decimal, PlainSerializer(_numeric, return_type=str)]
 
 

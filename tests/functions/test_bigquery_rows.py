@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,14 @@ from tests.support.functions import Captured, User
 Fn = Callable[[str], FlaskClient]
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "infra" / "schemas" / "usage_records.json").read_text("utf-8"))
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(text: str) -> int:
+    """An ISO 8601 time as BigQuery's TIMESTAMP: microseconds since the epoch."""
+    return (datetime.fromisoformat(text) - EPOCH) // timedelta(microseconds=1)
+
+
 # NUMERIC: 38 digits of precision, 9 of them after the point.
 _NUMERIC = re.compile(r"^-?\d{1,29}(\.\d{1,9})?$")
 
@@ -66,9 +73,9 @@ def schema_problems(row: dict[str, Any]) -> list[str]:
     """Why ``row`` does not fit the table as the BigQuery subscription writes it
     (use_table_schema, unknown keys refused): a key the table lacks, a REQUIRED column
     missing or null, a value not of its column's JSON form. The forms are the strict ones
-    the row keeps to: TIMESTAMP as UTC text with microseconds, NUMERIC as plain decimal
-    text within NUMERIC's 9 places (a JSON number would be a float before BigQuery reads
-    it)."""
+    the row keeps to: TIMESTAMP as an integer of microseconds since the epoch (the Storage
+    Write API's own form), NUMERIC as plain decimal text within NUMERIC's 9 places (a JSON
+    number would be a float before BigQuery reads it)."""
     columns = {c["name"]: c for c in SCHEMA}
     problems = [f"{key}: no such column" for key in row if key not in columns]
     for name, column in columns.items():
@@ -80,15 +87,13 @@ def schema_problems(row: dict[str, Any]) -> list[str]:
         match column["type"]:
             case "STRING":
                 ok = isinstance(value, str)
-            case "INTEGER":
+            case "INTEGER" | "TIMESTAMP":
                 ok = not isinstance(value, bool) and isinstance(value, int)
                 ok = ok and -(2**63) <= value < 2**63
             case "FLOAT":
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
             case "BOOLEAN":
                 ok = isinstance(value, bool)
-            case "TIMESTAMP":
-                ok = isinstance(value, str) and _TIMESTAMP.fullmatch(value) is not None
             case "NUMERIC":
                 ok = isinstance(value, str) and _NUMERIC.fullmatch(value) is not None
             case other:
@@ -101,7 +106,7 @@ def schema_problems(row: dict[str, Any]) -> list[str]:
 def test_the_row_check_names_each_misfit() -> None:
     """The checker above can fail: each way a row can miss the table is named."""
     good = {c["name"]: None for c in SCHEMA if c["mode"] == "NULLABLE"} | {
-        "ts": "2026-11-20T10:00:00.000000Z",
+        "ts": micros("2026-11-20T10:00:00Z"),
         "model": "m",
         "status": "ok",
         "requests": 1,
@@ -111,7 +116,7 @@ def test_the_row_check_names_each_misfit() -> None:
         "batch": False,
         "record_id": "r",
         "workspace_id": "w",
-        "ingested_at": "2026-11-20T10:00:01.000000Z",
+        "ingested_at": micros("2026-11-20T10:00:01Z"),
         "ingested_by": "u",
     }
     assert schema_problems(good) == []
@@ -121,6 +126,9 @@ def test_the_row_check_names_each_misfit() -> None:
     ]
     assert schema_problems({**good, "input_tokens": True}) == [
         "input_tokens: True does not fit INTEGER"
+    ]
+    assert schema_problems({**good, "ts": "2026-11-20T10:00:00Z"}) == [
+        "ts: '2026-11-20T10:00:00Z' does not fit TIMESTAMP"
     ]
     assert schema_problems({**good, "ts": 1763632800.5}) == [
         "ts: 1763632800.5 does not fit TIMESTAMP"
@@ -179,18 +187,18 @@ def test_every_accepted_record_is_one_row_message_none_for_a_rejected_one(
         }
         for key, value in record.items():
             if key == "ts":
-                assert datetime.fromisoformat(row["ts"]) == datetime.fromisoformat(value)
+                assert row["ts"] == micros(value)
             else:
                 assert row[key] == value, key
         assert (row["workspace_id"], row["ingested_by"]) == (user.workspace, user.signed_in.uid)
-        assert before <= datetime.fromisoformat(row["ingested_at"]) <= after
+        assert micros(before.isoformat()) <= row["ingested_at"] <= micros(after.isoformat())
 
     plain, _ = rows["call-1"]
     batch_prices = pricing.model_prices("openai", "gpt-4o", datetime(2026, 11, 20), batch=True)
     expected = batch_prices.cost(input_tokens=1200, cached_input_tokens=200, output_tokens=300)
     assert expected > 0
     assert {k: v for k, v in plain.items() if k != "ingested_at"} == {
-        "ts": "2026-11-20T10:00:00.123456Z",
+        "ts": micros("2026-11-20T10:00:00.123456Z"),
         "provider": "openai",
         "model": "gpt-4o",
         "feature": "summarize",
@@ -217,12 +225,12 @@ def test_every_accepted_record_is_one_row_message_none_for_a_rejected_one(
         "timeout",
         "chat",
     )
-    assert (failed["ts"], failed["latency_ms"]) == ("2025-11-20T10:00:00.000000Z", 1500.0)
+    assert (failed["ts"], failed["latency_ms"]) == (1_763_632_800_000_000, 1500.0)
     assert failed["cost_usd"] == "0.000000000"  # priced, at zero tokens: not unpriced
 
     [unpriced] = [row for row, _ in rows.values() if row["model"] == "acme-llm-9000"]
     assert unpriced["cost_usd"] is None  # unknown to the price table: null, never 0
-    assert unpriced["ts"] == "2026-11-19T00:00:00.000000Z"
+    assert unpriced["ts"] == micros("2026-11-19T00:00:00Z")
 
 
 def test_a_request_with_no_valid_record_publishes_nothing(
@@ -293,7 +301,7 @@ def test_an_export_past_one_usage_batch_is_split_and_every_record_has_its_row() 
     ]
     assert [r["record_id"] for r in rows] == [f"r{i}" for i in range(MAX_INGEST_RECORDS + 1)]
     assert {(r["ingested_by"], r["workspace_id"], r["ingested_at"]) for r in rows} == {
-        ("key:k1", "ws-1", "2026-11-20T12:00:00.000000Z")
+        ("key:k1", "ws-1", micros("2026-11-20T12:00:00Z"))
     }
     assert all(schema_problems(r) == [] for r in rows)
     assert accepted_messages(principal, [], now=now) == []
