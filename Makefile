@@ -9,6 +9,9 @@ NODE_STAMP := devstack/node_modules/.installed
 # The chat page's Firebase JS SDK (relay/package-lock.json), copied into relay/static/vendor/
 # (relay/static/README.md says why); the .gitignore written into node_modules keeps it out of git.
 RELAY_NODE_STAMP := relay/node_modules/.installed
+# The Node app of tests/e2e/test_otlp.py: the OpenTelemetry JS SDK and its OTLP/HTTP exporter
+# (tests/otlp-node/package-lock.json), kept out of git the same way.
+OTLP_NODE_STAMP := tests/otlp-node/node_modules/.installed
 # The browser tests (tests/relay/test_browser.py) drive Debian's Chromium: Playwright's own
 # browser download needs a network the machine does not have. CI runs as root.
 CHROMIUM := /usr/bin/chromium
@@ -36,6 +39,11 @@ $(RELAY_NODE_STAMP): relay/package.json relay/package-lock.json relay/copy-vendo
 	node relay/copy-vendor.mjs
 	touch $@
 
+$(OTLP_NODE_STAMP): tests/otlp-node/package.json tests/otlp-node/package-lock.json tests/otlp-node/.npmrc
+	cd tests/otlp-node && npm ci --no-audit --no-fund --loglevel=error
+	echo '*' > tests/otlp-node/node_modules/.gitignore
+	touch $@
+
 $(CHROMIUM):
 	test -x $@ || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
@@ -44,7 +52,7 @@ $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r infra/requirements-checkov.txt
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP) $(RELAY_NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(RELAY_NODE_STAMP) $(OTLP_NODE_STAMP)
 
 ## Run the whole stack locally (emulators, functions, relay); Ctrl-C stops it.
 dev: install
@@ -87,5 +95,5 @@ check: $(PY_STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) devstack/node_modules relay/node_modules .devstack .mypy_cache .ruff_cache
+	rm -rf $(VENV) devstack/node_modules relay/node_modules tests/otlp-node/node_modules .devstack .mypy_cache .ruff_cache
 	rm -f .coverage .coverage.*

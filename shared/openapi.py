@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from shared.endpoints import RunQuery, ThreadQuery
+from shared.ingest import otlp_schema
+from shared.ingest.otlp import MAX_DECOMPRESSED_BYTES, MAX_RETRY_AFTER_S, TRACES_PATH
 from shared.limits import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
 from shared.models.api import (
     DataRequest,
@@ -237,6 +244,56 @@ def _workspaces_paths() -> dict[str, Any]:
     }  # fmt: skip
 
 
+# --- otlp_ingest: OTLP/HTTP below its URL (DESIGN §10) ------------------------------------------
+
+# What the function answers with a google.rpc.Status (the OTLP specification's error body).
+_OTLP_ERRORS: Final = ["400", "401", "403", "404", "405", "413", "415", "429", "500", "503"]
+
+
+def _otlp_message(descriptor: Any) -> dict[str, Any]:
+    """A protobuf message in either OTLP/HTTP encoding (the response uses the request's)."""
+    return {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": otlp_schema.ref(descriptor)},
+    }
+
+
+def _otlp_paths() -> dict[str, Any]:
+    status = _otlp_message(status_pb2.Status.DESCRIPTOR)
+    errors = {
+        code: {"description": f"{_ERRORS[code]}: a google.rpc.Status", "content": status}
+        for code in _OTLP_ERRORS
+    }
+    return {
+        f"/otlp_ingest{TRACES_PATH}": {
+            "post": {
+                "summary": "OpenTelemetry traces (OTLP/HTTP): GenAI spans become usage records",
+                "description": (
+                    "An OTLP exporter's ExportTraceServiceRequest, binary protobuf or OTLP/JSON "
+                    f"(hex ids), optionally gzip (Content-Encoding), at most "
+                    f"{size_text(MAX_INGEST_BODY_BYTES)} as sent and "
+                    f"{size_text(MAX_DECOMPRESSED_BYTES)} inflated. Credential: an ingest API "
+                    "key or an ID token. Spans that are not model calls are skipped; invalid "
+                    "GenAI spans are counted in partialSuccess. Errors are a google.rpc.Status "
+                    "in the request's encoding (its ErrorInfo reason is the Apex error code); "
+                    f"Retry-After is at most {MAX_RETRY_AFTER_S} s. See docs/otlp.md."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": _otlp_message(ExportTraceServiceRequest.DESCRIPTOR),
+                },
+                "responses": {
+                    "200": {
+                        "description": "accepted (rejected GenAI spans in partialSuccess)",
+                        "content": _otlp_message(ExportTraceServiceResponse.DESCRIPTOR),
+                    },
+                    **errors,
+                },
+            }
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         ExecuteRequest, ExecuteResponse, ExecuteAccepted, TriageRequest, TriageResponse,
@@ -305,6 +362,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         **_workspaces_paths(),
+        **_otlp_paths(),
     }  # fmt: skip
     return {
         "openapi": "3.1.0",
@@ -316,7 +374,14 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"firebase": []}],
         "paths": paths,
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": {
+                **schemas["$defs"],
+                **otlp_schema.message_schemas(
+                    ExportTraceServiceRequest.DESCRIPTOR,
+                    ExportTraceServiceResponse.DESCRIPTOR,
+                    status_pb2.Status.DESCRIPTOR,
+                ),
+            },
             "securitySchemes": {
                 "firebase": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
