@@ -56,6 +56,8 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 # usage_ingest's NDJSON body is a string in the document: sent as is, like text/plain (without
 # a serializer schemathesis would skip those cases and warn).
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+# otlp_ingest's protobuf body is binary in the document: sent as the bytes generated.
+schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
 
 
 @pytest.fixture
