@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from shared.agents.trace import AgentTrace
 from shared.errors import ValidationFailed
 from shared.models.dimensions import DIMENSIONS, Dimension
-from shared.models.findings import DataReport, UsageFilters
+from shared.models.findings import Anomaly, DataReport, DriverDay, UsageFilters, UsageTotals
 from shared.models.period import PeriodRange
 from shared.store.interfaces import UsageStore
 from shared.usage import report
+from shared.usage.anomalies import window_days
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
 Rollups = tuple[list[DailyRollup], list[UserDailyRollup]]
@@ -109,3 +110,42 @@ def measure(
     )
     trace.completed(result)
     return result
+
+
+def driver_days(rows: Sequence[DailyRollup], anomalies: Sequence[Anomaly]) -> list[DriverDay]:
+    """Each anomaly's driver on its day against the days before it (the rolling window),
+    from the rollups the data step read (they include the window: ``days_needed``), so a
+    later "why?" is answered from what this run measured (DESIGN §13)."""
+    found = []
+    for anomaly in anomalies:
+        driver = anomaly.driver
+        window = window_days(anomaly.day)
+        own = [
+            r
+            for r in rows
+            if (r.provider, r.model, r.feature) == (driver.provider, driver.model, driver.feature)
+        ]
+        that_day = report.totals(r for r in own if r.day == anomaly.day)
+        before = report.totals(r for r in own if r.day in window)
+        found.append(
+            DriverDay(
+                day=anomaly.day,
+                provider=driver.provider,
+                model=driver.model,
+                feature=driver.feature,
+                that_day=that_day,
+                days_before=len(window),
+                before=before,
+                requests_per_day_before=round(before.requests / len(window), 1),
+                cost_per_day_before_usd=round(before.cost_usd / len(window), 2),
+                input_tokens_per_request=_per_request(that_day, that_day.input_tokens),
+                input_tokens_per_request_before=_per_request(before, before.input_tokens),
+                output_tokens_per_request=_per_request(that_day, that_day.output_tokens),
+                output_tokens_per_request_before=_per_request(before, before.output_tokens),
+            )
+        )
+    return found
+
+
+def _per_request(totals: UsageTotals, tokens: int) -> float | None:
+    return round(tokens / totals.requests, 1) if totals.requests else None

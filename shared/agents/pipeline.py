@@ -26,15 +26,23 @@ from typing import Any, Final, assert_never
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.agents.data import measure
+from shared.agents.data import driver_days, measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import Clock, EventLog, utc_now
 from shared.agents.triage import triage
+from shared.agents.triage.context import next_context, referenced
 from shared.answer.writer import AnswerWriter
 from shared.bus import Bus, event_messages, outgoing
+from shared.models.context import ThreadContext
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.events import RunEvent
-from shared.models.findings import DataReport, Findings, OptimizationReport, UsageFilters
+from shared.models.findings import (
+    DataReport,
+    DriverDay,
+    Findings,
+    OptimizationReport,
+    UsageFilters,
+)
 from shared.models.messages import STEP_TOPICS, Step, StepRequested
 from shared.models.period import PeriodRange, resolve_token
 from shared.models.triage import TriageResponse
@@ -67,6 +75,10 @@ class StepWork:
     now: datetime
     events: EventLog
     handoff: str | None = None
+    # The thread's context as the triage step read it (DESIGN §13).
+    thread: ThreadContext | None = None
+    # What the step found for the thread's context beyond its result (kept on its claim).
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +180,7 @@ class Pipeline:
             next_step=next_step,
             result=result.model_dump(mode="json"),
             handoff=work.handoff,
+            context=work.context,
         )
         return self._after_commit(run, step, committed, "committed")
 
@@ -176,7 +189,15 @@ class Pipeline:
     def _triage(self, work: StepWork) -> TriageResponse:
         trace = work.events.agent("triage", "Work out what is asked and where it should go")
         catalogue = self.usage.catalogue(work.run.workspace_id)
-        return triage(trace, work.run.question, catalogue, work.now)
+        thread_id = work.run.thread_id
+
+        def read_context() -> ThreadContext | None:
+            work.thread = self.runs.thread_context(thread_id)
+            return work.thread
+
+        return triage(
+            trace, work.run.question, catalogue, work.now, thread=(thread_id, read_context)
+        )
 
     def _data(self, work: StepWork, triaged: TriageResponse) -> DataReport:
         period = _period_of(triaged, work.now)
@@ -193,6 +214,9 @@ class Pipeline:
         )
         # The rollups read, so that the optimization step prices the same snapshot.
         work.handoff = rollups_handoff(measured, period)
+        # Each anomaly's driver on its day, so that a later "why?" is answered from it.
+        days = driver_days(measured, report.anomalies)
+        work.context = {"driver_days": [d.model_dump(mode="json") for d in days]}
         return report
 
     def _optimization(self, work: StepWork, triaged: TriageResponse) -> OptimizationReport:
@@ -216,10 +240,13 @@ class Pipeline:
         triaged: TriageResponse,
         result: StepResult,
     ) -> Outcome:
-        """Write the answer and end the run: the step's claim and events, the run's end and
-        the assistant message, in one unit of work."""
+        """Write the answer and end the run: the step's claim and events, the run's end, the
+        assistant message and the thread's new context, in one unit of work."""
         run = work.run
-        written = self.writer.write(_findings(run, triaged, result, work.markers))
+        previous = work.thread if step == FIRST_STEP else self.runs.thread_context(run.thread_id)
+        findings = _findings(run, triaged, result, work.markers)
+        findings = findings.model_copy(update={"references": referenced(previous, triaged)})
+        written = self.writer.write(findings)
         message_id = assistant_message_id(run.run_id)
         work.events.add(
             "message",
@@ -249,6 +276,20 @@ class Pipeline:
             fields,
             terminal=True,
             result=result.model_dump(mode="json"),
+            context=work.context,
+        )
+        self.runs.save_context_in(
+            unit,
+            run.thread_id,
+            next_context(
+                previous,
+                run_id=run.run_id,
+                question=run.question,
+                triaged=triaged,
+                data=findings.data,
+                optimization=findings.optimization,
+                driver_days=_driver_days_of(step, work),
+            ),
         )
         self.threads.add_message_in(
             unit,
@@ -402,6 +443,16 @@ def _findings(
             assert_never(result)
 
 
+def _driver_days_of(step: Step, work: StepWork) -> list[DriverDay]:
+    """The driver days the run's data step found: this step's, or kept on its claim."""
+    if step == "data":
+        found = work.context
+    else:
+        marker = work.markers.get("data")
+        found = marker.context if marker is not None else None
+    return [DriverDay.model_validate(d) for d in (found or {}).get("driver_days", [])]
+
+
 def _data_report_of(markers: Mapping[str, StepMarker | None]) -> DataReport | None:
     marker = markers.get("data")
     if marker is None or marker.result is None:
@@ -463,10 +514,15 @@ def _period_of(triaged: TriageResponse, now: datetime) -> PeriodRange:
 
 
 def _filters_of(triaged: TriageResponse) -> UsageFilters:
-    """The workspace's own models and features the question names narrow the data."""
+    """The workspace's own models, features and providers the question names narrow the
+    data (a follow-up's inherited ones too: "what about anthropic?" after "which feature
+    costs the most?" ranks Anthropic's features)."""
     models = [m.name for m in triaged.entities.models if m.known]
     features = [f.name for f in triaged.entities.features if f.known]
-    return UsageFilters(models=models or None, features=features or None)
+    providers = [p.name for p in triaged.entities.providers if p.known]
+    return UsageFilters(
+        models=models or None, features=features or None, providers=providers or None
+    )
 
 
 # What a chat answer breaks spend down by unless the question names more: the per-user

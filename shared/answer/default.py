@@ -1,12 +1,20 @@
 """The default answer writer: deterministic text from the findings, no network, no model.
 
-It writes three kinds of answer, by the route triage chose (``Route.answer``):
+It writes five kinds of answer, by the route triage chose (``Route.answer``):
 
-- ``findings``: the spend of the period and its trend, what the question named, the top
-  cost drivers, anomalies with their driver, the ranked recommendations with their monthly
-  savings and total, and the calls it could not price. Every number in the text comes from
-  the findings (``shared.answer.numbers`` checks that in the tests); the sections follow the
-  intent (savings first for ``optimization``, anomalies first for ``anomaly``).
+- ``findings``: first the answer to what was asked, in its own terms (the latency, the
+  tokens, the requests, the error rate, the top feature, the anomaly's day and driver, the
+  savings; for each intent the question asks, in its order), then the spend of the period
+  and its trend, what the question named, the top cost drivers, anomalies with their
+  driver, the ranked recommendations with their monthly savings and total, and the calls it
+  could not price. Every number in the text comes from the findings
+  (``shared.answer.numbers`` checks that in the tests); the sections follow the intent
+  (savings first for ``optimization``, anomalies first for ``anomaly``, the measures asked
+  before the spend for ``usage_question``).
+- ``reference``: a finding of the thread's earlier answer the question refers to ("#2",
+  "why?"): a recommendation's evidence and steps, an anomaly's driver and the driver's
+  calls that day against the days before.
+- ``clarify``: the question is unclear: the two likeliest readings, asked back.
 - ``onboarding``: the workspace has no usage data; how to send it (the ``usage_ingest``
   function, both record forms with an example each, the importers).
 - ``help``: what Apex can answer, with example questions.
@@ -19,6 +27,7 @@ given (they are percentages already), latencies in whole milliseconds.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Final
@@ -31,10 +40,13 @@ from shared.models.findings import (
     Answer,
     BreakdownRow,
     DataReport,
+    DriverDay,
     Findings,
     OptimizationReport,
     Recommendation,
+    ReferencedFinding,
     UnknownModel,
+    UsageTotals,
 )
 from shared.models.period import DAYS_PER_MONTH, PeriodRange
 from shared.models.triage import Intent, SavingsTarget
@@ -125,13 +137,14 @@ def _code(name: str) -> str:
 # --- the findings answer --------------------------------------------------------------
 
 
-def _headline(data: DataReport) -> str:
+def _headline(data: DataReport, scope: str | None = None) -> str:
     totals, trend = data.totals, data.trend
     when = period_text(data.period)
     if totals.requests == 0:
         return f"No LLM calls were recorded for {when}."
+    on = f" on {scope}" if scope else ""
     lines = [
-        f"**Spend for {when}: {usd(totals.cost_usd)}** over {_count(totals.requests)} requests."
+        f"**Spend{on} for {when}: {usd(totals.cost_usd)}** over {_count(totals.requests)} requests."
     ]
     before = f"the previous period ({period_text(trend.previous_period)})"
     if trend.cost_change_pct is None:
@@ -303,17 +316,224 @@ def _unpriced(findings: Findings) -> str | None:
     )
 
 
+# --- the first sentences: the question's own answer --------------------------------------
+
+# Ranking words: "which feature costs the most", "top models", "biggest spender".
+_PERCENTILE: Final = re.compile(r"\bp(?P<p>[0-9]{2,3}(?:\.[0-9])?)\b", re.IGNORECASE)
+_MEASURED_PERCENTILES: Final = ("50", "95")
+
+
+def _filtered_scope(findings: Findings) -> str | None:
+    """The workspace's own models, features and providers the question named: the data
+    agent measured only them (``UsageFilters``), so the totals are theirs."""
+    entities = findings.triage.entities
+    models = [_code(m.name) for m in entities.models if m.known]
+    features = [_code(f.name) for f in entities.features if f.known]
+    providers = [_code(p.name) for p in entities.providers if p.known]
+    parts = []
+    if models:
+        parts.append(_names(models))
+    if features:
+        parts.append(("feature " if len(features) == 1 else "features ") + _names(features))
+    if providers:
+        parts.append(("provider " if len(providers) == 1 else "providers ") + _names(providers))
+    return " in ".join(parts) if parts else None
+
+
+def _names(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _provider_row(findings: Findings, data: DataReport) -> tuple[str, BreakdownRow | None] | None:
+    """A provider the question named that the workspace does not know by that name (known
+    ones are a filter): its breakdown row, if any."""
+    providers = [p for p in findings.triage.entities.providers if not p.known]
+    if not providers:
+        return None
+    name = providers[0].name
+    row = next((r for r in data.breakdown.get("provider", []) if r.key == name), None)
+    return name, row
+
+
+def _ranked(findings: Findings) -> Dimension | None:
+    """The breakdown the question ranks ("which feature costs the most", "top models")."""
+    return next((d for d in findings.triage.entities.group_by if d in _DRIVER_DIMENSIONS), None)
+
+
+def _cost_lead(findings: Findings, data: DataReport) -> str:
+    when = period_text(data.period)
+    ranked = _ranked(findings)
+    rows = [r for r in data.breakdown.get(ranked, []) if r.cost_usd > 0] if ranked else []
+    if rows:
+        top = max(rows, key=lambda r: (r.cost_usd, r.key))
+        return (
+            f"**{_code(top.key)} cost the most from {when}: {usd(top.cost_usd)}** "
+            f"({_share(top.share_of_cost)} of spend, {_count(top.requests)} requests)."
+        )
+    provider = _provider_row(findings, data)
+    if provider is not None and _filtered_scope(findings) is None:
+        name, row = provider
+        if row is None:
+            return f"**Provider {_code(name)} had no calls from {when}.**"
+        return (
+            f"**Provider {_code(name)} cost {usd(row.cost_usd)} from {when}** "
+            f"({_share(row.share_of_cost)} of spend, {_count(row.requests)} requests)."
+        )
+    return _headline(data, _filtered_scope(findings))
+
+
+def _subject(findings: Findings) -> str:
+    scope = _filtered_scope(findings)
+    provider = _provider_row(findings, data) if (data := findings.data) else None
+    if scope is None and provider is not None:
+        return f"provider {_code(provider[0])}"
+    return scope or "your workspace"
+
+
+def _usage_lead(findings: Findings, data: DataReport) -> str:
+    """One sentence per measure asked, in the order asked (requests and tokens if none)."""
+    totals, when = data.totals, period_text(data.period)
+    subject = _subject(findings)
+    source = totals
+    provider = _provider_row(findings, data)
+    if _filtered_scope(findings) is None and provider is not None and provider[1] is not None:
+        source = provider[1]
+    ranked = _ranked(findings)
+    rows = [r for r in data.breakdown.get(ranked, []) if r.requests > 0] if ranked else []
+    sentences = []
+    if rows:
+        top = max(rows, key=lambda r: (r.requests, r.key))
+        sentences.append(
+            f"**{_code(top.key)} had the most requests from {when}: "
+            f"{_count(top.requests)} of {_count(totals.requests)}.**"
+        )
+    metrics = [m for m in findings.triage.entities.metrics if m != "cost"] or (
+        [] if rows else ["requests", "tokens"]
+    )
+    for metric in metrics:
+        sentences.append(_metric_sentence(metric, subject, source, when, findings.question))
+    return " ".join(sentences)
+
+
+def _metric_sentence(
+    metric: str, subject: str, totals: UsageTotals, when: str, question: str
+) -> str:
+    if metric == "latency":
+        if totals.latency_p50_ms is None or totals.latency_p95_ms is None:
+            return f"**No call of {subject} reported a latency from {when}.**"
+        asked = [m["p"] for m in _PERCENTILE.finditer(question)]
+        unmeasured = [p for p in asked if p not in _MEASURED_PERCENTILES]
+        lead = (
+            f"**The p95 latency of {subject} was {_ms(totals.latency_p95_ms)} from {when}** "
+            f"(p50 {_ms(totals.latency_p50_ms)})."
+        )
+        if unmeasured:
+            lead += (
+                f" Apex keeps p50 and p95 only, not p{unmeasured[0]}: the latency histograms "
+                "of the rollups give no finer tail."
+            )
+        return lead
+    if metric == "tokens":
+        return (
+            f"**{_capital(subject)} used {_count(totals.input_tokens)} input tokens "
+            f"({_count(totals.cached_input_tokens)} read from cache) and "
+            f"{_count(totals.output_tokens)} output tokens from {when}.**"
+        )
+    if metric == "errors":
+        return (
+            f"**The error rate of {subject} was {_share(totals.error_rate)} from {when}**: "
+            f"{_count(totals.errors)} failed calls of {_count(totals.requests)}."
+        )
+    if metric == "cache":
+        return (
+            f"**{_capital(subject)} read {_count(totals.cached_input_tokens)} of its "
+            f"{_count(totals.input_tokens)} input tokens from the prompt cache from {when}.**"
+        )
+    return f"**{_capital(subject)} made {_count(totals.requests)} requests from {when}.**"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:] if not text.startswith("`") else text
+
+
+def _lead_anomaly(data: DataReport) -> Anomaly | None:
+    return max(data.anomalies, key=lambda a: (a.cost_usd, a.day)) if data.anomalies else None
+
+
+def _anomaly_lead(data: DataReport) -> str:
+    anomaly = _lead_anomaly(data)
+    if anomaly is None:
+        return (
+            f"**No day's spend stood out from {period_text(data.period)}**: none was far above "
+            "the rolling median of the days before it."
+        )
+    driver = anomaly.driver
+    feature = f" in feature {_code(driver.feature)}" if driver.feature else ""
+    more = ""
+    if len(data.anomalies) > 1:
+        more = f" It is the costliest of {len(data.anomalies)} such days (listed below)."
+    return (
+        f"**Spend spiked on {anomaly.day}: {usd(anomaly.cost_usd)}, {anomaly.ratio:.1f} times "
+        f"the rolling median of {usd(anomaly.rolling_median_usd)}, driven by "
+        f"{_code(driver.model)} ({driver.provider}){feature}** "
+        f"(+{usd(driver.increase_usd)} on its own median).{more}"
+    )
+
+
+def _savings_lead(report: OptimizationReport) -> str:
+    if not report.recommendations:
+        return f"**Apex found no savings for {period_text(report.period)}.**"
+    top = report.recommendations[0]
+    count = len(report.recommendations)
+    which = "one recommendation" if count == 1 else f"{count} recommendations"
+    return (
+        f"**You could save {usd(report.total_monthly_savings_usd)}/month** with {which}; "
+        f"the largest: {top.title} ({usd(top.monthly_savings_usd)}/month)."
+    )
+
+
+def _lead(findings: Findings) -> str | None:
+    """The first sentences: each intent the question asks, answered in its own terms, in
+    the order asked."""
+    data, optimization = findings.data, findings.optimization
+    if data is not None and data.totals.requests == 0:
+        return None  # the headline says there were no calls
+    sentences = []
+    for intent in findings.triage.entities.intents or [findings.triage.intent]:
+        if intent is Intent.COST_ANALYSIS and data is not None:
+            sentences.append(_cost_lead(findings, data))
+        elif intent is Intent.USAGE_QUESTION and data is not None:
+            sentences.append(_usage_lead(findings, data))
+        elif intent is Intent.ANOMALY and data is not None:
+            sentences.append(_anomaly_lead(data))
+        elif intent is Intent.OPTIMIZATION and optimization is not None:
+            sentences.append(_savings_lead(optimization))
+    return " ".join(dict.fromkeys(s for s in sentences if s)) or None
+
+
 def findings_text(findings: Findings) -> str:
     """The ``findings`` answer: what the agents measured and recommend, in Markdown."""
     data, optimization = findings.data, findings.optimization
+    intent = findings.triage.intent
     sections: dict[str, str | None] = {}
+    lead = _lead(findings)
     if data is not None:
-        sections["headline"] = _headline(data)
+        headline = _headline(data, _filtered_scope(findings))
+        if lead is None or headline in lead:
+            sections["headline"] = lead or headline
+        elif intent is Intent.USAGE_QUESTION:
+            # The measures asked first; the spend only after them.
+            sections["headline"] = lead
+            sections["spend"] = headline
+        else:
+            sections["headline"] = f"{lead} {headline}"
         sections["asked"] = _asked_about(findings, data)
-        if findings.triage.intent is Intent.USAGE_QUESTION and data.totals.requests:
+        if intent is Intent.USAGE_QUESTION and data.totals.requests:
             sections["usage"] = _usage(data)
         sections["drivers"] = _drivers(data, findings.triage.entities.group_by)
         sections["anomalies"] = _anomalies(data)
+    elif lead is not None:
+        sections["headline"] = lead
     if optimization is not None:
         sections["recommendations"] = _recommendations(optimization)
         target = findings.triage.entities.savings_target
@@ -325,7 +545,8 @@ def findings_text(findings: Findings) -> str:
     order = {
         Intent.OPTIMIZATION: ("headline", "asked", "recommendations", "target", "drivers"),
         Intent.ANOMALY: ("headline", "asked", "anomalies", "drivers"),
-    }.get(findings.triage.intent, ("headline", "asked", "usage", "drivers"))
+        Intent.USAGE_QUESTION: ("headline", "usage", "asked", "spend", "drivers"),
+    }.get(intent, ("headline", "asked", "usage", "drivers"))
     order += tuple(name for name in sections if name not in order)
     return "\n\n".join(text for name in order if (text := sections.get(name)))
 
@@ -423,6 +644,199 @@ def help_text(findings: Findings) -> str:
     )
 
 
+# --- answers from an earlier answer, and clarifying questions ------------------------------
+
+
+def _evidence_value(key: str, value: float | int | str) -> str:
+    if isinstance(value, str):
+        return value
+    if key.endswith("_usd_per_mtok"):
+        return f"{usd(value)} per million tokens"
+    if key.endswith("_usd"):
+        return usd(value)
+    if isinstance(value, int):
+        return _count(value)
+    return f"{value:,}"
+
+
+def _evidence_name(key: str) -> str:
+    """``input_usd_per_mtok`` -> "input price", ``repeat_cost_usd`` -> "repeat cost"."""
+    return key.replace("_usd_per_mtok", "_price").removesuffix("_usd").replace("_", " ")
+
+
+def _evidence(rec: Recommendation) -> str:
+    lines = [
+        f"- {_evidence_name(key)}: {_evidence_value(key, value)}"
+        for key, value in rec.evidence.items()
+    ]
+    return "**The numbers behind it**\n" + "\n".join(lines)
+
+
+def _steps(rec: Recommendation) -> str:
+    return "**Steps**\n" + "\n".join(f"{i}. {step}" for i, step in enumerate(rec.steps, 1))
+
+
+def _recommendation_answer(found: ReferencedFinding, rec: Recommendation) -> str:
+    which = f"#{found.rank} of {found.of}, {rec.title}"
+    when = f", from {period_text(found.period)}" if found.period is not None else ""
+    if found.asks == "how":
+        first = (
+            f"**To act on {which}** ({usd(rec.monthly_savings_usd)}/month), in this order:\n"
+            + "\n".join(f"{i}. {step}" for i, step in enumerate(rec.steps, 1))
+        )
+        return "\n\n".join([first, rec.detail, _evidence(rec)])
+    first = (
+        f"**{which}, saves {usd(rec.monthly_savings_usd)}/month** (confidence "
+        f"{rec.confidence * 100:.0f}%{when}). {rec.detail}"
+    )
+    parts = [first, _evidence(rec)]
+    if found.asks == "more":
+        parts.append(_steps(rec))
+    return "\n\n".join(parts)
+
+
+def _cause(driver_day: DriverDay) -> str | None:
+    """Which of the driver's measures moved the most against the days before (words only:
+    the numbers are in the sentence before)."""
+    before_requests = driver_day.requests_per_day_before
+    if driver_day.before.requests == 0:
+        return (
+            "It made no calls at all in the days before: a new workload, not a change of an "
+            "old one."
+        )
+    ratios = {
+        "more calls than usual": driver_day.that_day.requests / before_requests,
+        "longer prompts": _ratio(
+            driver_day.input_tokens_per_request, driver_day.input_tokens_per_request_before
+        ),
+        "longer answers": _ratio(
+            driver_day.output_tokens_per_request, driver_day.output_tokens_per_request_before
+        ),
+    }
+    cause, ratio = max(ratios.items(), key=lambda item: item[1])
+    if ratio <= 1:
+        return None
+    return f"So the jump came mostly from {cause}."
+
+
+def _ratio(now: float | None, before: float | None) -> float:
+    return now / before if now is not None and before else 0.0
+
+
+def _anomaly_answer(found: ReferencedFinding, anomaly: Anomaly) -> str:
+    driver = anomaly.driver
+    feature = f" in feature {_code(driver.feature)}" if driver.feature else ""
+    first = (
+        f"**Spend on {anomaly.day} was {usd(anomaly.cost_usd)}, {anomaly.ratio:.1f} times the "
+        f"rolling median of {usd(anomaly.rolling_median_usd)}, because {_code(driver.model)} "
+        f"({driver.provider}){feature} cost {usd(driver.cost_usd)} that day against a median "
+        f"of {usd(driver.rolling_median_usd)} (+{usd(driver.increase_usd)}).**"
+    )
+    parts = [first]
+    day = found.driver_day
+    if day is not None:
+        that = day.that_day
+        calls = f"That day {_code(day.model)}{feature} made {_count(that.requests)} calls"
+        if day.input_tokens_per_request is not None:
+            calls += f" of {day.input_tokens_per_request:,} input tokens"
+            if day.input_tokens_per_request_before is not None:
+                calls += f" ({day.input_tokens_per_request_before:,} before)"
+        if day.output_tokens_per_request is not None:
+            calls += f" and {day.output_tokens_per_request:,} output tokens"
+            if day.output_tokens_per_request_before is not None:
+                calls += f" ({day.output_tokens_per_request_before:,} before)"
+        calls += " on average"
+        if day.before.requests:
+            calls += (
+                f", against {day.requests_per_day_before:,} calls a day over the "
+                f"{day.days_before} days before"
+            )
+        calls += f"; {_count(that.errors)} of them failed."
+        parts.append(calls)
+        cause = _cause(day)
+        if cause is not None:
+            parts.append(cause)
+    if found.of > 1:
+        parts.append(f"It is #{found.rank} of the {found.of} anomalies of the earlier answer.")
+    return " ".join(parts)
+
+
+def reference_text(findings: Findings) -> str:
+    """The answer to a question about a finding of the thread's earlier answer."""
+    found = findings.references
+    reference = findings.triage.entities.reference
+    if len(found) == 1:
+        item = found[0]
+        if item.recommendation is not None:
+            return _recommendation_answer(item, item.recommendation)
+        if item.anomaly is not None:
+            return _anomaly_answer(item, item.anomaly)
+    kind = reference.kind if reference is not None else "recommendation"
+    listed = reference.listed if reference is not None else 0
+    phrase = f' ("{reference.phrase}")' if reference is not None else ""
+    if listed == 0:
+        return (
+            f"The earlier answer in this thread had no {kind}s{phrase}, so there is none to "
+            'explain. Ask for them first, for example "Where can we save?" or "Were there '
+            'any spend spikes last month?".'
+        )
+    return (
+        f"The earlier answer listed {listed} {kind}{'s' if listed > 1 else ''}, so there is no "
+        f'such {kind}{phrase}. Ask about one of them by its number, for example "tell me more '
+        'about #1".'
+    )
+
+
+def _reading(intent: Intent, findings: Findings) -> str:
+    """One reading of an unclear question, in words, with what it named."""
+    entities = findings.triage.entities
+    names = [_code(m.name) for m in entities.models] + [_code(f.name) for f in entities.features]
+    names += [_code(p.name) for p in entities.providers]
+    scope = _names(names) if names else ""
+    when = f" {entities.period.phrase}" if entities.period is not None else ""
+    match intent:
+        case Intent.COST_ANALYSIS:
+            return f"what {scope or 'you'} {'cost' if scope else 'spent'}{when}"
+        case Intent.USAGE_QUESTION:
+            of = f" of {scope}" if scope else ""
+            return f"the usage{of}{when} (requests, tokens, latency, errors)"
+        case Intent.ANOMALY:
+            of = f" on {scope}" if scope else ""
+            return f"whether spend{of} spiked{when}, and why"
+        case Intent.OPTIMIZATION:
+            on = f" on {scope}" if scope else ""
+            return f"how to spend less{on}{when}"
+        case Intent.DATA_ONBOARDING:
+            return "how to send your usage data to Apex"
+        case _:
+            return "what Apex can answer"
+
+
+def clarify_text(findings: Findings) -> str:
+    """An honest question back: the two likeliest readings, or the findings meant."""
+    if len(findings.references) > 1:
+        options = []
+        for item in findings.references[:2]:
+            if item.recommendation is not None:
+                rec = item.recommendation
+                options.append(f"#{item.rank}, {rec.title} ({usd(rec.monthly_savings_usd)}/month)")
+            elif item.anomaly is not None:
+                options.append(f"#{item.rank}, the spike on {item.anomaly.day}")
+        more = len(findings.references) - 2
+        rest = f" (or one of the {more} other matches)" if more > 0 else ""
+        return (
+            f"I'm not sure which one you mean. Did you mean {options[0]}, or {options[1]}{rest}? "
+            'Ask again with its number, for example "tell me more about '
+            f'#{findings.references[0].rank}".'
+        )
+    first, second = (findings.triage.entities.intents + [Intent.COST_ANALYSIS] * 2)[:2]
+    return (
+        f"I'm not sure what you mean. Did you mean {_reading(first, findings)}, or "
+        f"{_reading(second, findings)}? Ask again in a few more words, for example "
+        '"What did we spend last week?" or "How many tokens did we use last week?".'
+    )
+
+
 # --- the writer -----------------------------------------------------------------------
 
 
@@ -438,6 +852,8 @@ class DefaultWriter:
             "findings": findings_text,
             "onboarding": lambda _: onboarding_text(self.ingest_url),
             "help": help_text,
+            "reference": reference_text,
+            "clarify": clarify_text,
         }
         return writers[kind](findings)
 
@@ -449,7 +865,11 @@ class DefaultWriter:
 
 
 def recommendations(findings: Findings) -> list[Recommendation]:
-    """The answer's recommendations: the optimization report's, ranked as it ranks them."""
-    if findings.triage.route.answer != "findings" or findings.optimization is None:
+    """The answer's recommendations: the optimization report's, ranked as it ranks them; for
+    an answer about an earlier recommendation, that one."""
+    answer = findings.triage.route.answer
+    if answer == "reference":
+        return [f.recommendation for f in findings.references if f.recommendation is not None]
+    if answer != "findings" or findings.optimization is None:
         return []
     return list(findings.optimization.recommendations)

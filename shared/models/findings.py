@@ -8,6 +8,8 @@ compute in exact integers (1e-9 USD) or ``Decimal`` and round only here.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.dimensions import Dimension
@@ -148,10 +150,52 @@ class Answer(_Frozen):
     recommendations: list[Recommendation] = Field(default_factory=list)
 
 
+class DriverDay(_Frozen):
+    """An anomaly's driver on its day against the days before it (DESIGN §13: "why?"):
+    whether it made more calls, sent longer prompts, wrote longer answers or failed more.
+
+    ``before`` sums the ``days_before`` days before ``day``; the ``*_per_day_before`` fields
+    are those sums per day, the ``*_per_request`` fields divide tokens by requests.
+    """
+
+    day: str
+    provider: str
+    model: str
+    feature: str | None
+    that_day: UsageTotals
+    days_before: int = Field(ge=1)
+    before: UsageTotals
+    requests_per_day_before: float = Field(ge=0.0)
+    cost_per_day_before_usd: float = Field(ge=0.0)
+    input_tokens_per_request: float | None
+    input_tokens_per_request_before: float | None
+    output_tokens_per_request: float | None
+    output_tokens_per_request_before: float | None
+
+
+class ReferencedFinding(_Frozen):
+    """A finding of the thread's earlier answer that the question refers to: the
+    ``rank``-th of the ``of`` recommendations or anomalies that answer listed, what is asked
+    of it (``why``: its evidence or driver; ``how``: its steps; ``more``: both), and the
+    period the earlier answer covered."""
+
+    kind: Literal["recommendation", "anomaly"]
+    rank: int = Field(ge=1)
+    of: int = Field(ge=1)
+    asks: Literal["why", "how", "more"]
+    period: PeriodRange | None = None
+    recommendation: Recommendation | None = None
+    anomaly: Anomaly | None = None
+    driver_day: DriverDay | None = None
+
+
 class Findings(_Frozen):
-    """Everything an answer may be written from: the question and what the agents found."""
+    """Everything an answer may be written from: the question and what the agents found,
+    or, for a question about an earlier answer, that answer's findings it refers to (one:
+    answered from it; several: the answer asks which)."""
 
     question: str
     triage: TriageResponse
     data: DataReport | None = None
     optimization: OptimizationReport | None = None
+    references: list[ReferencedFinding] = Field(default_factory=list)

@@ -78,6 +78,32 @@ class SavingsTarget(_Frozen):
     monthly_usd: float | None = None
 
 
+# A measure the message asks about by name ("p95 latency", "how many tokens", "error rate").
+Metric = Literal["cost", "requests", "tokens", "latency", "errors", "cache"]
+# What an entity kind is called in ``Entities.inherited``.
+Inheritable = Literal[
+    "intent", "period", "models", "providers", "features", "savings_target", "group_by", "metrics"
+]
+
+
+class FindingRef(_Frozen):
+    """A reference to a finding of the thread's earlier answer ("#2", "the second one",
+    "why?" after an anomaly, "how?" after a recommendation).
+
+    ``ranks``: the 1-based positions in that answer's list of ``kind`` the words match; one
+    is a resolved reference, two or more an ambiguous one (the answer asks which), none a
+    reference to something the earlier answer did not have. ``asks`` is what the message
+    wants of it: the evidence (``why``), the steps (``how``) or both (``more``).
+    """
+
+    kind: Literal["recommendation", "anomaly"]
+    ranks: list[int]
+    # How many the earlier answer listed (0: it had none of this kind).
+    listed: int = Field(ge=0)
+    phrase: str
+    asks: Literal["why", "how", "more"]
+
+
 class Entities(_Frozen):
     period: PeriodEntity | None = None
     models: list[ModelMention] = Field(default_factory=list)
@@ -86,6 +112,16 @@ class Entities(_Frozen):
     savings_target: SavingsTarget | None = None
     # Breakdowns the message asks for by name ("by user", "which models", "daily").
     group_by: list[Dimension] = Field(default_factory=list)
+    # Measures the message names, in the order it names them (the answer's first sentence).
+    metrics: list[Metric] = Field(default_factory=list)
+    # Every intent the message asks, in the order it asks them ("what did we spend, and where
+    # can we save?" is cost_analysis then optimization); when triage is not sure what is
+    # meant (route answer ``clarify``), the two best readings, best first.
+    intents: list[Intent] = Field(default_factory=list)
+    # An earlier answer's finding the message refers to (only with a thread's context).
+    reference: FindingRef | None = None
+    # What was carried over from the thread's previous run (DESIGN §13); empty without one.
+    inherited: list[Inheritable] = Field(default_factory=list)
 
 
 class MatchedCue(_Frozen):
@@ -97,25 +133,41 @@ class MatchedCue(_Frozen):
     phrase: str
 
 
+class Correction(_Frozen):
+    """A misspelled word read as the word it is one edit from ("spnd" as "spend")."""
+
+    word: str
+    read_as: str
+
+
 class TriageResult(_Frozen):
-    """The analysis of one message. ``scores`` holds every intent's summed cue weight."""
+    """The analysis of one message. ``scores`` holds every intent's summed cue weight.
+
+    ``clarify``: the message asks nothing clearly (no cue weighs enough, and no thread
+    context settles it) or refers to several earlier findings at once: the answer asks
+    which it means (``entities.intents`` or ``entities.reference.ranks`` are the readings).
+    """
 
     intent: Intent
     confidence: float = Field(ge=0.0, le=1.0)
     entities: Entities
     matched_cues: list[MatchedCue]
     scores: dict[Intent, float]
+    clarify: bool = False
+    corrections: list[Correction] = Field(default_factory=list)
 
 
 Agent = Literal["data", "optimization"]
-AnswerKind = Literal["findings", "onboarding", "help"]
+AnswerKind = Literal["findings", "onboarding", "help", "reference", "clarify"]
 
 
 class Route(_Frozen):
     """Where the run goes after triage.
 
     ``agents``: the agents to run, in order. ``answer``: ``findings`` (written from what the
-    agents found), ``onboarding`` (how to send usage data) or ``help`` (what Apex can do).
+    agents found), ``onboarding`` (how to send usage data), ``help`` (what Apex can do),
+    ``reference`` (from a finding of the thread's earlier answer) or ``clarify`` (triage is
+    not sure what is meant: the answer asks, with the two best readings).
     ``data_sufficient``: whether the workspace has usage data to answer from.
     """
 

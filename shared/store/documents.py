@@ -79,6 +79,9 @@ class StepMarker(BaseModel):
     # What the step hands on besides its result, as the JSON text it is stored as (the data
     # step: the rollups it read; serialized once, by the step, which checks its size).
     handoff: str | None = None
+    # What the step found for the thread's context (DESIGN §13) that its result does not
+    # hold (the data step: its anomalies' drivers on their days); the last step keeps it.
+    context: dict[str, Any] | None = None
 
 
 class Committed(BaseModel):

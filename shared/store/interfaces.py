@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.models.api import MessageView, ThreadSummary
+from shared.models.context import ThreadContext
 from shared.models.events import PendingEvent, RunEvent
 from shared.models.messages import Step
 from shared.models.usage import UsageRecord
@@ -65,7 +66,8 @@ class Storage(Protocol):
 
 
 class RunStore(Protocol):
-    """Runs, their numbered events, their step claims, and the one-run-per-thread lock."""
+    """Runs, their numbered events, their step claims, the one-run-per-thread lock, and each
+    thread's context (what its latest completed run was asked and found, DESIGN §13)."""
 
     def get(self, run_id: str) -> RunDoc | None: ...
 
@@ -100,10 +102,12 @@ class RunStore(Protocol):
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         handoff: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Committed:
-        """Stage a step's commit: its claim ``marker_name`` and its events (both created, so
-        a second commit of the step conflicts), numbered after the run's ``last_seq``, and
-        the run's new fields. Returns what it will be once ``work`` commits."""
+        """Stage a step's commit: its claim ``marker_name`` (with its result, hand-off and
+        context findings) and its events (both created, so a second commit of the step
+        conflicts), numbered after the run's ``last_seq``, and the run's new fields. Returns
+        what it will be once ``work`` commits."""
         ...
 
     def commit(
@@ -117,6 +121,7 @@ class RunStore(Protocol):
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         handoff: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Committed | None:
         """``commit_in`` a unit of its own, committed; None if another delivery or writer
         got there first (nothing was written)."""
@@ -137,6 +142,14 @@ class RunStore(Protocol):
         ...
 
     def oldest_queued(self, thread_id: str) -> RunDoc | None: ...
+
+    def thread_context(self, thread_id: str) -> ThreadContext | None:
+        """The thread's context, as its latest completed run left it; None before that."""
+        ...
+
+    def save_context_in(self, work: UnitOfWork, thread_id: str, context: ThreadContext) -> None:
+        """Stage the thread's new context (written with the run's answer, or not at all)."""
+        ...
 
 
 class ThreadStore(Protocol):

@@ -1,5 +1,6 @@
 """The run store in Firestore (``RunStore``): ``runs/{run}``, ``runs/{run}/events/{seq}``,
-``runs/{run}/steps/{step}``, and the one-run-per-thread lock ``thread_locks/{thread}``.
+``runs/{run}/steps/{step}``, the one-run-per-thread lock ``thread_locks/{thread}``, and the
+thread's context ``thread_contexts/{thread}`` (DESIGN §13; read by id, no query).
 
 A step commits everything it did in one atomic batch (a unit of work, with the thread's
 writes when the step ends the run): its claim (``steps/{marker}``,
@@ -20,6 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 
 from shared.errors import NotFound
+from shared.models.context import ThreadContext
 from shared.models.events import PendingEvent, RunEvent, seq_doc_id
 from shared.models.messages import Step
 from shared.store.documents import Committed, RunDoc, StepMarker
@@ -30,6 +32,7 @@ RUNS: Final = "runs"
 EVENTS: Final = "events"
 STEPS: Final = "steps"
 THREAD_LOCKS: Final = "thread_locks"
+THREAD_CONTEXTS: Final = "thread_contexts"
 # A run's events are read in pages of this many (runs have tens of events).
 EVENT_PAGE: Final = 500
 
@@ -107,6 +110,7 @@ class FirestoreRunStore:
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         handoff: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Committed:
         first = run.last_seq + 1
         events = [p.numbered(run.run_id, first + i) for i, p in enumerate(pending)]
@@ -118,6 +122,7 @@ class FirestoreRunStore:
             terminal=terminal,
             result=result,
             handoff=handoff,
+            context=context,
         )
         ref = self._run(run.run_id)
         batch = batch_of(work)
@@ -138,6 +143,7 @@ class FirestoreRunStore:
         terminal: bool = False,
         result: dict[str, Any] | None = None,
         handoff: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Committed | None:
         work = FirestoreUnitOfWork(self._db)
         committed = self.commit_in(
@@ -150,6 +156,7 @@ class FirestoreRunStore:
             terminal=terminal,
             result=result,
             handoff=handoff,
+            context=context,
         )
         try:
             work.commit()
@@ -197,10 +204,28 @@ class FirestoreRunStore:
             return RunDoc.model_validate(snap.to_dict())
         return None
 
+    # --- a thread's context -------------------------------------------------------------
+
+    def _context(self, thread_id: str) -> firestore.DocumentReference:
+        return self._db.collection(THREAD_CONTEXTS).document(thread_id)
+
+    def thread_context(self, thread_id: str) -> ThreadContext | None:
+        snap = self._context(thread_id).get()
+        if not snap.exists:
+            return None
+        return ThreadContext.model_validate_json(snap.get("context_json"))
+
+    def save_context_in(self, work: UnitOfWork, thread_id: str, context: ThreadContext) -> None:
+        # One JSON string, like a step's result: read back whole, never field by field.
+        batch_of(work).set(
+            self._context(thread_id),
+            {"run_id": context.run_id, "context_json": context.model_dump_json()},
+        )
+
 
 # Kept as JSON strings: later steps read them whole, and a report stored as nested maps
 # costs milliseconds to encode and decode field by field.
-_JSON_FIELDS: Final = ("result",)
+_JSON_FIELDS: Final = ("result", "context")
 # Kept as the JSON text the step made (``handoff_json``): no second serialization here.
 _TEXT_FIELDS: Final = ("handoff",)
 

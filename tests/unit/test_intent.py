@@ -606,7 +606,15 @@ def test_triage_response_json_shape() -> None:
         "features",
         "savings_target",
         "group_by",
+        "metrics",
+        "intents",
+        "reference",
+        "inherited",  # DESIGN §3.6: always present; empty for a message without a thread
     }
+    assert body["entities"]["inherited"] == []
+    assert body["entities"]["reference"] is None
+    assert body["entities"]["intents"] == ["cost_analysis", "optimization"]
+    assert body["entities"]["metrics"] == ["cost"]
     assert body["entities"]["period"] == {
         "start": "2026-11-02T00:00:00Z",
         "end": "2026-11-09T00:00:00Z",

@@ -145,13 +145,51 @@ def _models(text: str, known: _NameMatcher | None) -> list[ModelMention]:
     for match in _MODEL_RE.finditer(text):
         if _overlaps(match.span(), taken):
             continue
+        taken.append(match.span())
         phrase = match.group()
         family = (match.group("fam") or "").lower()
         if family and phrase.lower() == family and family not in _BARE_FAMILIES:
             continue
         for mention in _resolve_model(phrase, known):
             found.setdefault(mention.name, mention)
+    for match in _ALIAS_RE.finditer(text):
+        if _overlaps(match.span(), taken):
+            continue
+        for mention in _resolve_alias(match, known):
+            found.setdefault(mention.name, mention)
     return list(found.values())
+
+
+# Models named without their family: "4o", "4o mini", "sonnet", "haiku 4.5", "flash".
+_ALIAS_RE: Final = re.compile(
+    r"(?<![\w.-])(?:(?P<short>[0-9](?:\.[0-9])?o)(?:[-_ ](?P<mini>mini))?|"
+    r"(?P<variant>sonnet|opus|haiku|flash)(?:[-_ ]?(?P<ver>[0-9](?:[.-][0-9])?)(?![0-9]))?)"
+    r"(?![\w-]|\.\w)",
+    _I,
+)
+
+
+def _resolve_alias(match: re.Match[str], known: _NameMatcher | None) -> list[ModelMention]:
+    """The workspace's models an alias names: "4o" is gpt-4o (not gpt-4o-mini: the fewest
+    other parts wins), "sonnet" every Sonnet it has; an alias it has none of is a model only
+    when unmistakable ("4o" is gpt-4o)."""
+    phrase = match.group()
+    short = match["short"]
+    wanted = _CHUNK.findall(phrase.lower())
+    if known is not None:
+        matches: list[tuple[int, str]] = []
+        for name in known.by_key.values():
+            chunks = _CHUNK.findall(_DATE_SUFFIX.sub("", name).lower())
+            if all(chunks.count(c) >= wanted.count(c) for c in set(wanted)):
+                matches.append((len(chunks) - len(wanted), name))
+        if matches:
+            if short is not None or match["ver"] is not None:
+                fewest = min(extra for extra, _ in matches)
+                matches = [m for m in matches if m[0] == fewest]
+            return [ModelMention(name=n, phrase=phrase, known=True) for _, n in sorted(matches)]
+    if short is not None:
+        return [ModelMention(name=normalize_model(f"gpt-{phrase}"), phrase=phrase, known=False)]
+    return []
 
 
 def _resolve_model(phrase: str, known: _NameMatcher | None) -> list[ModelMention]:
@@ -250,8 +288,192 @@ _NOT_FEATURES: Final = frozenset(
 )
 
 
+# Endings dropped so that "summarizer", "summaries", "summarise" all read as "summar".
+_SUFFIXES: Final = (
+    "izations",
+    "isations",
+    "ications",
+    "ization",
+    "isation",
+    "ication",
+    "izers",
+    "isers",
+    "izer",
+    "iser",
+    "izing",
+    "ising",
+    "ized",
+    "ised",
+    "ize",
+    "ise",
+    "ations",
+    "ation",
+    "ions",
+    "ion",
+    "iers",
+    "ier",
+    "ies",
+    "ers",
+    "er",
+    "ings",
+    "ing",
+    "ors",
+    "or",
+    "ed",
+    "es",
+    "s",
+    "e",
+    "y",
+)
+_WORDS: Final = re.compile(r"[a-z][a-z0-9]*|[A-Z][a-z0-9]+|[A-Z]+(?![a-z])")
+_WORD_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# Words too common to name a feature by themselves ("the chat", "our agent").
+_GENERIC_STEMS: Final = frozenset(
+    [
+        "agent",
+        "ai",
+        "answ",
+        "api",
+        "app",
+        "assist",
+        "assistant",
+        "batch",
+        "bot",
+        "cach",
+        "call",
+        "chat",
+        "code",
+        "cost",
+        "data",
+        "default",
+        "email",
+        "error",
+        "feature",
+        "flow",
+        "job",
+        "llm",
+        "main",
+        "model",
+        "new",
+        "old",
+        "one",
+        "pipelin",
+        "prod",
+        "prompt",
+        "request",
+        "respons",
+        "review",
+        "search",
+        "servic",
+        "spend",
+        "support",
+        "system",
+        "tag",
+        "task",
+        "test",
+        "thread",
+        "ticket",
+        "token",
+        "tool",
+        "user",
+        "v1",
+        "v2",
+        "work",
+    ]
+)
+_DETERMINER: Final = frozenset({"the", "our", "my", "that", "this", "their", "your"})
+_AGENTIVE: Final = re.compile(r"(?:er|or|ers|ors)$")
+
+
+@lru_cache(maxsize=8192)
+def stem(word: str) -> str:
+    """A word without its ending: "summarizer" -> "summar", "tagging" -> "tag"."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]  # "tagg" -> "tag"
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class _LooseFeatures:
+    """Each known feature's word stems ("summarize_thread" -> summar, thread)."""
+
+    stems: dict[str, tuple[str, ...]]
+    by_stem: dict[str, tuple[str, ...]]
+
+
+@lru_cache(maxsize=256)
+def _loose(names: tuple[str, ...]) -> _LooseFeatures:
+    stems: dict[str, tuple[str, ...]] = {}
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        parts = tuple(stem(w) for w in _WORDS.findall(name) if len(w) >= 2)
+        if not parts:
+            continue
+        stems[name] = parts
+        for part in set(parts):
+            by_stem.setdefault(part, []).append(name)
+    return _LooseFeatures(stems, {k: tuple(v) for k, v in by_stem.items()})
+
+
+def _loose_features(
+    text: str, names: Collection[str], taken: list[tuple[int, int]]
+) -> list[tuple[str, str]]:
+    """Known features named loosely: "the summarizer" (summarize), "the ticket classifier"
+    (classify_ticket), "research agent" (research_agent). Every word of the feature's name,
+    in any order and with any ending; or one distinctive word of it after "the"/"our" or as
+    an agent noun ("summarizer"), when only one feature has it. An exact word form of a
+    one-word feature wins over a partial match of a longer one."""
+    if not names:
+        return []
+    loose = _loose(tuple(sorted(names)))
+    words = [
+        (m.group(), stem(m.group()), m.span())
+        for m in _WORD_IN_TEXT.finditer(text)
+        if not _overlaps(m.span(), taken)
+    ]
+    found: dict[str, str] = {}
+    for index, (word, word_stem, _) in enumerate(words):
+        candidates = loose.by_stem.get(word_stem)
+        if not candidates:
+            continue
+        before = words[index - 1][0].lower() if index else ""
+        after = words[index + 1][0].lower() if index + 1 < len(words) else ""
+        # "the summarizer", "our classifier": a name; "a summary of costs": not one.
+        named = (before in _DETERMINER or _AGENTIVE.search(word.lower()) is not None) and (
+            after not in ("of", "for")
+        )
+        nearby = words[max(0, index - 3) : index + 4]
+        stems_near = {w[1] for w in nearby}
+        full = [
+            name
+            for name in candidates
+            if set(loose.stems[name]) <= stems_near and (len(loose.stems[name]) > 1 or named)
+        ]
+        if full:
+            best = max(full, key=lambda n: len(loose.stems[n]))
+            used = [w for w in nearby if w[1] in loose.stems[best]]
+            found.setdefault(best, text[used[0][2][0] : used[-1][2][1]])
+            continue
+        if (
+            len(candidates) == 1
+            and named
+            and word_stem not in _GENERIC_STEMS
+            and len(word_stem) >= 3
+        ):
+            found.setdefault(candidates[0], f"{before} {word}".strip())
+    return list(found.items())
+
+
 def _features(
-    text: str, known: _NameMatcher | None, model_spans: list[tuple[int, int]]
+    text: str,
+    known: _NameMatcher | None,
+    model_spans: list[tuple[int, int]],
+    known_names: Collection[str] = (),
 ) -> list[FeatureMention]:
     found: dict[str, FeatureMention] = {}
 
@@ -262,9 +484,11 @@ def _features(
         elif name.lower() not in _NOT_FEATURES and _key(name):
             found.setdefault(name, FeatureMention(name=name, phrase=phrase, known=False))
 
+    taken = list(model_spans)
     for name, phrase, span in _find_known(text, known):
         if not _overlaps(span, model_spans):
             add(name, phrase)
+            taken.append(span)
     for match in _BACKTICKED.finditer(text):
         inner = match.group(1).strip()
         if not _MODEL_RE.fullmatch(inner):
@@ -273,6 +497,8 @@ def _features(
         for match in pattern.finditer(text):
             if not _overlaps(match.span(1), model_spans):
                 add(match.group(1).rstrip(".-"), match.group().strip())
+    for name, phrase in _loose_features(text, known_names, taken):
+        add(name, phrase)
     return list(found.values())
 
 
@@ -427,12 +653,12 @@ def extract_entities(
     models = _models(text, _known(known_models))
     model_spans = [
         m.span() for m in _MODEL_RE.finditer(text) if len(m.group()) > len(m["fam"] or "")
-    ]
+    ] + [m.span() for m in _ALIAS_RE.finditer(text)]
     return Entities(
         period=find_period(text, now),
         models=models,
         providers=_providers(text, known_providers, model_spans),
-        features=_features(text, _known(known_features), model_spans),
+        features=_features(text, _known(known_features), model_spans, known_features),
         savings_target=_savings_target(text),
         group_by=_group_by(text),
     )

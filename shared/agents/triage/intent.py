@@ -7,6 +7,7 @@ period by `periods`). See docs/triage.md for the lexicon approach and the route 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Collection
@@ -15,11 +16,17 @@ from datetime import UTC, datetime
 from typing import Final
 
 from shared.agents.triage.entities import extract_entities
+from shared.agents.triage.followup import Reading, find_reference, follow_up, is_follow_up
+from shared.agents.triage.spelling import correct
+from shared.models.context import ThreadContext
 from shared.models.triage import (
     Agent,
+    Correction,
     Entities,
+    Inheritable,
     Intent,
     MatchedCue,
+    Metric,
     Route,
     TriageResult,
 )
@@ -220,6 +227,53 @@ _NAME_WEIGHT: Final = 0.5
 
 # --- analysis ---------------------------------------------------------------------------
 
+# Word evidence that states an intent: a clause asks an intent with at least this much, and
+# a message with less asks nothing clearly (triage then asks back, unless the thread says).
+CLEAR_EVIDENCE: Final = 1.5
+# What a reference to an earlier finding weighs: a number, an ordinal or a description
+# ("#2", "the second one", "the caching one"), or only "why?" / "how?" / "tell me more".
+_EXPLICIT_REFERENCE: Final = 3.0
+_IMPLICIT_REFERENCE: Final = 1.5
+_METRIC_OF_CUE: Final[dict[str, Metric]] = {
+    "spend": "cost",
+    "cost": "cost",
+    "bill": "cost",
+    "how_much": "cost",
+    "pay": "cost",
+    "expensive": "cost",
+    "tokens": "tokens",
+    "requests": "requests",
+    "latency": "latency",
+    "errors": "errors",
+    "cache_hits": "cache",
+}
+# Where one question ends and the next begins ("what did we spend, and where can we save?").
+_CLAUSE_BREAK: Final = re.compile(r"[?!;]+|\.(?=\s|$)|,|&|\b(?:and|also|plus|then|but)\b", _I)
+# The second reading offered when only one intent has any evidence.
+_OTHER_READING: Final = {
+    Intent.COST_ANALYSIS: Intent.USAGE_QUESTION,
+    Intent.USAGE_QUESTION: Intent.COST_ANALYSIS,
+    Intent.ANOMALY: Intent.COST_ANALYSIS,
+    Intent.OPTIMIZATION: Intent.COST_ANALYSIS,
+    Intent.DATA_ONBOARDING: Intent.COST_ANALYSIS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    cue: _Cue
+    start: int
+    phrase: str
+
+
+def _hits(text: str) -> list[_Hit]:
+    """Every match of every cue, by cue (a cue's first match first)."""
+    return [
+        _Hit(cue, match.start(), match.group())
+        for cue in _CUES
+        for match in cue.pattern.finditer(text)
+    ]
+
 
 def _require_aware(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
@@ -273,6 +327,53 @@ def _confidence(best: float, runner_up: float) -> float:
     return round(strength * (0.5 + 0.5 * margin), 3)
 
 
+def _metrics(hits: list[_Hit]) -> list[Metric]:
+    """The measures named, in the order the message names them."""
+    found: dict[Metric, int] = {}
+    for hit in hits:
+        metric = _METRIC_OF_CUE.get(hit.cue.name)
+        if metric is not None and hit.cue.intent is not Intent.OTHER:
+            found[metric] = min(found.get(metric, hit.start), hit.start)
+    return sorted(found, key=found.__getitem__)
+
+
+def _asked(text: str, hits: list[_Hit], entities: Entities, best: Intent) -> list[Intent]:
+    """The intents the message asks, clause by clause, in order: each clause asks the
+    intent its own cues weigh most for, if they weigh at least ``CLEAR_EVIDENCE``."""
+    if best is Intent.OTHER:
+        return [Intent.OTHER]
+    bounds = [0, *(m.end() for m in _CLAUSE_BREAK.finditer(text)), len(text) + 1]
+    target = entities.savings_target
+    target_at = text.find(target.phrase) if target is not None else -1
+    asked: list[Intent] = []
+    for first, last in itertools.pairwise(bounds):
+        weights = {
+            hit.cue.name: (hit.cue.intent, hit.cue.weight)
+            for hit in hits
+            if first <= hit.start < last and hit.cue.intent is not Intent.OTHER
+        }
+        clause = dict.fromkeys(_PRIORITY, 0.0)
+        for intent, weight in weights.values():
+            clause[intent] += weight
+        if first <= target_at < last:
+            clause[Intent.OPTIMIZATION] += _TARGET_WEIGHT
+        winner = max(_PRIORITY, key=lambda i: clause[i])
+        if clause[winner] >= CLEAR_EVIDENCE and winner not in asked:
+            asked.append(winner)
+    if best not in asked:
+        asked.insert(0, best)
+    return asked
+
+
+def _readings(scores: dict[Intent, float]) -> list[Intent]:
+    """The two likeliest meanings of an unclear message, likeliest first."""
+    ranked = [i for i in _PRIORITY if i is not Intent.OTHER and scores[i] > 0]
+    ranked.sort(key=lambda i: -scores[i])
+    first = ranked[0] if ranked else Intent.COST_ANALYSIS
+    second = ranked[1] if len(ranked) > 1 else _OTHER_READING[first]
+    return [first, second]
+
+
 def analyze(
     message: str,
     *,
@@ -280,19 +381,35 @@ def analyze(
     known_models: Collection[str] = (),
     known_features: Collection[str] = (),
     known_providers: Collection[str] = (),
+    context: ThreadContext | None = None,
 ) -> TriageResult:
     """Classify ``message`` and extract its entities.
 
     ``now`` (timezone-aware) anchors relative periods. ``known_*`` are the workspace's own
     names; mentions of them come back with ``known=True`` and the workspace's spelling.
+    ``context`` is the thread's (its previous run): with it, a follow-up inherits what it
+    does not say and a reference to an earlier finding is resolved (DESIGN §13); without it,
+    the message stands alone.
     """
     now = _require_aware(now)
-    text = message[:MAX_MESSAGE_CHARS]
+    text, corrections = correct(message[:MAX_MESSAGE_CHARS])
     entities = extract_entities(text, now, known_models, known_features, known_providers)
+    hits = _hits(text)
+    first: dict[str, _Hit] = {}
+    for hit in hits:
+        first.setdefault(f"{hit.cue.intent}:{hit.cue.name}", hit)
+    words = dict.fromkeys(Intent, 0.0)
+    for hit in first.values():
+        words[hit.cue.intent] += hit.cue.weight
+    stated = max(w for intent, w in words.items() if intent is not Intent.OTHER)
+    other_words = words[Intent.OTHER] > 0
+    # A greeting or a thank-you in front of a question does not make it small talk.
+    kept = [
+        h for h in first.values() if h.cue.intent is not Intent.OTHER or stated < CLEAR_EVIDENCE
+    ]
     cues = [
-        MatchedCue(intent=cue.intent, cue=cue.name, weight=cue.weight, phrase=match.group())
-        for cue in _CUES
-        if (match := cue.pattern.search(text)) is not None
+        MatchedCue(intent=h.cue.intent, cue=h.cue.name, weight=h.cue.weight, phrase=h.phrase)
+        for h in kept
     ]
     topical = any(cue.intent is not Intent.OTHER for cue in cues)
     cues.extend(_entity_cues(entities, topical=topical))
@@ -302,20 +419,87 @@ def analyze(
         scores[cue.intent] += cue.weight
     ranked = sorted(_PRIORITY, key=lambda intent: -scores[intent])
     best, runner_up = ranked[0], ranked[1]
-    return TriageResult(
+    named = bool(entities.period or entities.models or entities.features or entities.providers)
+    unsure = stated < CLEAR_EVIDENCE and (named or stated > 0) and not other_words
+    entities = entities.model_copy(
+        update={
+            "metrics": _metrics(hits),
+            "intents": _readings(scores) if unsure else _asked(text, hits, entities, best),
+        }
+    )
+    result = TriageResult(
         intent=best,
         confidence=_confidence(scores[best], scores[runner_up]),
         entities=entities,
         matched_cues=cues,
         scores={intent: round(score, 3) for intent, score in scores.items()},
+        clarify=unsure,
+        corrections=[Correction(word=w, read_as=c) for w, c in corrections],
+    )
+    if context is None:
+        return result
+    reading = Reading(
+        text=text,
+        entities=entities,
+        stated=stated >= CLEAR_EVIDENCE,
+        other_words=other_words,
+        onboarding=best is Intent.DATA_ONBOARDING,
+    )
+    return _in_context(result, reading, context)
+
+
+def _in_context(result: TriageResult, reading: Reading, context: ThreadContext) -> TriageResult:
+    """The result read as a reference to the earlier answer, or as a follow-up, if it is one."""
+    entities = reading.entities
+    names = {
+        *(m.name for m in entities.models),
+        *(f.name for f in entities.features),
+        *(p.name for p in entities.providers),
+    }
+    found = find_reference(reading.text, names, context)
+    if found is not None:
+        reference, explicit = found
+        intent = Intent.OPTIMIZATION if reference.kind == "recommendation" else Intent.ANOMALY
+        before = context.entities
+        scope: tuple[Inheritable, ...] = ("period", "models", "providers", "features")
+        carried = [kind for kind in scope if getattr(before, kind)]
+        weight = _EXPLICIT_REFERENCE if explicit else _IMPLICIT_REFERENCE
+        confidence = _confidence(weight, 0.0)
+        if len(reference.ranks) != 1:
+            confidence = round(confidence / 2, 3)
+        return result.model_copy(
+            update={
+                "intent": intent,
+                "confidence": confidence,
+                "clarify": len(reference.ranks) > 1,
+                "entities": before.model_copy(
+                    update={
+                        "reference": reference,
+                        "intents": [intent],
+                        "metrics": [],
+                        "savings_target": None,
+                        "inherited": carried,
+                    }
+                ),
+            }
+        )
+    if not is_follow_up(reading, context):
+        return result
+    entities, _, carry_intent = follow_up(reading, context)
+    if not carry_intent:
+        return result.model_copy(update={"entities": entities})
+    return result.model_copy(
+        update={
+            "intent": context.intent,
+            "confidence": context.confidence,
+            "clarify": False,
+            "entities": entities,
+        }
     )
 
 
 # --- route ------------------------------------------------------------------------------
 
-_NEEDS_DATA: Final = frozenset(
-    {Intent.COST_ANALYSIS, Intent.OPTIMIZATION, Intent.USAGE_QUESTION, Intent.ANOMALY}
-)
 # DESIGN §3.4: a question about spend or savings goes through all three agents.
 _SPEND_OR_SAVINGS: Final = frozenset({Intent.COST_ANALYSIS, Intent.OPTIMIZATION})
 
@@ -323,25 +507,64 @@ _SPEND_OR_SAVINGS: Final = frozenset({Intent.COST_ANALYSIS, Intent.OPTIMIZATION}
 def decide_route(result: TriageResult, *, has_usage_data: bool) -> Route:
     """Where the run goes after triage (the rule is in docs/triage.md):
 
-    1. ``other`` -> no agents, a ``help`` answer.
+    1. A reference to an earlier answer's finding -> no agents, a ``reference`` answer from
+       that finding (``clarify`` when it matches several).
     2. ``data_onboarding`` -> no agents, the ``onboarding`` answer.
-    3. Any other intent without usage data -> the ``onboarding`` answer (never invented
+    3. Unclear (``clarify``) -> no agents, a ``clarify`` answer with the two readings; the
+       ``onboarding`` answer instead when the workspace has no usage data.
+    4. ``other`` -> no agents, a ``help`` answer.
+    5. Any other intent without usage data -> the ``onboarding`` answer (never invented
        numbers).
-    4. ``cost_analysis`` or ``optimization``, or any data question that also asks for
-       savings (a savings target, or optimization evidence >= ``SECONDARY_OPTIMIZATION``)
+    6. ``cost_analysis`` or ``optimization`` asked (as the intent or one of the intents),
+       or a savings target, or optimization evidence >= ``SECONDARY_OPTIMIZATION``
        -> ``data`` then ``optimization``.
-    5. ``usage_question`` and ``anomaly`` otherwise -> ``data``.
+    7. ``usage_question`` and ``anomaly`` otherwise -> ``data``.
     """
-    if result.intent is Intent.OTHER:
-        return Route(
-            agents=[], answer="help", data_sufficient=has_usage_data, reason="not about LLM usage"
+    reference = result.entities.reference
+    if reference is not None:
+        if len(reference.ranks) > 1:
+            return Route(
+                agents=[],
+                answer="clarify",
+                data_sufficient=has_usage_data,
+                reason=f"could mean {reference.kind}s {reference.ranks} of the earlier answer",
+            )
+        which = (
+            f"{reference.kind} {reference.ranks[0]} of the earlier answer"
+            if reference.ranks
+            else f"a {reference.kind} the earlier answer did not have"
         )
-    if result.intent is Intent.DATA_ONBOARDING:
+        return Route(
+            agents=[],
+            answer="reference",
+            data_sufficient=has_usage_data,
+            reason=f"asks about {which}: answered from its findings",
+        )
+    if result.intent is Intent.DATA_ONBOARDING and not result.clarify:
         return Route(
             agents=[],
             answer="onboarding",
             data_sufficient=has_usage_data,
             reason="asks how to send usage data",
+        )
+    if result.clarify:
+        if not has_usage_data:
+            return Route(
+                agents=[],
+                answer="onboarding",
+                data_sufficient=False,
+                reason="unclear, and the workspace has no usage data to answer any reading",
+            )
+        readings = " or ".join(i.value for i in result.entities.intents)
+        return Route(
+            agents=[],
+            answer="clarify",
+            data_sufficient=True,
+            reason=f"unclear: {readings}",
+        )
+    if result.intent is Intent.OTHER:
+        return Route(
+            agents=[], answer="help", data_sufficient=has_usage_data, reason="not about LLM usage"
         )
     if not has_usage_data:
         return Route(
@@ -352,6 +575,7 @@ def decide_route(result: TriageResult, *, has_usage_data: bool) -> Route:
         )
     wants_savings = (
         result.intent in _SPEND_OR_SAVINGS
+        or any(intent in _SPEND_OR_SAVINGS for intent in result.entities.intents)
         or result.entities.savings_target is not None
         or result.scores.get(Intent.OPTIMIZATION, 0.0) >= SECONDARY_OPTIMIZATION
     )
