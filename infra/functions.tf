@@ -17,6 +17,7 @@ locals {
     agents_data         = { memory = "1Gi", timeout_seconds = 120 }
     agents_optimization = { memory = "1Gi", timeout_seconds = 120 }
     usage_ingest        = { memory = "1Gi", timeout_seconds = 120 } # up to 5 MiB, 5,000 records
+    otlp_ingest         = { memory = "1Gi", timeout_seconds = 120 } # OTLP: 5 MiB sent, 32 MiB inflated
     runs_get            = { memory = "256Mi", timeout_seconds = 30 }
     threads_get         = { memory = "256Mi", timeout_seconds = 30 }
     # Workspaces, members, invites, API keys, audit (DESIGN §9): paths below its URL.

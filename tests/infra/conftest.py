@@ -18,6 +18,7 @@ PUBLIC_FUNCTIONS = (
     "agents_data",
     "agents_optimization",
     "usage_ingest",
+    "otlp_ingest",
     "runs_get",
     "threads_get",
     "workspaces",
