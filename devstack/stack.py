@@ -396,9 +396,19 @@ def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows += [(f"worker {n}", "not in functions/main.py yet") for n in running.missing_workers]
     rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
     rows.append(("demo ingest key", f"{running.demo_ingest_key} (also in {running.demo_key_file})"))
+    traces = f"{running.functions['otlp_ingest']}/v1/traces"
+    rows.append(("OTLP traces endpoint", traces))
     width = max(len(r[0]) for r in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
     print(f"Apex local stack, project {running.project}:", *lines, sep="\n", file=out)
+    # What an OpenTelemetry SDK or Collector needs to send traces to workspace demo (docs/otlp.md).
+    print(
+        "OpenTelemetry exporter settings for workspace demo (docs/otlp.md):",
+        f"  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={traces}",
+        f"  export OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20{running.demo_ingest_key}",
+        sep="\n",
+        file=out,
+    )
 
 
 def serve(config: DevConfig, environ: Mapping[str, str]) -> int:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import firebase_admin
 import httpx
@@ -28,6 +29,7 @@ from devstack.emulators import ROOT
 from devstack.procs import PortInUse, ensure_port_free
 from shared.store.usage import FirestoreUsageStore
 from shared.topology import load_topology
+from tests.support.otlp import chat, export
 
 # make dev's own ports (DESIGN §6), deliberately fixed rather than from the OS: this test
 # checks that DEVSTACK_PORT_OFFSET moves every one of them by the offset.
@@ -174,8 +176,20 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
         sent = httpx.post(functions["usage_ingest"], json=[record], headers=headers, timeout=30)
         assert sent.status_code == 202, sent.text
         assert sent.json() == {"accepted": 1, "rejected": []}
+    # The printed OpenTelemetry settings, as an exporter reads them, reach workspace demo too.
+    otel = dict(re.findall(r"export (OTEL_EXPORTER_OTLP_\w+)=(\S+)", "".join(dev.lines)))
+    assert otel["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == functions["otlp_ingest"] + "/v1/traces"
+    name, _, value = otel["OTEL_EXPORTER_OTLP_HEADERS"].partition("=")
+    assert (name, unquote(value)) == ("Authorization", f"Bearer {key}")
+    exported = httpx.post(
+        otel["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
+        content=export([chat("make-dev-otlp-check")]).SerializeToString(),
+        headers={name: unquote(value), "Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert exported.status_code == 200, exported.content
     deadline = time.monotonic() + INGESTED_TIMEOUT_S
-    while not {"make-dev-key-check", "make-dev-key-check-2"} <= set(
+    while not {"make-dev-key-check", "make-dev-key-check-2", "make-dev-otlp-check"} <= set(
         FirestoreUsageStore(db).catalogue("demo").models
     ):
         assert time.monotonic() < deadline, "the key's usage never reached workspace demo"
