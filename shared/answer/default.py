@@ -15,8 +15,9 @@ It writes five kinds of answer, by the route triage chose (``Route.answer``):
   "why?"): a recommendation's evidence and steps, an anomaly's driver and the driver's
   calls that day against the days before.
 - ``clarify``: the question is unclear: the two likeliest readings, asked back.
-- ``onboarding``: the workspace has no usage data; how to send it (the ``usage_ingest``
-  function, both record forms with an example each, the importers).
+- ``onboarding``: the workspace has no usage data; how to send it (OpenTelemetry traces to
+  ``otlp_ingest`` first, then the ``usage_ingest`` function, both record forms with an
+  example each, the importers).
 - ``help``: what Apex can answer, with example questions.
 
 Money is written ``$1,840.25``, shares of cost and error rates as percentages with one
@@ -558,16 +559,38 @@ def _json_block(record: dict[str, object]) -> str:
     return "```json\n" + json.dumps(record, indent=2) + "\n```"
 
 
-def onboarding_text(ingest_url: str | None = None) -> str:
-    """How to send usage data: the ingest function, both record forms, the importers."""
+def onboarding_text(ingest_url: str | None = None, otlp_url: str | None = None) -> str:
+    """How to send usage data: OpenTelemetry traces first (what instrumented apps already
+    emit), then the ingest function, both record forms, the importers."""
     where = f" at {ingest_url}" if ingest_url else ""
     url = ingest_url or "$USAGE_INGEST_URL"
+    otlp_where = f" at {otlp_url}" if otlp_url else ""
+    otlp = otlp_url or "$OTLP_INGEST_URL"
     otel_attributes = ", ".join(_code(name) for name in EXAMPLE_OTEL_ATTRIBUTES)
     return f"""\
 There is no usage data in this workspace yet, so there is nothing to measure: Apex needs \
 one usage record per LLM call. Here is how to send them.
 
-**1. POST the records to the `usage_ingest` function{where}**, with your Firebase ID token \
+**1. Already tracing with OpenTelemetry? Export the traces to the `otlp_ingest` \
+function{otlp_where}.** Any OTLP/HTTP exporter works (protobuf or JSON, gzip or not): the \
+OpenTelemetry SDKs with instrumentations such as `opentelemetry-instrumentation-openai-v2`, \
+or an OpenTelemetry Collector's `otlphttp` exporter. Ask an admin for an ingest API key \
+(`POST /<workspace>/keys` on the `workspaces` function with \
+`{{"name": "otel", "scope": "ingest"}}`; the secret is shown once) and set:
+
+```bash
+export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="{otlp}/v1/traces"
+export OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20$APEX_INGEST_KEY"
+export OTEL_SERVICE_NAME=checkout   # the feature of spans without apex.feature
+```
+
+Each span with GenAI token counts (`gen_ai.usage.input_tokens` and \
+`gen_ai.usage.output_tokens`, or the older `prompt_tokens` / `completion_tokens`) becomes \
+a usage record, and so does a failed call with its model; other spans are skipped. The \
+feature is the span's `apex.feature`, else the service's `service.name`. A GenAI span \
+Apex cannot use is counted in the response's `partial_success`, with the reason.
+
+**2. Or POST the records to the `usage_ingest` function{where}**, with your Firebase ID token \
 in `Authorization: Bearer <ID token>`. The body is a JSON array of records \
 (`Content-Type: application/json`) or NDJSON, one record per line \
 (`Content-Type: application/x-ndjson`): at most {INGEST_MAX_RECORDS:,} records and \
@@ -583,7 +606,7 @@ curl -X POST "{url}" \\
   --data-binary @usage.ndjson
 ```
 
-**2. Each record takes either form.**
+**3. Each record takes either form.**
 
 OpenTelemetry: a span with the GenAI semantic-convention attributes ({otel_attributes}; \
 also `error.type` for a failed call). Latency is end minus start. \
@@ -603,7 +626,7 @@ repeated identical requests) and `batch` (the call went through a batch API) are
 Tag each call with its feature (`feature` / `apex.feature`) and end user (`user` / \
 `enduser.id`): spend is broken down by both, and savings are found per feature.
 
-**3. Or import a provider's export** with the importers in `shared/ingest/`:
+**4. Or import a provider's export** with the importers in `shared/ingest/`:
 - AWS Bedrock: turn on model invocation logging to S3; \
 `shared.ingest.bedrock.import_invocation_logs(s3_client, bucket, prefix)` reads the logs \
 (`.json.gz` or `.json`) under the prefix. Put the feature in the request metadata \
@@ -627,7 +650,8 @@ against the period before. "What did we spend on gpt-4o last week?"
 - **Savings**: ranked recommendations priced from the price table: a cheaper model, \
 prompt caching, the batch API, shorter outputs, a response cache, failed and retried \
 calls, deprecated models. "How can we cut our LLM bill by 30%?"
-- **Sending usage data**: the record formats, the ingest endpoint and the importers. \
+- **Sending usage data**: OpenTelemetry traces, the record formats, the ingest endpoint \
+and the importers. \
 "How do I send you my usage data?"
 
 Answers are computed from your workspace's usage records and a maintained price table; \
@@ -841,16 +865,18 @@ def clarify_text(findings: Findings) -> str:
 
 
 class DefaultWriter:
-    """Writes every answer from the findings alone; ``ingest_url`` goes in onboarding."""
+    """Writes every answer from the findings alone; ``ingest_url`` and ``otlp_url`` (the
+    functions' URLs, when known) go in onboarding."""
 
-    def __init__(self, *, ingest_url: str | None = None) -> None:
+    def __init__(self, *, ingest_url: str | None = None, otlp_url: str | None = None) -> None:
         self.ingest_url = ingest_url
+        self.otlp_url = otlp_url
 
     def text(self, findings: Findings) -> str:
         kind = findings.triage.route.answer
         writers: dict[str, Callable[[Findings], str]] = {
             "findings": findings_text,
-            "onboarding": lambda _: onboarding_text(self.ingest_url),
+            "onboarding": lambda _: onboarding_text(self.ingest_url, self.otlp_url),
             "help": help_text,
             "reference": reference_text,
             "clarify": clarify_text,

@@ -303,10 +303,30 @@ def _json_blocks(text: str) -> list[dict[str, Any]]:
 def test_onboarding_says_there_is_no_data_and_how_to_send_it() -> None:
     findings = synthetic_findings("What did we spend last week?", has_usage_data=False)
     assert findings.triage.route.answer == "onboarding"
-    written = DefaultWriter(ingest_url="https://ingest.example/usage_ingest").write(findings)
+    written = DefaultWriter(
+        ingest_url="https://ingest.example/usage_ingest",
+        otlp_url="https://ingest.example/otlp_ingest",
+    ).write(findings)
     text = written.answer.text
     assert written.answer.recommendations == []
     assert text.startswith("There is no usage data in this workspace yet")
+    # OpenTelemetry first: what instrumented apps already emit.
+    otlp = text.index("**1. Already tracing with OpenTelemetry?")
+    assert otlp < text.index("**2. Or POST the records to the `usage_ingest` function")
+    for needle in (
+        "`otlp_ingest` function at https://ingest.example/otlp_ingest",
+        'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="https://ingest.example/otlp_ingest/v1/traces"',
+        'OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20$APEX_INGEST_KEY"',
+        "OTEL_SERVICE_NAME",
+        "opentelemetry-instrumentation-openai-v2",
+        "`otlphttp` exporter",
+        '"scope": "ingest"',
+        "partial_success",
+        "gen_ai.usage.input_tokens",
+        "prompt_tokens",
+        "service.name",
+    ):
+        assert needle in text[otlp:], needle
     for needle in (
         "`usage_ingest` function at https://ingest.example/usage_ingest",
         "Authorization: Bearer",
@@ -347,6 +367,7 @@ def test_onboarding_without_an_ingest_url_uses_a_placeholder() -> None:
     findings = synthetic_findings("How do I send you my usage data?")
     text = DefaultWriter().write(findings).answer.text
     assert 'curl -X POST "$USAGE_INGEST_URL"' in text
+    assert 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="$OTLP_INGEST_URL/v1/traces"' in text
 
 
 # --- help -----------------------------------------------------------------------------
