@@ -156,9 +156,9 @@ def _hex_ids_to_base64(tree: dict[str, Any]) -> None:
                     _rewrite_ids(link, f"{where}.links[{k}]")
 
 
-def _items(parent: object, *names: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    if not isinstance(parent, dict):
-        return
+def _items(parent: dict[str, Any], *names: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    """The objects of the list ``parent`` has under one of ``names`` (anything else is left
+    for the protobuf parser to refuse)."""
     for name in names:
         children = parent.get(name)
         if isinstance(children, list):

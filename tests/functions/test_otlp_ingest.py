@@ -226,6 +226,32 @@ def test_json_export_with_hex_ids_and_string_integers(
     assert got[span.record_id]["input_tokens"] == 2000
 
 
+def test_links_snake_case_ids_and_unnamed_services(
+    otlp: FlaskClient, ingest_key: str, topics: dict[str, Captured]
+) -> None:
+    linked, unnamed, nameless = chat(), chat(), chat()
+    first = otlp_json(export([linked]))
+    wire = first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    wire["links"] = [{"traceId": "ab" * 16, "spanId": "cd" * 8}]
+    wire["trace_id"] = wire.pop("traceId")  # protobuf's JSON parser takes field names too
+    # The SDKs' placeholder service name is no feature, and neither is a missing one.
+    first["resourceSpans"] += (
+        otlp_json(export([unnamed], service="unknown_service:python"))["resourceSpans"]
+        + otlp_json(export([nameless], service=None))["resourceSpans"]
+    )
+    response = post(otlp, ingest_key, dumps(first), JSON)
+    assert response.status_code == 200, response.get_data()
+    got = records_of(topics["apex-usage"])
+    assert set(got) == {linked.record_id, unnamed.record_id, nameless.record_id}
+    assert got[linked.record_id]["feature"] == "checkout"
+    assert got[unnamed.record_id]["feature"] is None
+    assert got[nameless.record_id]["feature"] is None
+    # A link's ids are hex as well.
+    wire["links"] = [{"traceId": "q83vEjRWeJA=", "spanId": "cd" * 8}]
+    message = error_of(post(otlp, ingest_key, dumps(first), JSON), 400, "bad_request")
+    assert "spans[0].links[0].traceId" in message
+
+
 def test_gzip_protobuf_and_an_empty_export(
     otlp: FlaskClient, ingest_key: str, topics: dict[str, Captured]
 ) -> None:
