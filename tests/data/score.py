@@ -114,7 +114,9 @@ def parse(path: Path) -> list[Chain]:
 def _workspace() -> tuple[list[DailyRollup], DataReport, OptimizationReport]:
     end = date(2026, 11, 20)
     rows = list(accumulate(generate(end=end, days=60).records).daily.values())
-    period = PeriodRange(start=day_start(end - timedelta(days=29)), end=day_start(end) + timedelta(days=1))
+    period = PeriodRange(
+        start=day_start(end - timedelta(days=29)), end=day_start(end) + timedelta(days=1)
+    )
     own = set(days_needed(period))
     data = build_data_report([r for r in rows if r.day in own], [], period)
     optimization = recommend([r for r in rows if r.day in set(days_of(period))], period)
@@ -144,9 +146,10 @@ def failures(turn: Labelled, triaged: TriageResponse) -> list[str]:
     if triaged.intent is not turn.intent:
         wrong.append(f"intent {triaged.intent.value}")
     for key, want in turn.checks.items():
+        got: str
         match key:
             case "answer":
-                got = triaged.route.answer
+                got = str(triaged.route.answer)
                 ok = got == want
             case "intents":
                 got = ",".join(i.value for i in entities.intents)

@@ -30,9 +30,10 @@ def next_context(
     driver_days: Sequence[DriverDay] = (),
 ) -> ThreadContext:
     """The context after this run: its triage (the previous one's, if this run was small
-    talk), its own findings, and the previous findings it did not replace."""
+    talk or how to send data), its own findings, and the previous findings it did not
+    replace."""
     answer = triaged.route.answer
-    if answer == "help" and previous is not None:
+    if answer in ("help", "onboarding") and previous is not None:
         return previous.model_copy(update={"run_id": run_id, "question": question})
     reference = triaged.entities.reference
     focus = None

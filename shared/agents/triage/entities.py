@@ -204,6 +204,15 @@ def _resolve_model(phrase: str, known: _NameMatcher | None) -> list[ModelMention
         for known_key, known_name in known.by_key.items()
         if (known_key.startswith(key) if bare else _key(_DATE_SUFFIX.sub("", known_name)) == key)
     ]
+    if not matches and not bare:
+        # "claude sonnet" names the workspace's claude-sonnet-4-6: every part of the phrase
+        # is a part of the model's name.
+        wanted = _CHUNK.findall(name)
+        matches = [
+            known_name
+            for known_name in known.by_key.values()
+            if set(wanted) <= set(_CHUNK.findall(_DATE_SUFFIX.sub("", known_name).lower()))
+        ]
     if not matches:
         return [ModelMention(name=name, phrase=phrase, known=False)]
     return [ModelMention(name=m, phrase=phrase, known=True) for m in sorted(matches)]
@@ -422,7 +431,7 @@ def _loose(names: tuple[str, ...]) -> _LooseFeatures:
 
 def _loose_features(
     text: str, names: Collection[str], taken: list[tuple[int, int]]
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, tuple[int, int]]]:
     """Known features named loosely: "the summarizer" (summarize), "the ticket classifier"
     (classify_ticket), "research agent" (research_agent). Every word of the feature's name,
     in any order and with any ending; or one distinctive word of it after "the"/"our" or as
@@ -436,8 +445,8 @@ def _loose_features(
         for m in _WORD_IN_TEXT.finditer(text)
         if not _overlaps(m.span(), taken)
     ]
-    found: dict[str, str] = {}
-    for index, (word, word_stem, _) in enumerate(words):
+    found: dict[str, tuple[str, tuple[int, int]]] = {}
+    for index, (word, word_stem, span) in enumerate(words):
         candidates = loose.by_stem.get(word_stem)
         if not candidates:
             continue
@@ -457,7 +466,8 @@ def _loose_features(
         if full:
             best = max(full, key=lambda n: len(loose.stems[n]))
             used = [w for w in nearby if w[1] in loose.stems[best]]
-            found.setdefault(best, text[used[0][2][0] : used[-1][2][1]])
+            where = (used[0][2][0], used[-1][2][1])
+            found.setdefault(best, (text[where[0] : where[1]], where))
             continue
         if (
             len(candidates) == 1
@@ -465,8 +475,8 @@ def _loose_features(
             and word_stem not in _GENERIC_STEMS
             and len(word_stem) >= 3
         ):
-            found.setdefault(candidates[0], f"{before} {word}".strip())
-    return list(found.items())
+            found.setdefault(candidates[0], (f"{before} {word}".strip(), span))
+    return [(name, phrase, span) for name, (phrase, span) in found.items()]
 
 
 def _features(
@@ -493,11 +503,13 @@ def _features(
         inner = match.group(1).strip()
         if not _MODEL_RE.fullmatch(inner):
             add(inner, match.group())
+    loose = _loose_features(text, known_names, taken)
+    taken += [span for _, _, span in loose]
     for pattern in (_FEATURE_AFTER, _FEATURE_BEFORE):
         for match in pattern.finditer(text):
-            if not _overlaps(match.span(1), model_spans):
+            if not _overlaps(match.span(1), taken):
                 add(match.group(1).rstrip(".-"), match.group().strip())
-    for name, phrase in _loose_features(text, known_names, taken):
+    for name, phrase, _ in loose:
         add(name, phrase)
     return list(found.values())
 

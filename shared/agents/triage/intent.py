@@ -70,7 +70,11 @@ _LEXICON: Final[dict[Intent, dict[str, tuple[float, str]]]] = {
         "spend": (2.0, r"\bspen(?:d|ds|t|ding)\b"),
         "cost": (2.0, r"\bcost(?:s|ing)?\b"),
         "bill": (2.0, r"\b(?:bill|billing|invoices?|charges?|charged)\b"),
-        "how_much": (1.5, r"\bhow much\b"),
+        "how_much": (
+            1.5,
+            r"\bhow much\b(?!\s+(?:traffic|usage|volume|tokens?|data|time|latency|load))",
+        ),
+        "run_rate": (2.0, r"\b(?:run[- ]rate|burn(?: rate)?)\b"),
         "pay": (1.5, r"\b(?:pay|paid|paying)\b"),
         "money": (1.0, r"\$\s?[0-9]|\b(?:dollars?|usd|money)\b"),
         "expensive": (1.5, r"\b(?:expensive|priciest|costliest)\b"),
@@ -106,7 +110,7 @@ _LEXICON: Final[dict[Intent, dict[str, tuple[float, str]]]] = {
             1.5,
             r"\b(?:ways? to|what can (?:we|i) do|where can (?:we|i)|should (?:we|i)|"
             r"how (?:can|could|do|should) (?:we|i) "
-            r"(?:reduce|cut|lower|save|optimi[sz]e|pay less))\b",
+            r"(?:reduce|cut|lower|save|optimi[sz]e|pay less|avoid|prevent|stop))\b",
         ),
         "switch_model": (
             2.0,
@@ -152,19 +156,20 @@ _LEXICON: Final[dict[Intent, dict[str, tuple[float, str]]]] = {
         "spike": (
             3.0,
             r"\b(?:spike[sd]?|spiking|surge[sd]?|surging|jump(?:ed|s)?|skyrocket(?:ed|ing)?|"
-            r"shot up|blew up|balloon(?:ed|ing)|exploded|doubled?|tripled?|quadrupled?)\b",
+            r"shot up|blew up|balloon(?:s|ed|ing)?|exploded|doubled?|tripled?|quadrupled?)\b",
         ),
         "anomaly": (
             3.0,
             r"\b(?:anomal(?:y|ies|ous)|outliers?|unusual(?:ly)?|abnormal(?:ly)?|"
-            r"unexpected(?:ly)?|weird|strange|suspicious|sudden(?:ly)?)\b",
+            r"unexpected(?:ly)?|weird|strange|suspicious|sudden(?:ly)?|odd|"
+            r"(?:looks?|seems?|is|are) (?:off|wrong|not right))\b",
         ),
         "why": (1.5, r"\bwhy\b"),
         "went_up": (
             1.5,
             r"\b(?:went up|gone up|go up|going up|increase[sd]?|increasing|rose|risen|"
             r"(?:higher|more) than (?:usual|normal|expected)|dropped|plummet(?:ed)?|worse|"
-            r"degraded|regress(?:ed|ion))\b",
+            r"degraded|regress(?:ed|ion)|so (?:high|big|large|expensive|slow|much))\b",
         ),
         "what_happened": (
             2.0,
@@ -176,7 +181,9 @@ _LEXICON: Final[dict[Intent, dict[str, tuple[float, str]]]] = {
             3.0,
             r"\b(?:send|upload|submit|push|ingest|import|load|feed|forward|pipe|stream|hook up|"
             r"connect)\b(?:\W+\w+){0,4}?\W+"
-            r"(?:data|logs?|records?|traces?|spans?|telemetry|events|exports?|files?)\b",
+            r"(?:data|logs?|records?|traces?|spans?|telemetry|events|exports?|files?|usage)\b"
+            r"|\b(?:connect|hook up|wire up|link|integrate)\b(?:\W+\w+){0,4}?\W+"
+            r"(?:to|with)\s+apex\b",
         ),
         "setup": (
             2.0,
@@ -421,14 +428,11 @@ def analyze(
     best, runner_up = ranked[0], ranked[1]
     named = bool(entities.period or entities.models or entities.features or entities.providers)
     unsure = stated < CLEAR_EVIDENCE and (named or stated > 0) and not other_words
-    entities = entities.model_copy(
-        update={
-            "metrics": _metrics(hits),
-            "intents": _readings(scores) if unsure else _asked(text, hits, entities, best),
-        }
-    )
+    readings = _readings(scores) if unsure else _asked(text, hits, entities, best)
+    entities = entities.model_copy(update={"metrics": _metrics(hits), "intents": readings})
     result = TriageResult(
-        intent=best,
+        # Unclear: the likeliest reading (the answer asks which one is meant).
+        intent=readings[0] if unsure else best,
         confidence=_confidence(scores[best], scores[runner_up]),
         entities=entities,
         matched_cues=cues,

@@ -277,6 +277,13 @@ def _named_month(match: re.Match[str], now: datetime) -> _Span | None:
     return None, start, _to_date(start, month_start(start.year, start.month + 1), now)
 
 
+def _bare_month(match: re.Match[str], now: datetime) -> _Span | None:
+    start = _latest_month(_month_number(match.group("mon")), None, now.date())
+    if start is None:
+        return None
+    return None, start, _to_date(start, month_start(start.year, start.month + 1), now)
+
+
 def _since(match: re.Match[str], now: datetime) -> _Span | None:
     today = now.date()
     if match.group("a"):
@@ -342,6 +349,14 @@ _PERIOD_RULES: Final = (
     _rule(r"\blast\s+(?P<unit>hour|day|fortnight)\b", _past_unit),
     _rule(rf"\b(?P<n>{_NUM}|a|an)\s+(?P<unit>days?|weeks?)\s+ago\b", _days_ago),
     _rule(r"\bday before yesterday\b", _day_before_yesterday),
+    # "the last week" is the 7 days ending now; "last week" the calendar week before this.
+    _rule(r"\bthe\s+last\s+(?P<unit>week|month)\b", _past_unit),
+    # A month named alone ("the research agent, October"): the latest one that has begun.
+    _rule(
+        r"\b(?P<mon>january|february|april|june|july|august|september|october|november|"
+        r"december)\b(?!\.?\s+[0-9])",
+        _bare_month,
+    ),
     _rule(r"\btoday\b|\bso far today\b", _token("today")),
     _rule(r"\byesterday\b", _token("yesterday")),
     _rule(r"\b(?:this|current)\s+week\b|\bweek[- ]to[- ]date\b|\bwtd\b", _token("this_week")),
