@@ -15,6 +15,7 @@ from typing import TypeVar
 import flask
 import functions_framework
 
+from shared.budgets.workers import BUDGET_WORKER, NOTIFY_WORKER
 from shared.edge import HttpRequest, HttpResponse, PushWorker, WorkMessage, serve_push
 from shared.endpoints import DEADLETTER_WORKER, ENDPOINTS, STEP_WORKER, USAGE_AGGREGATOR
 from shared.http import serve
@@ -128,3 +129,13 @@ def usage_aggregator(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def deadletter_worker(request: flask.Request) -> flask.Response:
     return _worker(DEADLETTER_WORKER, request)
+
+
+@functions_framework.http
+def budget_worker(request: flask.Request) -> flask.Response:
+    return _worker(BUDGET_WORKER, request)
+
+
+@functions_framework.http
+def notify_worker(request: flask.Request) -> flask.Response:
+    return _worker(NOTIFY_WORKER, request)

@@ -25,8 +25,9 @@ from google.cloud.pubsub_v1.types import FlowControl
 from google.protobuf.duration_pb2 import Duration
 from pydantic import ValidationError
 
+from shared.models.budgets import NotificationFrame
 from shared.models.events import RunEvent
-from shared.topology import Topology
+from shared.topology import NOTIFICATION_KIND, Topology
 
 log = logging.getLogger("apex.relay.fanout")
 
@@ -46,8 +47,15 @@ class Watcher(Protocol):
     def on_resync(self) -> None: ...
 
 
+class Member(Protocol):
+    """A socket signed in to a workspace: it gets the workspace's alert frames."""
+
+    def on_notification(self, workspace_id: str, text: str) -> None: ...
+
+
 class Fanout:
-    """The subscription and the run -> watchers table. Watch/unwatch/dispatch run on the loop."""
+    """The subscription, the run -> watchers table and the workspace -> sockets table.
+    Watch/unwatch/join/leave/dispatch/notify run on the loop."""
 
     def __init__(
         self,
@@ -65,6 +73,7 @@ class Fanout:
         # Tuples, replaced on watch and unwatch (rare) so that dispatch (every event) iterates
         # them without a copy while a watcher unwatches.
         self._watchers: dict[str, tuple[Watcher, ...]] = {}
+        self._members: dict[str, tuple[Member, ...]] = {}
         self._pull: Any = None  # the StreamingPullFuture
         self._stopping = threading.Event()
         self._restarts = 0
@@ -149,6 +158,9 @@ class Fanout:
     # --- Pub/Sub's threads ------------------------------------------------------------------
 
     def _on_message(self, message: Any) -> None:
+        if message.attributes.get("kind") == NOTIFICATION_KIND:
+            self._on_notification(message)
+            return
         try:
             event = RunEvent.model_validate_json(message.data)
         except ValidationError as e:
@@ -160,6 +172,20 @@ class Fanout:
             message.ack()
             return
         self._loop.call_soon_threadsafe(self.dispatch, event)
+        message.ack()
+
+    def _on_notification(self, message: Any) -> None:
+        try:
+            frame = NotificationFrame.model_validate_json(message.data)
+        except ValidationError as e:
+            log.error(
+                "dropped a malformed notification on apex-events",
+                extra={"fields": {"message_id": message.message_id, "error": str(e)[:500]}},
+            )
+            message.ack()
+            return
+        # Stored before it was published: a socket that misses it lists it (GET notifications).
+        self._loop.call_soon_threadsafe(self.notify, frame)
         message.ack()
 
     def _on_pull_done(self, future: Any) -> None:
@@ -232,3 +258,24 @@ class Fanout:
         text = event.frame_json()
         for watcher in watchers:
             watcher.on_event(event, text)
+
+    def join(self, workspace_id: str, member: Member) -> None:
+        members = self._members.get(workspace_id, ())
+        if member not in members:
+            self._members[workspace_id] = (*members, member)
+
+    def leave(self, workspace_id: str, member: Member) -> None:
+        members = tuple(m for m in self._members.get(workspace_id, ()) if m is not member)
+        if members:
+            self._members[workspace_id] = members
+        else:
+            self._members.pop(workspace_id, None)
+
+    def notify(self, frame: NotificationFrame) -> None:
+        """An alert to every socket of its workspace on this instance (serialized once)."""
+        members = self._members.get(frame.workspace_id)
+        if members is None:
+            return
+        text = frame.text()
+        for member in members:
+            member.on_notification(frame.workspace_id, text)

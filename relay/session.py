@@ -73,6 +73,8 @@ log = logging.getLogger("apex.relay.session")
 GAP_GRACE_S: Final = 0.25
 FILL_RETRY_S: Final = 1.0
 MAX_FILL_READS: Final = 30
+# Alert frames being sent (a task needs a reference until it is done).
+_TASKS: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,7 @@ class Session:
     __slots__ = (
         "_auth_deadline",
         "_expiry",
+        "_joined",
         "_receive",
         "ctx",
         "outbox",
@@ -221,6 +224,8 @@ class Session:
         self.outbox = Outbox(send, self.session_id)
         self._auth_deadline: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        # The workspace whose alert frames this socket gets (the fan-out's table).
+        self._joined: str | None = None
 
     # --- the socket's life ------------------------------------------------------------------
 
@@ -248,6 +253,7 @@ class Session:
             self._cancel_timers()
             for watch in list(self.watches.values()):
                 self.unwatch(watch)
+            self._join(None)
             self.outbox.stop()
             log.info(
                 "socket closed",
@@ -353,6 +359,7 @@ class Session:
             return
         expires_at = identity.expires_at
         self.principal = principal
+        self._join(principal.workspace_id)
         self._cancel_timers()
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_later(max(0.0, expires_at - time.time()), self._token_expired)
@@ -457,6 +464,40 @@ class Session:
         if self.watches.get(watch.run_id) is watch:
             del self.watches[watch.run_id]
         self.ctx.fanout.unwatch(watch.run_id, watch)
+
+    # --- alerts (DESIGN §3.8, §11) -----------------------------------------------------------
+
+    def _join(self, workspace_id: str | None) -> None:
+        """Get the alert frames of ``workspace_id`` (None: of none) from now on."""
+        if self._joined == workspace_id:
+            return
+        if self._joined is not None:
+            self.ctx.fanout.leave(self._joined, self)
+        if workspace_id is not None:
+            self.ctx.fanout.join(workspace_id, self)
+        self._joined = workspace_id
+
+    def on_notification(self, workspace_id: str, text: str) -> None:
+        """Called on the loop by the fan-out: send the frame once the user's membership is
+        re-checked (a removed member's socket is closed instead, as for chat.send)."""
+        task = asyncio.get_running_loop().create_task(self._notify(workspace_id, text))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _notify(self, workspace_id: str, text: str) -> None:
+        if self.principal is None or self.outbox.closing is not None:
+            return
+        try:
+            member = await self._member()
+        except (*DEPENDENCY_ERRORS, Unavailable) as e:
+            # The alert stays listed (GET notifications): the page reads it there.
+            log.warning("an alert frame was not sent", extra={"fields": {"error": str(e)}})
+            return
+        except Exception as e:  # noqa: BLE001 - a fault: logged, the socket closed (1011)
+            self.fail(e, "checking membership for an alert failed")
+            return
+        if member is not None and member.workspace_id == workspace_id:
+            self.outbox.send_text(text)
 
     # --- timers -----------------------------------------------------------------------------
 

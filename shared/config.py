@@ -21,6 +21,9 @@ from pydantic import (
 )
 
 EMULATOR_VARS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+# Lets webhooks reach loopback receivers (http too): the local stack's only (DESIGN §11);
+# refused in production like the emulator variables, so not in ENV_VARS either.
+ALLOW_LOOPBACK_VAR = "APEX_WEBHOOKS_ALLOW_LOOPBACK"
 
 PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
 # DESIGN §9: a removed member or a revoked key stops working within 10 s.
@@ -98,6 +101,16 @@ ENV_VARS: Final[dict[str, EnvVar]] = {
         required=True,
         description="URL of the threads_get function, for the chat page (/config.json)",
     ),
+    "APEX_AGENTS_DATA_URL": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="URL of the agents_data function, for the dashboard (/config.json)",
+    ),
+    "APEX_AGENTS_OPTIMIZATION_URL": EnvVar(
+        readers=frozenset({"relay"}),
+        required=True,
+        description="URL of the agents_optimization function, for the dashboard (/config.json)",
+    ),
     "APEX_RELAY_AUTH_TIMEOUT_S": EnvVar(
         readers=frozenset({"relay"}),
         required=False,
@@ -123,6 +136,14 @@ ENV_VARS: Final[dict[str, EnvVar]] = {
         readers=_WRITERS,
         required=False,
         description="Gemini API key (a Secret Manager secret env ref; instead of Vertex AI)",
+    ),
+    "APEX_BUDGET_TICK_S": EnvVar(
+        readers=frozenset(),
+        required=False,
+        description=(
+            "the local stack only (devstack): seconds between budget ticks, default 60; in "
+            "GCP Cloud Scheduler publishes the tick every minute (infra/scheduler.tf)"
+        ),
     ),
     "APEX_GEMINI_BASE_URL": EnvVar(
         readers=_WRITERS,
@@ -176,6 +197,7 @@ class Settings(BaseModel):
     access_cache_s: float = Field(ge=0, le=MAX_ACCESS_CACHE_S)
     answer_writer: AnswerWriterName
     gemini: GeminiSettings | None
+    webhooks_allow_loopback: bool = False
 
     @field_validator("key_pepper")
     @classmethod
@@ -192,6 +214,14 @@ class Settings(BaseModel):
             raise ConfigError(
                 f"refusing to start in production (K_SERVICE={env['K_SERVICE']}) with "
                 f"{', '.join(emulators)} set: firebase-admin would accept unsigned tokens."
+            )
+        allow_loopback = env.get(ALLOW_LOOPBACK_VAR, "").lower()
+        if allow_loopback not in ("", "true", "false"):
+            raise ConfigError(f"{ALLOW_LOOPBACK_VAR} must be true or false, not {allow_loopback!r}")
+        if production and allow_loopback == "true":
+            raise ConfigError(
+                f"refusing to start in production (K_SERVICE={env['K_SERVICE']}) with "
+                f"{ALLOW_LOOPBACK_VAR}=true: webhooks could reach the service's own host."
             )
         project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT")
         if not project:
@@ -225,6 +255,7 @@ class Settings(BaseModel):
                     "access_cache_s": env.get("APEX_ACCESS_CACHE_S", str(MAX_ACCESS_CACHE_S)),
                     "answer_writer": writer,
                     "gemini": gemini,
+                    "webhooks_allow_loopback": allow_loopback == "true",
                 }
             )
         except ValidationError as e:

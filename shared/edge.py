@@ -38,6 +38,7 @@ from shared.limits import MAX_INGEST_RECORDS as MAX_INGEST_RECORDS
 from shared.limits import MIB as MIB
 from shared.limits import size_text as size_text
 from shared.logging import log_context, trace_id_from_headers
+from shared.models.budgets import BudgetTick, NotifyRequested
 from shared.models.messages import PushEnvelope, StepRequested, UsageBatch
 from shared.store.documents import LimitKind
 
@@ -153,7 +154,7 @@ def error_response(error: ApexError, headers: Mapping[str, str] | None = None) -
 # --- push workers -----------------------------------------------------------------------------
 
 # What a worker reads from a push envelope (None: a dead letter of an unknown kind).
-WorkMessage = StepRequested | UsageBatch | None
+WorkMessage = StepRequested | UsageBatch | BudgetTick | NotifyRequested | None
 _W = TypeVar("_W", bound=WorkMessage)
 
 
@@ -201,6 +202,8 @@ def work_context(message: WorkMessage) -> AbstractContextManager[None]:
             return log_context(run_id=message.run_id, uid=message.uid, step=message.step)
         case UsageBatch():
             return log_context(uid=message.uid, workspace=message.workspace_id)
+        case BudgetTick() | NotifyRequested():
+            return log_context(workspace=message.workspace_id)
         case None:
             return nullcontext()
         case _:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,8 @@ from shared.agents.data import measure
 from shared.agents.optimization import optimize
 from shared.agents.trace import EventLog
 from shared.agents.triage import triage
-from shared.edge import CHAT_LIMIT, MAX_INGEST_BODY_BYTES, HttpResponse, PushWorker
+from shared.budgets import notify
+from shared.edge import CHAT_LIMIT, MAX_INGEST_BODY_BYTES, HttpResponse, PushWorker, WorkMessage
 from shared.errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
 from shared.http import JSON, NDJSON, Context, Endpoint, ok
 from shared.ingest import otlp
@@ -39,6 +40,7 @@ from shared.models.api import (
     ThreadView,
     TriageRequest,
 )
+from shared.models.budgets import BudgetTick, NotifyRequested
 from shared.models.events import RunEvent
 from shared.models.findings import Answer, Recommendation
 from shared.models.messages import PushEnvelope, StepRequested, UsageBatch
@@ -299,22 +301,33 @@ def _aggregate(services: Services, batch: UsageBatch, envelope: PushEnvelope) ->
     return f"applied {applied} of {len(records)} records"
 
 
-def _dead_letter_of(envelope: PushEnvelope) -> StepRequested | UsageBatch | None:
+def _dead_letter_of(envelope: PushEnvelope) -> WorkMessage:
     """A dead letter of any work queue, by its ``kind`` (None: a kind Apex does not send)."""
     match envelope.message.attributes.get("kind"):
         case "run_step":
             return envelope.decode(StepRequested)
         case "usage_batch":
             return envelope.decode(UsageBatch)
+        case "budget_tick":
+            return envelope.decode(BudgetTick)
+        case "notify":
+            return envelope.decode(NotifyRequested)
         case _:
             return None
 
 
-def _keep_dead_letter(
-    services: Services, message: StepRequested | UsageBatch | None, envelope: PushEnvelope
-) -> str:
-    """Fail the run of a dead step, or keep the lost usage batch (or unknown letter)."""
+def _keep_dead_letter(services: Services, message: WorkMessage, envelope: PushEnvelope) -> str:
+    """Fail the run of a dead step, keep the lost usage batch (or unknown letter), record an
+    undelivered notification, or log a dead budget tick (the next tick judges again)."""
     match message:
+        case NotifyRequested():
+            return notify.dead_letter(services.budgets, message, datetime.now(UTC))
+        case BudgetTick():
+            log.error(
+                "a budget tick was dead-lettered; the next tick checks again",
+                extra={"fields": {"workspace": message.workspace_id}},
+            )
+            return "a dead budget tick: logged"
         case StepRequested():
             return services.pipeline.dead_letter(message).action
         case UsageBatch():

@@ -22,6 +22,8 @@ from shared.auth import TokenVerifier
 from shared.bus import Bus
 from shared.chat import Submitter
 from shared.config import Settings
+from shared.store.budget_interface import BudgetStore
+from shared.store.budgets import FirestoreBudgetStore
 from shared.store.dedup import FirestoreDedupStore
 from shared.store.interfaces import (
     DedupStore,
@@ -52,6 +54,7 @@ class Services:
     usage: UsageStore
     dedup: DedupStore
     limiter: RateLimiter
+    budgets: BudgetStore
     bus: Bus
     pipeline: Pipeline
     submitter: Submitter
@@ -82,6 +85,7 @@ class Services:
             usage=usage,
             dedup=dedup,
             limiter=FirestoreRateLimiter(db),
+            budgets=FirestoreBudgetStore(db),
             bus=bus,
             pipeline=Pipeline(
                 storage, runs, threads, usage, bus, make_writer(settings, settings.project)

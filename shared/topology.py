@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TOPOLOGY_FILE = Path(__file__).with_name("topology.yaml")
+# The ``kind`` attribute of an alert frame on the relays' topic (shared/budgets/tick.py).
+NOTIFICATION_KIND = "notification"
 
 _NAME = r"^[a-z][a-z0-9-]{2,62}$"
 _FUNCTION = r"^[a-z][a-z0-9_]{2,62}$"
@@ -201,7 +203,12 @@ class Topology(_Frozen):
         return f"{self.relay_subscriptions.prefix}{relay_id}"
 
     def relay_filter(self, relay_id: str) -> str:
-        return f'attributes.{self.relay_subscriptions.filter_attribute} = "{relay_id}"'
+        """This instance's run events, and every alert frame (each instance sends one to its
+        own sockets of the alert's workspace: DESIGN §3.8, §11)."""
+        return (
+            f'attributes.{self.relay_subscriptions.filter_attribute} = "{relay_id}" '
+            f'OR attributes.kind = "{NOTIFICATION_KIND}"'
+        )
 
 
 @cache

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from shared.budgets import api as budgets_api
 from shared.edge import HttpResponse, error_response
 from shared.errors import MethodNotAllowed, NotFound
 from shared.http import Context, ok
@@ -222,7 +223,7 @@ class Path:
         return params
 
 
-# The paths of DESIGN §9, as the OpenAPI document lists them (``shared.openapi``).
+# The paths of DESIGN §9 and §11, as the OpenAPI document lists them (``shared.openapi``).
 PATHS: Final[tuple[Path, ...]] = (
     Path((), {"GET": list_workspaces, "POST": create_workspace}),
     Path(("invites", "{invite_id}", "accept"), {"POST": accept_invite}),
@@ -233,6 +234,17 @@ PATHS: Final[tuple[Path, ...]] = (
     Path(("{workspace_id}", "keys"), {"GET": list_keys, "POST": create_key}),
     Path(("{workspace_id}", "keys", "{key_id}"), {"DELETE": revoke_key}),
     Path(("{workspace_id}", "audit"), {"GET": audit}),
+    Path(
+        ("{workspace_id}", "budgets"),
+        {"GET": budgets_api.list_budgets, "POST": budgets_api.create_budget},
+    ),
+    Path(
+        ("{workspace_id}", "budgets", "{budget_id}"),
+        {"PATCH": budgets_api.change_budget, "DELETE": budgets_api.delete_budget},
+    ),
+    Path(("{workspace_id}", "webhook_secret"), {"POST": budgets_api.rotate_secret}),
+    Path(("{workspace_id}", "notifications"), {"GET": budgets_api.list_notifications}),
+    Path(("{workspace_id}", "notifications", "read"), {"POST": budgets_api.mark_read}),
 )
 
 

@@ -27,6 +27,8 @@ def test_every_work_queue_has_a_dead_letter_topic_a_worker_and_a_kept_copy() -> 
         "data_worker",
         "optimization_worker",
         "usage_aggregator",
+        "budget_worker",
+        "notify_worker",
         "deadletter_worker",
     }
 
@@ -39,8 +41,40 @@ def test_the_pipeline_topics_of_the_design_exist() -> None:
 
 def test_relay_subscription_filter_matches_the_design() -> None:
     topology = load_topology()
-    assert topology.relay_filter("r-1") == 'attributes.relay = "r-1"'
+    # Its own run events, and every alert frame (DESIGN §3.8, §11).
+    assert topology.relay_filter("r-1") == (
+        'attributes.relay = "r-1" OR attributes.kind = "notification"'
+    )
     assert topology.relay_subscription_name("r-1").startswith("apex-events-relay-")
+
+
+def test_a_relay_subscription_gets_its_own_events_and_every_alert_frame(
+    project_id: str, publisher: PublisherClient, subscriber: SubscriberClient
+) -> None:
+    topology = load_topology()
+    topic = publisher.topic_path(project_id, "apex-events")
+    publisher.create_topic(name=topic)
+    sub = subscriber.subscription_path(project_id, topology.relay_subscription_name("r-1"))
+    subscriber.create_subscription(
+        request={"name": sub, "topic": topic, "filter": topology.relay_filter("r-1")}
+    )
+    for data, attributes in (
+        (b"mine", {"kind": "run_event", "relay": "r-1", "run_id": "a"}),
+        (b"theirs", {"kind": "run_event", "relay": "r-2", "run_id": "b"}),
+        (b"alert", {"kind": "notification", "workspace_id": "w"}),
+    ):
+        publisher.publish(topic, data, **attributes).result(timeout=10)
+    got: list[bytes] = []
+    for _ in range(10):
+        response = subscriber.pull(subscription=sub, max_messages=10, timeout=2)
+        got += [m.message.data for m in response.received_messages]
+        if response.received_messages:
+            subscriber.acknowledge(
+                subscription=sub, ack_ids=[m.ack_id for m in response.received_messages]
+            )
+        if len(got) >= 2:
+            break
+    assert sorted(got) == [b"alert", b"mine"]
 
 
 def test_a_work_queue_on_an_undeclared_topic_is_refused() -> None:

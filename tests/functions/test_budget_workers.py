@@ -1,0 +1,387 @@
+"""The budget tick and webhook delivery driven message by message through the worker
+functions in-process, as push would (DESIGN §11): budgets made through the ``workspaces``
+function, usage applied through the usage store, messages captured on the topology's topics,
+webhooks received on real loopback sockets (under the local-stack setting).
+
+- the tick fans out one check per workspace with budgets;
+- thresholds crossed by actual spend and by forecast fire once per budget, month and
+  threshold: duplicate deliveries and concurrent duplicate checks publish nothing more;
+- yesterday's anomaly fires once, to the webhooks of the budgets that asked for anomalies;
+- delivery: signed body per §11, each delivery once; a failing receiver is retried by
+  Pub/Sub (an error status), then the dead letter records it undelivered; a redirect is
+  not followed; a webhook removed meanwhile is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from google.cloud import firestore
+
+from shared.models.budgets import BudgetTick, NotificationFrame, NotifyRequested
+from shared.models.usage import UsageRecord, parse_usage_record
+from shared.store.budgets import FirestoreBudgetStore
+from shared.store.usage import FirestoreUsageStore
+from tests.support.functions import Captured, User, envelope
+from tests.support.usage import cost_nano
+from tests.support.webhooks import Receiver, receiver
+
+Fn = Callable[[str], FlaskClient]
+AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Message:
+    """What ``envelope`` needs of a message: a hand-made one, as a publisher would send."""
+
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def tick_message(workspace_id: str | None = None, at: datetime | None = None) -> Message:
+    tick = BudgetTick(workspace_id=workspace_id, at=at)
+    return Message(tick.model_dump_json().encode(), tick.attributes())
+
+
+@pytest.fixture(autouse=True)
+def loopback_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APEX_WEBHOOKS_ALLOW_LOOPBACK", "true")
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as made:
+        yield made
+
+
+@pytest.fixture
+def store(firestore_client: firestore.Client) -> FirestoreBudgetStore:
+    return FirestoreBudgetStore(firestore_client)
+
+
+def push(function: Fn, worker: str, message: Any, attempt: int = 1) -> int:
+    response = function(worker).post("/", json=envelope(message, attempt))
+    return response.status_code
+
+
+def make_budget(function: Fn, user: User, body: dict[str, Any]) -> dict[str, Any]:
+    response = function("workspaces").post(
+        f"/{user.workspace}/budgets", json=body, headers=user.headers
+    )
+    assert response.status_code == 201, response.get_json()
+    made: dict[str, Any] = response.get_json()
+    return made
+
+
+def usage(ts: datetime, n: int, rid: str) -> UsageRecord:
+    return parse_usage_record(
+        {
+            "id": f"{rid}-{n}",
+            "model": "gpt-4o",
+            "provider": "openai",
+            "input_tokens": 10_000,
+            "output_tokens": 1_000,
+            "ts": ts.isoformat(),
+            "feature": "summarize",
+        },
+        now=datetime.now(UTC),
+    )
+
+
+def apply(db: firestore.Client, ws: str, records: list[UsageRecord]) -> int:
+    FirestoreUsageStore(db).apply(ws, records)
+    return sum(cost_nano(r) for r in records)
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return sorted(json.loads(m.data)["notification_id"] for m in messages)
+
+
+# --- the tick ------------------------------------------------------------------------------------
+
+
+def test_the_tick_fans_out_to_every_workspace_with_budgets(
+    function: Fn, topics: dict[str, Captured], new_user: Callable[[], User]
+) -> None:
+    a, b, gone = new_user(), new_user(), new_user()
+    make_budget(function, a, {"name": "a", "monthly_usd": 10})
+    make_budget(function, b, {"name": "b", "monthly_usd": 10})
+    made = make_budget(function, gone, {"name": "c", "monthly_usd": 10})
+    deleted = function("workspaces").delete(
+        f"/{gone.workspace}/budgets/{made['budget_id']}", headers=gone.headers
+    )
+    assert deleted.status_code == 204
+    assert push(function, "budget_worker", tick_message()) == 204
+    got = topics["apex-budget-tick"].pull(2)
+    ticks = [BudgetTick.model_validate_json(m.data) for m in got]
+    assert sorted(t.workspace_id or "" for t in ticks) == sorted([a.workspace, b.workspace])
+    # Each judges the moment the scheduler's tick was published (the envelope's publishTime).
+    assert {t.at for t in ticks} == {datetime(2026, 11, 25, tzinfo=UTC)}
+    assert all(m.attributes["kind"] == "budget_tick" for m in got)
+    assert topics["apex-budget-tick"].empty()
+
+
+def test_thresholds_crossed_fire_once_and_are_delivered_signed_once(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    ws = user.workspace
+    spent = apply(firestore_client, ws, [usage(AT - timedelta(hours=2), i, "t") for i in range(4)])
+    monthly = round(spent / 1e9 / 0.85, 2)  # 85% spent: crosses 50% and 80%, not 100%
+    made = make_budget(
+        function, user, {"name": "Prod", "monthly_usd": monthly, "webhook_url": hook.url("/in")}
+    )
+    secret = made["webhook_secret"]
+    tick = tick_message(ws, AT)
+    assert push(function, "budget_worker", tick) == 204
+    notify = topics["apex-notify"].pull(2)
+    frames = topics["apex-events"].pull(2)
+    month = f"b_{made['budget_id']}_202611"
+    assert ids(notify) == [f"{month}_5000", f"{month}_8000"]
+    assert all(m.attributes["kind"] == "notify" for m in notify)
+    # The relays' frames: every instance gets them (attribute kind), for the workspace's sockets.
+    for frame in frames:
+        assert frame.attributes == {"kind": "notification", "workspace_id": ws}
+        parsed = NotificationFrame.model_validate_json(frame.data)
+        assert parsed.notification.crossed_by == "actual"
+        assert json.loads(parsed.text())["type"] == "notification"
+    docs = {d.notification_id: d for d in store.notifications(ws, 10)}
+    assert sorted(docs) == [f"{month}_5000", f"{month}_8000"]
+    assert all(d.published for d in docs.values())
+
+    # The same tick again, and four copies at once: nothing more is published or stored.
+    assert push(function, "budget_worker", tick, attempt=2) == 204
+    with ThreadPoolExecutor(4) as pool:
+        assert (
+            list(pool.map(lambda _: push(function, "budget_worker", tick), range(4))) == [204] * 4
+        )
+    later = tick_message(ws, AT + timedelta(minutes=5))
+    assert push(function, "budget_worker", later) == 204
+    assert topics["apex-notify"].empty()
+    assert topics["apex-events"].empty()
+    assert len(store.notifications(ws, 10)) == 2
+
+    # Delivery: each once, signed over the exact bytes, the body as §11 says.
+    for message in notify:
+        assert push(function, "notify_worker", message) == 204
+        assert push(function, "notify_worker", message, attempt=2) == 204  # a redelivery
+    received = hook.wait_for(2, 5)
+    assert len(received) == 2
+    bodies = sorted((json.loads(r.body) for r in received), key=lambda b: b["threshold"])
+    for got in received:
+        assert got.path == "/in"
+        assert got.signed_by(secret)
+        assert got.headers["content-type"] == "application/json"
+    first = bodies[0]
+    assert set(first) == {
+        "text", "kind", "notification_id", "workspace_id", "budget_id", "budget_name",
+        "threshold", "crossed_by", "spend_usd", "forecast_usd", "monthly_usd", "period", "ts",
+    }  # fmt: skip
+    assert (first["kind"], first["workspace_id"], first["budget_id"]) == (
+        "budget", ws, made["budget_id"]
+    )  # fmt: skip
+    assert [b["threshold"] for b in bodies] == [0.5, 0.8]
+    assert first["spend_usd"] == round(spent / 1e9, 2)
+    assert first["monthly_usd"] == monthly
+    assert first["period"] == {"start": "2026-11-01", "end": "2026-11-30"}
+    assert first["crossed_by"] == "actual"
+    assert first["text"].startswith("Budget “Prod” crossed 50% of $")
+    assert "\n" not in first["text"]
+    for doc in store.notifications(ws, 10):
+        assert doc.deliveries[made["budget_id"]].status == "delivered"
+        assert doc.deliveries[made["budget_id"]].host == "127.0.0.1"
+
+
+def test_a_threshold_the_forecast_crosses_fires_by_forecast(
+    function: Fn, topics: dict[str, Captured], user: User, firestore_client: firestore.Client
+) -> None:
+    ws = user.workspace
+    week = [usage(AT - timedelta(days=d), d, "f") for d in range(1, 8)]  # Nov 13..19
+    spent = apply(firestore_client, ws, week)
+    daily = spent / 7
+    # Spent 7 days' worth; forecast 7 + 10.5 more days = 17.5 days' worth (at noon on the 20th).
+    monthly = round(20 * daily / 1e9, 2)
+    made = make_budget(function, user, {"name": "Fc", "monthly_usd": monthly})
+    assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+    frames = topics["apex-events"].pull(2)
+    alerts = sorted(
+        (NotificationFrame.model_validate_json(f.data).notification for f in frames),
+        key=lambda n: n.threshold or 0,
+    )
+    assert [(n.threshold, n.crossed_by) for n in alerts] == [(0.5, "forecast"), (0.8, "forecast")]
+    assert alerts[0].spend_usd == round(spent / 1e9, 2)
+    assert alerts[0].forecast_usd == round((spent + daily * 10.5) / 1e9, 2)
+    assert "forecast to cross 50%" in alerts[0].text
+    assert alerts[0].budget_id == made["budget_id"]
+    assert topics["apex-notify"].empty()  # no webhook: stored and shown, nothing to deliver
+
+
+def test_yesterdays_anomaly_fires_once_to_the_budgets_that_asked(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    ws = user.workspace
+    yesterday = AT - timedelta(days=1)
+    records = [usage(AT - timedelta(days=d), d, "base") for d in range(2, 9)]  # a week of 1 call
+    records += [usage(yesterday, i, "spike") for i in range(10)]  # then ten calls yesterday
+    apply(firestore_client, ws, records)
+    big = {"monthly_usd": 1e6}
+    asked = make_budget(
+        function, user, {**big, "name": "a", "anomalies": True, "webhook_url": hook.url("/a")}
+    )
+    same_url = make_budget(
+        function, user, {**big, "name": "b", "anomalies": True, "webhook_url": hook.url("/a")}
+    )
+    make_budget(function, user, {**big, "name": "c", "webhook_url": hook.url("/c")})
+    for _ in range(2):
+        assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+    (request,) = topics["apex-notify"].pull(1)
+    assert topics["apex-notify"].empty()
+    message = NotifyRequested.model_validate_json(request.data)
+    assert message.notification_id == "a_20261119"
+    assert message.budget_id in (asked["budget_id"], same_url["budget_id"])
+    doc = store.notification(ws, "a_20261119")
+    assert doc is not None
+    assert doc.kind == "anomaly"
+    assert doc.detail["day"] == "2026-11-19"
+    assert doc.detail["ratio"] == 10.0
+    assert doc.detail["driver"]["model"] == "gpt-4o"
+    assert doc.text.startswith("Spend anomaly on 2026-11-19: $")
+    assert push(function, "notify_worker", request) == 204
+    (got,) = hook.wait_for(1, 5)
+    assert got.path == "/a"
+    body = json.loads(got.body)
+    assert (body["kind"], body["notification_id"]) == ("anomaly", "a_20261119")
+    assert "budget_id" not in body
+    assert body["period"] == {"start": "2026-11-19", "end": "2026-11-19"}
+
+
+# --- delivery failures ------------------------------------------------------------------------
+
+
+def _one_alert(
+    function: Fn, topics: dict[str, Captured], user: User, db: firestore.Client, url: str
+) -> tuple[dict[str, Any], Any]:
+    spent = apply(db, user.workspace, [usage(AT - timedelta(hours=1), 0, "x")])
+    made = make_budget(
+        function,
+        user,
+        {
+            "name": "one",
+            "monthly_usd": round(spent / 1e9 / 0.6, 2),
+            "thresholds": [0.5],
+            "webhook_url": url,
+        },
+    )
+    assert push(function, "budget_worker", tick_message(user.workspace, AT)) == 204
+    (request,) = topics["apex-notify"].pull(1)
+    return made, request
+
+
+def test_a_failing_receiver_is_retried_then_recorded_undelivered(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    made, request = _one_alert(function, topics, user, firestore_client, hook.url("/fail"))
+    hook.behaviour.status = 500
+    nid = NotifyRequested.model_validate_json(request.data).notification_id
+    for attempt in range(1, 6):
+        # An error status: Pub/Sub redelivers, and after 5 attempts dead-letters.
+        assert push(function, "notify_worker", request, attempt) == 503
+        doc = store.notification(user.workspace, nid)
+        assert doc is not None
+        state = doc.deliveries[made["budget_id"]]
+        assert (state.status, state.attempts) == ("pending", attempt)
+        assert state.last_error == "127.0.0.1 answered 500"
+    received = hook.wait_for(5, 5)
+    assert len(received) == 5
+    assert len({r.body for r in received}) == 1  # the same bytes every time
+    assert all(r.signed_by(made["webhook_secret"]) for r in received)
+    assert [r.headers["x-apex-delivery-attempt"] for r in received] == ["1", "2", "3", "4", "5"]
+    assert push(function, "deadletter_worker", request) == 204
+    doc = store.notification(user.workspace, nid)
+    assert doc is not None
+    final = doc.deliveries[made["budget_id"]]
+    assert (final.status, final.attempts, final.last_error) == (
+        "undelivered", 5, "127.0.0.1 answered 500"
+    )  # fmt: skip
+    # A late redelivery changes nothing and sends nothing.
+    assert push(function, "notify_worker", request, 6) == 204
+    assert len(hook.wait_for(6, 0.5)) == 5
+
+
+def test_a_redirect_is_refused_delivery(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    with receiver() as elsewhere:
+        hook.behaviour.status = 307
+        hook.behaviour.headers = {"Location": elsewhere.url("/stolen")}
+        made, request = _one_alert(function, topics, user, firestore_client, hook.url("/r"))
+        assert push(function, "notify_worker", request) == 503
+        assert elsewhere.wait_for(1, 1.0) == []
+    nid = NotifyRequested.model_validate_json(request.data).notification_id
+    doc = store.notification(user.workspace, nid)
+    assert doc is not None
+    assert "redirects are not followed" in (doc.deliveries[made["budget_id"]].last_error or "")
+
+
+def test_a_webhook_removed_before_delivery_is_skipped(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    made, request = _one_alert(function, topics, user, firestore_client, hook.url("/gone"))
+    removed = function("workspaces").patch(
+        f"/{user.workspace}/budgets/{made['budget_id']}",
+        json={"webhook_url": None},
+        headers=user.headers,
+    )
+    assert removed.status_code == 200
+    assert push(function, "notify_worker", request) == 204
+    assert hook.wait_for(1, 0.5) == []
+    nid = NotifyRequested.model_validate_json(request.data).notification_id
+    doc = store.notification(user.workspace, nid)
+    assert doc is not None
+    assert doc.deliveries[made["budget_id"]].status == "skipped"
+
+
+def test_without_the_local_setting_a_loopback_webhook_is_refused_at_creation(
+    function: Fn, user: User, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APEX_WEBHOOKS_ALLOW_LOOPBACK")
+    response = function("workspaces").post(
+        f"/{user.workspace}/budgets",
+        json={"name": "x", "monthly_usd": 1, "webhook_url": hook.url()},
+        headers=user.headers,
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["message"].startswith("webhook_url:")
