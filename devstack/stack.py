@@ -29,7 +29,8 @@ from devstack.function_targets import discover_targets
 from devstack.procs import ManagedProcess, StackError, ensure_port_free, wait_ready
 from devstack.pubsub_setup import apply_topology
 from devstack.synthetic import generate
-from shared.config import MIN_PEPPER_CHARS
+from devstack.ticker import DEFAULT_TICK_S, Ticker, tick_interval
+from shared.config import ALLOW_LOOPBACK_VAR, MIN_PEPPER_CHARS
 from shared.errors import Conflict
 from shared.store.usage import FirestoreUsageStore
 from shared.store.workspaces import FirestoreWorkspaceStore
@@ -120,6 +121,8 @@ class RunningStack:
     # start their own relays).
     env: dict[str, str] = field(default_factory=dict)
     watched: list[ManagedProcess | Emulators] = field(default_factory=list)
+    # Seconds between the budget ticks the stack publishes (its Cloud Scheduler).
+    budget_tick_s: float = DEFAULT_TICK_S
 
     def check_alive(self) -> None:
         for item in self.watched:
@@ -290,6 +293,7 @@ def run_stack(
         if needed not in targets:
             raise StackError(f"functions/main.py has no {needed} target; the relay's page needs it")
     pepper = key_pepper(environ)
+    tick_s = tick_interval(environ)
 
     with ExitStack() as stack:
         emulators = Emulators(
@@ -311,6 +315,8 @@ def run_stack(
             "PYTHONPATH": str(ROOT),
             "APEX_CORS_ORIGINS": _cors_origins(environ, relay_port),
             "APEX_KEY_PEPPER": pepper,
+            # Webhooks may reach receivers on loopback (http too): the local stack only.
+            ALLOW_LOOPBACK_VAR: environ.get(ALLOW_LOOPBACK_VAR, "true"),
             # The relay's settings (the functions ignore them).
             "APEX_THREADS_GET_URL": urls["threads_get"],
             "APEX_WORKSPACES_URL": urls["workspaces"],
@@ -351,6 +357,11 @@ def run_stack(
         for proc, name in zip(processes, targets, strict=True):
             wait_ready(proc, proc.name, partial(probes.http_answers, urls[name]), 60.0)
 
+        # The Cloud Scheduler job's part (infra/scheduler.tf): the budget tick.
+        ticker = Ticker(publisher, config.project, tick_s)
+        stack.callback(ticker.stop)
+        ticker.start()
+
         # The relay subscribes to apex-events at start-up: after the topology exists.
         relay = relay_process(relay_port, private_env, config.state_dir / "logs" / "relay.log")
         stack.callback(relay.stop)
@@ -370,6 +381,7 @@ def run_stack(
             relay=relay_url,
             env=child_env,
             watched=[*processes, relay, emulators],
+            budget_tick_s=tick_s,
         )
         write_endpoints(config.state_dir / "endpoints.json", running.endpoints())
         stack.callback((config.state_dir / "endpoints.json").unlink, missing_ok=True)
@@ -394,6 +406,7 @@ def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows += [(f"function {n}", u) for n, u in running.functions.items()]
     rows += [(f"worker {n}", u) for n, u in running.workers.items()]
     rows += [(f"worker {n}", "not in functions/main.py yet") for n in running.missing_workers]
+    rows.append(("budget tick", f"every {running.budget_tick_s:g} s (APEX_BUDGET_TICK_S)"))
     rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
     rows.append(("demo ingest key", f"{running.demo_ingest_key} (also in {running.demo_key_file})"))
     traces = f"{running.functions['otlp_ingest']}/v1/traces"
