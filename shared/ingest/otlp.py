@@ -45,6 +45,8 @@ from shared.models.usage import UsageRecord, UsageRecordError, parse_usage_recor
 TRACES_PATH: Final = "/v1/traces"
 # DESIGN §2: 5 MiB as sent (the endpoint's max_body), 32 MiB once decompressed.
 MAX_DECOMPRESSED_BYTES: Final = 32 * MIB
+# What one inflate step may produce: memory stays near the limit, not twice it.
+INFLATE_STEP: Final = 1 * MIB
 # The errors of rejected spans that partial_success.error_message quotes.
 MAX_QUOTED_ERRORS: Final = 5
 MAX_ERROR_MESSAGE_CHARS: Final = 2_000
@@ -94,7 +96,7 @@ def gunzip(data: bytes, limit: int) -> bytes:
         pending = rest
         while not inflater.eof:
             try:
-                chunk = inflater.decompress(pending, limit + 1 - len(out))
+                chunk = inflater.decompress(pending, min(INFLATE_STEP, limit + 1 - len(out)))
             except zlib.error as e:
                 raise BadRequest(f"the gzip body is corrupt: {e}") from e
             out += chunk
