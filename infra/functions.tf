@@ -52,8 +52,8 @@ locals {
 
   public_function_env = merge(
     {
-      GOOGLE_CLOUD_PROJECT           = var.project_id
-      APEX_CORS_ORIGINS              = join(",", local.cors_origins)
+      GOOGLE_CLOUD_PROJECT            = var.project_id
+      APEX_CORS_ORIGINS               = join(",", local.cors_origins)
       APEX_FUNCTION_CALLS_PER_MINUTE  = tostring(var.function_calls_per_minute)
       APEX_CHAT_MESSAGES_PER_MINUTE   = tostring(var.chat_messages_per_minute)
       APEX_WORKSPACE_CALLS_PER_MINUTE = tostring(var.workspace_calls_per_minute)
