@@ -12,6 +12,7 @@ locals {
       "cloudbuild.googleapis.com",
       "cloudfunctions.googleapis.com",
       "cloudresourcemanager.googleapis.com",
+      "cloudscheduler.googleapis.com",
       "firebase.googleapis.com",
       "firestore.googleapis.com",
       "iam.googleapis.com",

@@ -68,8 +68,9 @@ locals {
     # agents_execute: RunRequested; ingest (shared/ingest/accept.py): usage batches and
     # one BigQuery row per record; run events.
     public_functions = ["apex-triage", "apex-usage", "apex-records", "apex-events"]
-    # hand-offs along the pipeline, the next queued run of a thread, run events.
-    workers = ["apex-triage", "apex-data", "apex-optimization", "apex-events"]
+    # hand-offs along the pipeline, the next queued run of a thread, run events; the budget
+    # tick's fan-out, webhook deliveries and alert frames (budget_worker, DESIGN §11).
+    workers = ["apex-triage", "apex-data", "apex-optimization", "apex-events", "apex-budget-tick", "apex-notify"]
     # chat.send: RunRequested; run.cancel: run events.
     relay = ["apex-triage", "apex-events"]
   }
