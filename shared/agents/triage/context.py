@@ -30,8 +30,8 @@ def next_context(
     driver_days: Sequence[DriverDay] = (),
 ) -> ThreadContext:
     """The context after this run: its triage (the previous one's, if this run was small
-    talk or how to send data), its own findings, and the previous findings it did not
-    replace."""
+    talk, how to send data, or about the earlier answer's findings), its own findings, and
+    the previous findings it did not replace."""
     answer = triaged.route.answer
     if answer in ("help", "onboarding") and previous is not None:
         return previous.model_copy(update={"run_id": run_id, "question": question})
@@ -57,6 +57,10 @@ def next_context(
         entities=triaged.entities,
         answer=answer,
     )
+    if reference is not None and previous is not None:
+        # A question about the earlier answer: a later follow-up ("and last week?") still
+        # continues the question that answer was to, with the finding now in focus.
+        return previous.model_copy(update={"run_id": run_id, "question": question, "focus": focus})
     return base.model_copy(
         update={
             **update,
