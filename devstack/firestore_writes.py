@@ -94,10 +94,21 @@ class WriteLog:
         )
 
     @contextmanager
-    def logging(self, project: str) -> Iterator[WriteLog]:
+    def logging(self, project: str) -> Iterator[ProjectWrites]:
         """Log the project's writes while the block runs."""
         self.start(project)
         try:
-            yield self
+            yield ProjectWrites(self, project)
         finally:
             self.stop(project)
+
+
+class ProjectWrites:
+    """The write log of one project, while it is logged (``WriteLog.logging``)."""
+
+    def __init__(self, log: WriteLog, project: str) -> None:
+        self._log = log
+        self.project = project
+
+    def stats(self, *, top: int = 10, prefix: str = "") -> WriteStats:
+        return self._log.stats(self.project, top=top, prefix=prefix)

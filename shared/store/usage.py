@@ -1,44 +1,66 @@
-"""The usage store in Firestore (``UsageStore``): ``workspaces/{ws}`` (what the workspace
-has sent), ``workspaces/{ws}/usage_daily``, ``usage_daily_users``, and the aggregator's
-markers.
+"""The usage store in Firestore (``UsageStore``): a workspace's daily rollups as day documents
+and write-once parts (``shared.usage.layout``), its catalogue, and the aggregator's markers.
 
-Applying a batch is idempotent (the protocol is in ``shared.usage.rollups``): each chunk's
-record markers are created in the same atomic commit as its increments, so a record counts
-once however often its batch is delivered; a commit that loses a race on a marker is
-recomputed against the markers that now exist.
+No document is written more than once a second on average, whatever the ingest rate
+(DESIGN §10; docs/usage.md has the reasoning and the figures):
 
-Histogram buckets are stored as top-level fields (``latency_hist__le_25``), not as map
-entries: an increment of a nested path is what neither this code nor the local emulator
-needs, and flat fields keep every write a plain top-level transform.
+- applying a batch *creates* documents only: each record's marker, each new request-hash
+  marker, and per UTC day one *part* in ``usage_daily`` and one in ``usage_daily_users``
+  holding that commit's rollups (and catalogue) as blobs. Each commit is atomic, so a record
+  counts once however often its batch is delivered; a commit that loses a race on a marker
+  is recomputed against the markers that now exist;
+- *compaction* folds a day's parts into its day document(s) and deletes them, in one atomic
+  commit per day and collection, at most once per ``COMPACT_EVERY_S`` per workspace: the
+  aggregator that claims the window's lease (``usage_compaction/lease``) compacts. Each day
+  document is rewritten with its read ``update_time`` as precondition and each part deleted
+  with ``exists`` as precondition, so overlapping compactions cannot lose or double a part;
+- reads fold a day's documents and its parts not yet compacted, from one query (one
+  snapshot): what the aggregator committed is visible at once, before any compaction. The
+  catalogue is the workspace document's (compacted) fields plus the parts', read at one
+  read time.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, TypeVar
 
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
 from google.cloud import firestore
 from google.cloud.firestore_v1 import ArrayUnion, FieldFilter, Increment, Maximum, Minimum
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
 from shared.store import raw_reads, raw_writes
 from shared.store.documents import Catalogue
+from shared.usage import parts
 from shared.usage.layout import (
     APPLIED_RECORDS_COLLECTION,
+    COMPACTION_COLLECTION,
+    COMPACTION_LEASE,
+    DAY_KIND,
+    PART_KIND,
     REQUEST_HASHES_COLLECTION,
     USAGE_DAILY_COLLECTION,
     USAGE_DAILY_USERS_COLLECTION,
+    day_doc_id,
+    part_doc_id,
     record_marker_id,
     request_hash_marker_id,
-    rollup_key,
-    user_rollup_doc_id,
 )
 from shared.usage.rollups import DailyRollup, RollupBatch, UserDailyRollup, accumulate
+
+log = logging.getLogger(__name__)
+_R = TypeVar("_R", DailyRollup, UserDailyRollup)
 
 WORKSPACES: Final = "workspaces"
 # One commit holds at most 500 writes.
@@ -46,6 +68,45 @@ MAX_WRITES: Final = 500
 MAX_COMMIT_ATTEMPTS: Final = 5
 # Commits of one batch in flight at once (see ``FirestoreUsageStore.apply``).
 COMMITTERS: Final = 2
+# A workspace is compacted at most once per window: each day document is then written at
+# most once per window (a part is written twice: created, then deleted).
+COMPACT_EVERY_S: Final = 2.0
+# Parts folded per day and collection by one compaction (one commit: the day's documents,
+# the parts' deletions and the workspace's catalogue within MAX_WRITES).
+MAX_PARTS_FOLDED: Final = 400
+# Parts one compaction looks at to find the days to compact.
+MAX_PARTS_FOUND: Final = 2000
+# A day document's rows blob: Firestore documents hold 1 MiB.
+MAX_BLOB_BYTES: Final = 900_000
+# Workspaces whose last claimed window a process remembers.
+KNOWN_LEASES: Final = 10_000
+
+DAY_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}$"
+_COLLECTIONS: Final[dict[str, type[DailyRollup] | type[UserDailyRollup]]] = {
+    USAGE_DAILY_COLLECTION: DailyRollup,
+    USAGE_DAILY_USERS_COLLECTION: UserDailyRollup,
+}
+
+
+class StoredRollups(BaseModel):
+    """A document of ``usage_daily`` / ``usage_daily_users`` (``shared.usage.layout``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    day: str = Field(pattern=DAY_PATTERN)
+    kind: Literal["day", "part"]
+    rows: bytes
+    catalogue: bytes | None = None
+
+
+class StoredPartCatalogue(BaseModel):
+    """What the catalogue reads of a part of ``usage_daily`` (a projection: not its rows)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    day: str = Field(pattern=DAY_PATTERN)
+    kind: Literal["part"]
+    catalogue: bytes
 
 
 def _day_number(day: str) -> int:
@@ -84,47 +145,112 @@ class KnownMarkers:
 KNOWN_MARKERS: Final = 200_000
 
 
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """What one compaction did: parts folded into day documents, and the commits that lost
+    to an overlapping compaction (their parts are left for the next)."""
+
+    days: int = 0
+    parts_folded: int = 0
+    commits: int = 0
+    conflicts: int = 0
+
+    def __add__(self, other: Compaction) -> Compaction:
+        return Compaction(
+            self.days + other.days,
+            self.parts_folded + other.parts_folded,
+            self.commits + other.commits,
+            self.conflicts + other.conflicts,
+        )
+
+
 class FirestoreUsageStore:
-    def __init__(self, client: firestore.Client) -> None:
+    def __init__(self, client: firestore.Client, clock: Callable[[], float] = time.time) -> None:
         self._db = client
+        self._clock = clock
         self._known = KnownMarkers(KNOWN_MARKERS)
+        self._leases: OrderedDict[str, int] = OrderedDict()
+        self._leases_lock = threading.Lock()
 
     def _ws(self, workspace_id: str) -> firestore.DocumentReference:
         return self._db.collection(WORKSPACES).document(workspace_id)
 
+    # --- reads ----------------------------------------------------------------------------
+
     def catalogue(self, workspace_id: str) -> Catalogue:
-        snap = self._ws(workspace_id).get()
-        return Catalogue.model_validate(snap.to_dict()) if snap.exists else Catalogue()
+        """The workspace document's catalogue plus what its parts add, at one read time."""
+        ws = self._ws(workspace_id)
+        query = (
+            ws.collection(USAGE_DAILY_COLLECTION)
+            .where(filter=FieldFilter("kind", "==", PART_KIND))
+            .select(["day", "kind", "catalogue"])
+        )
+        found, read_time = raw_reads.documents(self._db, query)
+        snap = ws.get(read_time=_datetime(read_time))
+        base = Catalogue.model_validate(snap.to_dict()) if snap.exists else Catalogue()
+        records = base.records
+        names: dict[str, set[str]] = {"models": set(), "features": set(), "providers": set()}
+        days = [d for d in (base.first_day, base.last_day) if d is not None]
+        for doc in found:
+            stored = StoredPartCatalogue.model_validate(doc.fields)
+            added = parts.PartCatalogue.decode(stored.catalogue)
+            records += added.records
+            names["models"].update(added.models)
+            names["features"].update(added.features)
+            names["providers"].update(added.providers)
+            days.append(_day_number(stored.day))
+        return Catalogue(
+            records=records,
+            models=_union(base.models, names["models"]),
+            features=_union(base.features, names["features"]),
+            providers=_union(base.providers, names["providers"]),
+            first_day=min(days) if days else None,
+            last_day=max(days) if days else None,
+        )
 
     def daily(self, workspace_id: str, first_day: str, last_day: str) -> list[DailyRollup]:
-        return [
-            DailyRollup.model_validate(_unflatten(doc))
-            for doc in self._days(workspace_id, USAGE_DAILY_COLLECTION, first_day, last_day)
-        ]
+        return self._rollups(DailyRollup, workspace_id, USAGE_DAILY_COLLECTION, first_day, last_day)
 
     def users(self, workspace_id: str, first_day: str, last_day: str) -> list[UserDailyRollup]:
-        return [
-            UserDailyRollup.model_validate(doc)
-            for doc in self._days(workspace_id, USAGE_DAILY_USERS_COLLECTION, first_day, last_day)
-        ]
+        return self._rollups(
+            UserDailyRollup, workspace_id, USAGE_DAILY_USERS_COLLECTION, first_day, last_day
+        )
 
-    def _days(
-        self, workspace_id: str, collection: str, first_day: str, last_day: str
-    ) -> list[dict[str, Any]]:
+    def _rollups(
+        self, cls: type[_R], workspace_id: str, collection: str, first_day: str, last_day: str
+    ) -> list[_R]:
+        """The day documents and parts of the days, from one query, folded per day."""
         query = (
             self._ws(workspace_id)
             .collection(collection)
             .where(filter=FieldFilter("day", ">=", first_day))
             .where(filter=FieldFilter("day", "<=", last_day))
         )
-        return list(raw_reads.stream(self._db, query))
+        by_day: dict[str, list[StoredRollups]] = {}
+        for fields in raw_reads.stream(self._db, query):
+            stored = StoredRollups.model_validate(fields)
+            by_day.setdefault(stored.day, []).append(stored)
+        out: list[_R] = []
+        for day in sorted(by_day):
+            docs = by_day[day]
+            if len(docs) == 1:
+                out.extend(parts.build(cls, parts.decode(cls, docs[0].rows, day)))
+                continue
+            totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for stored in docs:
+                parts.fold(cls, totals, parts.decode(cls, stored.rows, day))
+            out.extend(parts.build(cls, totals.values()))
+        return out
 
     def keep_dead_batch(self, message_id: str, content: dict[str, Any]) -> None:
         """A dead-lettered message, kept (``dead_letters/{message id}``) so it can be replayed."""
         _keep(self._db, message_id, content)
 
+    # --- the aggregator -------------------------------------------------------------------
+
     def apply(self, workspace_id: str, records: Sequence[UsageRecord]) -> int:
         """Add the records to the rollups, each at most once; returns how many were new.
+        Then compact the workspace if no one has in this window (``COMPACT_EVERY_S``).
 
         The batch is committed in chunks, ``COMMITTERS`` at a time: while one commit waits on
         Firestore the next is folded and encoded. A chunk treats the request hashes of the
@@ -140,7 +266,14 @@ class FirestoreUsageStore:
                     pool.submit(self._apply_chunk, workspace_id, chunk, hashes, frozenset(earlier))
                 )
                 earlier.update(hashes)
-            return sum(future.result() for future in futures)
+            applied = sum(future.result() for future in futures)
+        if self._claim_window(workspace_id):
+            done = self.compact(workspace_id)
+            log.info(
+                "usage compacted",
+                extra={"fields": {"workspace_id": workspace_id, **_fields(done)}},
+            )
+        return applied
 
     def _apply_chunk(
         self,
@@ -189,28 +322,22 @@ class FirestoreUsageStore:
             {r.record_id: r for r in chunk if r.record_id in rollups.record_ids}.values()
         )
         try:
-            self._commit(ws, rollups, records)
+            self.batch(ws.id, rollups, records).commit()
         except AlreadyExists:
             return False
         return True
-
-    def _commit(self, ws: Any, rollups: RollupBatch, records: Sequence[UsageRecord]) -> None:
-        self.batch(ws.id, rollups, records).commit()
 
     def batch(
         self, workspace_id: str, rollups: RollupBatch, records: Sequence[UsageRecord]
     ) -> firestore.WriteBatch:
         """The one atomic write that applies ``rollups`` (the deltas of ``records``): the
-        records' markers, the new request-hash markers, every rollup and the workspace."""
+        records' markers, the new request-hash markers, and per day a part in each rollup
+        collection. Every write creates a document."""
         ws = self._ws(workspace_id)
         batch = self._db.batch()
         # Markers are empty documents: their existence is all they say (the id names them).
         applied = ws.collection(APPLIED_RECORDS_COLLECTION)
         hashes = ws.collection(REQUEST_HASHES_COLLECTION)
-        daily, users = (
-            ws.collection(USAGE_DAILY_COLLECTION),
-            ws.collection(USAGE_DAILY_USERS_COLLECTION),
-        )
         raw_writes.add(
             batch,
             [
@@ -219,85 +346,249 @@ class FirestoreUsageStore:
                     for r in records
                 ),
                 *(raw_writes.create_empty(hashes.document(m)) for m in rollups.new_request_hashes),
-                *(
-                    raw_writes.merge_counters(
-                        daily.document(doc_id),
-                        row.identity(),
-                        _flat(row.firestore_increments()),
-                        row.firestore_minimums(),
-                    )
-                    for doc_id, row in rollups.daily.items()
-                ),
-                *(
-                    raw_writes.merge_counters(
-                        users.document(doc_id),
-                        user.identity(),
-                        _flat(user.firestore_increments()),
-                        {},
-                    )
-                    for doc_id, user in rollups.users.items()
-                ),
             ],
         )
-        days = [_day_number(r.day) for r in records]
-        catalogue: dict[str, Any] = {
-            "records": Increment(len(records)),
-            "models": ArrayUnion(sorted({r.model for r in records})),
-            "providers": ArrayUnion(sorted({d.provider for d in rollups.daily.values()})),
-            "first_day": Minimum(min(days)),
-            "last_day": Maximum(max(days)),
-        }
-        features = sorted({r.feature for r in records if r.feature})
-        if features:  # the client refuses an empty ArrayUnion (a batch with no feature)
-            catalogue["features"] = ArrayUnion(features)
-        batch.set(ws, catalogue, merge=True)
+        at_ms = int(self._clock() * 1000)
+        for day, (daily, users, catalogue) in _by_day(rollups, records).items():
+            part = part_doc_id(day, at_ms, uuid.uuid4().hex[:12])
+            batch.create(
+                ws.collection(USAGE_DAILY_COLLECTION).document(part),
+                {
+                    "day": day,
+                    "kind": PART_KIND,
+                    "rows": parts.encode(DailyRollup, parts.rows_of(daily)),
+                    "catalogue": catalogue.encode(),
+                },
+            )
+            batch.create(
+                ws.collection(USAGE_DAILY_USERS_COLLECTION).document(part),
+                {
+                    "day": day,
+                    "kind": PART_KIND,
+                    "rows": parts.encode(UserDailyRollup, parts.rows_of(users)),
+                },
+            )
         return batch
+
+    # --- compaction -----------------------------------------------------------------------
+
+    def _claim_window(self, workspace_id: str) -> bool:
+        """Whether this call claimed the current compaction window of the workspace: its
+        lease document moves to the window (a write at most once per window), guarded by the
+        version it read, so of racing claimants exactly one wins."""
+        window = int(self._clock() // COMPACT_EVERY_S)
+        with self._leases_lock:
+            if self._leases.get(workspace_id, -1) >= window:
+                return False
+        ref = self._ws(workspace_id).collection(COMPACTION_COLLECTION).document(COMPACTION_LEASE)
+        snap = ref.get()
+        held = snap.get("window") if snap.exists else None
+        won = False
+        if held is None or held < window:
+            try:
+                if snap.exists:
+                    ref.update(
+                        {"window": window},
+                        option=self._db.write_option(last_update_time=snap.update_time),
+                    )
+                else:
+                    ref.create({"window": window})
+                won = True
+            except (AlreadyExists, FailedPrecondition):
+                pass  # another aggregator claimed it: it compacts this window
+        with self._leases_lock:
+            self._leases[workspace_id] = max(window, held or -1)
+            self._leases.move_to_end(workspace_id)
+            while len(self._leases) > KNOWN_LEASES:
+                self._leases.popitem(last=False)
+        return won
+
+    def compact(self, workspace_id: str) -> Compaction:
+        """Fold the workspace's parts into their day documents: per day and collection one
+        atomic commit (at most ``MAX_PARTS_FOLDED`` parts each; the rest wait for the next).
+
+        Safe against any other compaction running at once: each day document is written
+        only if it is still the version read, and each part deleted only if it still exists,
+        in the commit that adds it; a commit that loses changes nothing (``conflicts``)."""
+        ws = self._ws(workspace_id)
+        days: set[str] = set()
+        for collection in _COLLECTIONS:
+            query = (
+                ws.collection(collection)
+                .where(filter=FieldFilter("kind", "==", PART_KIND))
+                .select(["day"])
+                .limit(MAX_PARTS_FOUND)
+            )
+            days.update(fields["day"] for fields in raw_reads.stream(self._db, query))
+        done = Compaction()
+        for day in sorted(days):
+            for collection in _COLLECTIONS:
+                done += self._compact_day(workspace_id, collection, day)
+        return done
+
+    def _compact_day(self, workspace_id: str, collection: str, day: str) -> Compaction:
+        cls = _COLLECTIONS[collection]
+        ws = self._ws(workspace_id)
+        coll = ws.collection(collection)
+        found, _ = raw_reads.documents(self._db, coll.where(filter=FieldFilter("day", "==", day)))
+        stored = [(doc, StoredRollups.model_validate(doc.fields)) for doc in found]
+        day_docs = {_doc_id(doc.name): doc for doc, s in stored if s.kind == DAY_KIND}
+        folded = sorted(
+            ((doc, s) for doc, s in stored if s.kind == PART_KIND), key=lambda p: p[0].name
+        )[:MAX_PARTS_FOLDED]
+        if not folded:
+            return Compaction()
+        totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for _doc, s in stored:
+            if s.kind == DAY_KIND:
+                parts.fold(cls, totals, parts.decode(cls, s.rows, day))
+        for _, s in folded:
+            parts.fold(cls, totals, parts.decode(cls, s.rows, day))
+        rows = sorted(totals.values(), key=lambda row: _sort_key(parts.identity(cls, row)))
+        blobs = parts.split(cls, rows, MAX_BLOB_BYTES)
+        if len(blobs) + len(folded) + 1 > MAX_WRITES:
+            raise ValueError(f"{collection} {day}: {len(blobs)} day documents do not fit a commit")
+        batch = self._db.batch()
+        for piece, blob in enumerate(blobs):
+            doc_id = day_doc_id(day, piece)
+            fields = {"day": day, "kind": DAY_KIND, "rows": blob}
+            if doc_id in day_docs:
+                version = _version(day_docs.pop(doc_id))
+                batch.update(
+                    coll.document(doc_id),
+                    fields,
+                    option=self._db.write_option(last_update_time=version),
+                )
+            else:
+                batch.create(coll.document(doc_id), fields)
+        for doc_id, doc in day_docs.items():  # pieces no longer needed
+            batch.delete(
+                coll.document(doc_id), option=self._db.write_option(last_update_time=_version(doc))
+            )
+        for doc, _ in folded:
+            batch.delete(
+                coll.document(_doc_id(doc.name)), option=self._db.write_option(exists=True)
+            )
+        if cls is DailyRollup:
+            batch.set(ws, _catalogue_delta(day, [s for _, s in folded]), merge=True)
+        try:
+            batch.commit()
+        except (FailedPrecondition, NotFound, AlreadyExists):
+            # Another compaction committed first: its result stands; these parts (if any
+            # are left) are folded by the next one.
+            return Compaction(days=1, conflicts=1)
+        return Compaction(days=1, parts_folded=len(folded), commits=1)
+
+
+def _fields(done: Compaction) -> dict[str, int]:
+    return {
+        "days": done.days,
+        "parts_folded": done.parts_folded,
+        "commits": done.commits,
+        "conflicts": done.conflicts,
+    }
+
+
+def _doc_id(name: str) -> str:
+    return name.rsplit("/", 1)[1]
+
+
+def _version(doc: raw_reads.RawDocument) -> datetime:
+    return _datetime(doc.update_time)
+
+
+def _datetime(timestamp: Any) -> datetime:
+    """A protobuf Timestamp as a datetime: Firestore's times are whole microseconds."""
+    return datetime.fromtimestamp(timestamp.seconds, UTC) + timedelta(
+        microseconds=timestamp.nanos // 1000
+    )
+
+
+def _sort_key(identity: tuple[Any, ...]) -> tuple[str, ...]:
+    # None (no feature, no user) sorts first.
+    return tuple("" if part is None else "\x00" + part for part in identity)
+
+
+def _union(first: Sequence[str], more: Iterable[str]) -> list[str]:
+    """``first`` in its order, then what ``more`` adds, sorted."""
+    return [*first, *sorted(set(more) - set(first))]
+
+
+def _by_day(
+    rollups: RollupBatch, records: Sequence[UsageRecord]
+) -> dict[str, tuple[list[DailyRollup], list[UserDailyRollup], parts.PartCatalogue]]:
+    """Per day: the batch's daily rollups, user rollups and what it adds to the catalogue."""
+    daily: dict[str, list[DailyRollup]] = {}
+    users: dict[str, list[UserDailyRollup]] = {}
+    for row in rollups.daily.values():
+        daily.setdefault(row.day, []).append(row)
+    for user in rollups.users.values():
+        users.setdefault(user.day, []).append(user)
+    by_day: dict[str, list[UsageRecord]] = {}
+    for record in records:
+        by_day.setdefault(record.day, []).append(record)
+    return {
+        day: (
+            daily[day],
+            users[day],
+            parts.PartCatalogue(
+                records=len(day_records),
+                models=sorted({r.model for r in day_records}),
+                features=sorted({r.feature for r in day_records if r.feature}),
+                providers=sorted({row.provider for row in daily[day]}),
+            ),
+        )
+        for day, day_records in by_day.items()
+    }
+
+
+def _catalogue_delta(day: str, folded: Sequence[StoredRollups]) -> dict[str, Any]:
+    """What the folded parts add to the workspace document's catalogue, as transforms."""
+    records = 0
+    names: dict[str, set[str]] = {"models": set(), "features": set(), "providers": set()}
+    for part in folded:
+        if part.catalogue is None:
+            raise ValueError(f"a usage part of {day} has no catalogue")
+        added = parts.PartCatalogue.decode(part.catalogue)
+        records += added.records
+        names["models"].update(added.models)
+        names["features"].update(added.features)
+        names["providers"].update(added.providers)
+    delta: dict[str, Any] = {
+        "records": Increment(records),
+        "first_day": Minimum(_day_number(day)),
+        "last_day": Maximum(_day_number(day)),
+    }
+    # The client refuses an empty ArrayUnion (parts with no feature).
+    delta.update({field: ArrayUnion(sorted(values)) for field, values in names.items() if values})
+    return delta
 
 
 def commit_chunks(records: Sequence[UsageRecord]) -> Iterator[Sequence[UsageRecord]]:
     """Consecutive runs of records whose commit fits ``MAX_WRITES``: each record's marker
-    and request-hash marker, each rollup document the run touches, and the workspace.
-
-    Filling commits (rather than a fixed number of records) spreads each rollup document's
-    write over as many records as one commit can hold."""
-    start, writes = 0, 1
-    touched: set[str] = set()  # rollup documents and hash markers the run writes
+    and request-hash marker, and two parts for each day the run touches."""
+    start, writes = 0, 0
+    touched: set[str] = set()  # days and hash markers the run writes
     for index, record in enumerate(records):
-        keys = {rollup_key(record), "u" + user_rollup_doc_id(record.day, record.user)}
+        keys = {"d" + record.day}
         marker = request_hash_marker_id(record)
         if marker is not None:
             keys.add("h" + marker)
-        cost = 1 + len(keys - touched)
+        cost = 1 + _cost(keys - touched)
         if writes + cost > MAX_WRITES:
             yield records[start:index]
-            start, writes = index, 1
+            start, writes = index, 0
             touched.clear()
-            cost = 1 + len(keys)
+            cost = 1 + _cost(keys)
         writes += cost
         touched |= keys
     if start < len(records):
         yield records[start:]
 
 
-def _flat(increments: dict[str, int]) -> dict[str, int]:
-    """Histogram buckets as top-level fields (see the module doc): ``latency_hist.le_25`` →
-    ``latency_hist__le_25``."""
-    return {path.replace(".", _BUCKET_SEP): amount for path, amount in increments.items()}
-
-
-_BUCKET_SEP: Final = "__"
-
-
-def _unflatten(doc: dict[str, Any]) -> dict[str, Any]:
-    """``latency_hist__le_25: n`` → ``latency_hist: {"le_25": n}``."""
-    out: dict[str, Any] = {}
-    for name, value in doc.items():
-        head, sep, bucket = name.partition(_BUCKET_SEP)
-        if sep:
-            out.setdefault(head, {})[bucket] = value
-        else:
-            out[name] = value
-    return out
+def _cost(keys: Iterable[str]) -> int:
+    """Writes the new keys add: two parts for a day, one marker for a hash."""
+    return sum(2 if key[0] == "d" else 1 for key in keys)
 
 
 DEAD_LETTERS: Final = "dead_letters"

@@ -2,13 +2,20 @@
 
 Under ``workspaces/{ws}/``:
 
-- ``usage_daily/{day}_{provider}_{model}_{feature}``: ``DailyRollup``;
-- ``usage_daily_users/{day}_{user}``: ``UserDailyRollup``;
+- ``usage_daily/{id}``: the ``DailyRollup`` rows of one UTC day, as a blob (``parts``):
+  a *day* document ``{day}`` (or, for a day too big for one, ``{day}``, ``{day}.1``, ...)
+  holds what compaction folded; a *part* ``{day}~{ms}{random}`` holds what one commit of the
+  aggregator added since, with the catalogue it adds. Fields: ``day``, ``kind`` (``day`` or
+  ``part``), ``rows``, and for parts ``catalogue``;
+- ``usage_daily_users/{id}``: the same for ``UserDailyRollup`` rows (no catalogue);
 - ``usage_applied/{record_marker_id}``: a record was applied (create-if-absent);
-- ``usage_request_hashes/{request_hash_marker_id}``: a request hash was seen.
+- ``usage_request_hashes/{request_hash_marker_id}``: a request hash was seen;
+- ``usage_compaction/lease``: the last compaction window claimed (``window``).
 
-Each part of an id is percent-encoded so ids are unambiguous; an id too long for Firestore
-is replaced by a hash.
+A day's rollups are the fold of its day documents and its parts. ``rollup_doc_id`` and
+``user_rollup_doc_id`` name a rollup (its identity, as ``DailyRollup.doc_id``), and scope the
+request-hash markers; they are no longer document ids of their own. Each part of an id is
+percent-encoded so ids are unambiguous; an id too long for Firestore is replaced by a hash.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ USAGE_DAILY_COLLECTION: Final = "usage_daily"
 USAGE_DAILY_USERS_COLLECTION: Final = "usage_daily_users"
 APPLIED_RECORDS_COLLECTION: Final = "usage_applied"
 REQUEST_HASHES_COLLECTION: Final = "usage_request_hashes"
+COMPACTION_COLLECTION: Final = "usage_compaction"
+COMPACTION_LEASE: Final = "lease"
+# ``kind`` of a stored rollup document.
+DAY_KIND: Final = "day"
+PART_KIND: Final = "part"
 
 # Characters kept as they are in document ids; everything else (notably "_", the separator,
 # "~", the hashed-id mark, "/", which Firestore forbids, and "%") is percent-encoded, so ids
@@ -81,3 +93,14 @@ def rollup_key(record: UsageRecord) -> str:
     """The ``usage_daily`` document id the record is added to."""
     provider = pricing.resolve_provider(record.provider, record.model)
     return rollup_doc_id(record.day, provider, record.model, record.feature)
+
+
+def day_doc_id(day: str, piece: int) -> str:
+    """The compacted rollups of ``day``: ``{day}``, then ``{day}.1``, ``{day}.2`` ... when
+    one document cannot hold them all."""
+    return day if piece == 0 else f"{day}.{piece}"
+
+
+def part_doc_id(day: str, at_ms: int, nonce: str) -> str:
+    """A part of ``day``: ``{day}~{ms, 13 digits}{nonce}``, oldest first in id order."""
+    return f"{day}~{at_ms:013d}{nonce}"

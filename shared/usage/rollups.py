@@ -106,6 +106,22 @@ class _Rollup(BaseModel):
         """The fields set (not incremented) on the document: what the id is made of."""
         return {name: getattr(self, name) for name in self.IDENTITY}
 
+    @classmethod
+    def trusted(cls, fields: dict[str, Any]) -> Self:
+        """A rollup of ``fields`` (every field, as this module's folds produce them), taken
+        as they are: no validation, and ``fields`` becomes the model's own dict.
+
+        For rows this code wrote itself (``shared.usage.parts`` checks their field names):
+        a 90-day read builds tens of thousands, and validating each would cost more than
+        reading them."""
+        rollup = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(rollup, "__dict__", fields)
+        _set(rollup, "__pydantic_fields_set__", set(fields))
+        _set(rollup, "__pydantic_extra__", None)
+        _set(rollup, "__pydantic_private__", None)
+        return rollup
+
 
 @cache
 def _field_groups(

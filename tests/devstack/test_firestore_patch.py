@@ -167,7 +167,7 @@ def test_the_write_log_counts_each_committed_write_by_document(
     col = firestore_client.collection("log")
     col.document("before").set({"n": 0})  # before the log started: not counted
     other = firestore.Client(project=f"demo-t{uuid.uuid4().hex[:16]}")
-    with WriteLog(emulators.firestore) as log, log.logging(project_id):
+    with WriteLog(emulators.firestore) as client, client.logging(project_id) as log:
         started_ms = time.time() * 1000
         for _ in range(5):
             col.document("hot").set({"n": Increment(1)}, merge=True)
@@ -183,9 +183,9 @@ def test_the_write_log_counts_each_committed_write_by_document(
             failed.commit()
         col.document("a").collection("sub").document("x").set({"n": 1})
         other.collection("log").document("hot").set({"n": 1})  # another project
-        stats = log.stats(project_id, top=2)
+        stats = log.stats(top=2)
         ended_ms = time.time() * 1000
-        under_a = log.stats(project_id, prefix="log/a")
+        under_a = log.stats(prefix="log/a")
     other.close()
     assert (stats.documents, stats.writes) == (4, 9)
     [hot, second] = stats.hottest
@@ -195,20 +195,20 @@ def test_the_write_log_counts_each_committed_write_by_document(
     assert 1 <= hot.max_in_1s <= 6
     assert stats.hottest_rate(over_s=2.0) == 3.0
     assert {d.path for d in under_a.hottest} == {"log/a", "log/a/sub/x"}
-    with WriteLog(emulators.firestore) as log, pytest.raises(Exception, match="Start it first"):
-        log.stats(project_id)
+    with WriteLog(emulators.firestore) as client, pytest.raises(Exception, match="Start it first"):
+        client.stats(project_id)
 
 
 def test_the_write_log_finds_the_busiest_second(
     emulators: EmulatorHosts, firestore_client: firestore.Client, project_id: str
 ) -> None:
     ref = firestore_client.collection("log").document("steady")
-    with WriteLog(emulators.firestore) as log, log.logging(project_id):
+    with WriteLog(emulators.firestore) as client, client.logging(project_id) as log:
         for n in range(3):
             ref.set({"n": n})
         time.sleep(1.2)
         ref.set({"n": 3})
-        [steady] = log.stats(project_id).hottest
+        [steady] = log.stats().hottest
     assert steady.writes == 4
     assert steady.last_ms - steady.first_ms >= 1200
     assert steady.max_in_1s == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -120,16 +122,21 @@ def store_daily(client: firestore.Client, workspace: str) -> list[DailyRollup]:
     return sorted(FirestoreUsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
 
 
-def test_every_rollup_document_carries_the_common_counters(
+def test_every_stored_rollup_carries_the_common_counters(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
-    FirestoreUsageStore(firestore_client).apply("ws7", small.records[:200])
+    store = FirestoreUsageStore(firestore_client, clock=lambda: 1_800_000_000.0)
+    store.apply("ws7", small.records[:200])  # compacted: the window's first batch
+    store.apply("ws7", small.records[200:300])  # in the same window: parts beside the days
     ws = firestore_client.collection("workspaces").document("ws7")
     for collection in (USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION):
         docs = [snap.to_dict() or {} for snap in ws.collection(collection).stream()]
-        assert docs
+        assert {doc["kind"] for doc in docs} == {"day", "part"}
         for doc in docs:
-            assert set(doc) >= COMMON_COUNTERS, collection
+            rows = json.loads(zlib.decompress(doc["rows"]))["rows"]
+            assert rows
+            for row in rows:
+                assert set(row) >= COMMON_COUNTERS, collection
 
 
 def test_records_without_a_feature_are_counted(

@@ -1,0 +1,146 @@
+"""Rollups as stored blobs: a set of one day's rollups encoded into one document field, and
+the catalogue a part adds (the layout: ``shared.usage.layout``; the store:
+``shared.store.usage``).
+
+A day's rollups are kept as one compressed JSON text (zlib) per document rather than one
+document per rollup: a document then has a handful of fields (and index entries) whatever
+the number of models, features and users, and a day reads as one or a few documents.
+
+Blob: ``{"v": 1, "rows": [row, ...]}``; a row is a rollup's fields without ``day`` (the
+document's own field), the subsets' counters that are 0 left out (most subsets are empty);
+identity, common counters and histograms always present. Rows are folded with the rollups' own ``merge`` rule (``_add_into``), so a
+day document plus its parts reads exactly as one fold of all their records.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.usage.rollups import (
+    COMMON_COUNTERS,
+    DailyRollup,
+    UserDailyRollup,
+    _add_into,
+    _field_groups,
+    _Rollup,
+)
+
+CODEC_VERSION: Final = 1
+# zlib level 6: ~10x on rollup JSON; decompressing costs a few percent of parsing.
+_LEVEL: Final = 6
+_R = TypeVar("_R", DailyRollup, UserDailyRollup)
+RollupClass = type[DailyRollup] | type[UserDailyRollup]
+
+
+class BlobError(ValueError):
+    """A stored blob that is not what this module writes."""
+
+
+def _defaults(cls: type[_Rollup]) -> dict[str, Any]:
+    _, _, hists, counters = _field_groups(cls)
+    return {name: 0 for name in (*counters, *cls.MINIMUMS)} | {name: {} for name in hists}
+
+
+_DEFAULTS: Final = {cls: _defaults(cls) for cls in (DailyRollup, UserDailyRollup)}
+_ALLOWED: Final = {
+    cls: frozenset(cls.model_fields) - {"day"} for cls in (DailyRollup, UserDailyRollup)
+}
+# What identifies a row within its day.
+_KEYS: Final = {DailyRollup: ("provider", "model", "feature"), UserDailyRollup: ("user",)}
+
+
+def identity(cls: RollupClass, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(name) for name in _KEYS[cls])
+
+
+def encode(cls: RollupClass, rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """One day's rows (rollup fields; ``day`` is left out) as a blob."""
+    identity_fields, _, hists, _ = _field_groups(cls)
+    always = {*identity_fields, *hists, *COMMON_COUNTERS}
+    out = [{k: v for k, v in row.items() if k != "day" and (v or k in always)} for row in rows]
+    text = json.dumps({"v": CODEC_VERSION, "rows": out}, separators=(",", ":"))
+    return zlib.compress(text.encode(), _LEVEL)
+
+
+def decode(cls: RollupClass, blob: bytes, day: str) -> list[dict[str, Any]]:
+    """The rows of a blob of ``day``, every field present: fresh dicts the caller owns."""
+    try:
+        data = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError) as e:
+        raise BlobError(f"not a rollup blob: {e}") from e
+    if not isinstance(data, dict) or data.get("v") != CODEC_VERSION:
+        raise BlobError(f"rollup blob version {data.get('v') if isinstance(data, dict) else '?'}")
+    defaults, allowed = _DEFAULTS[cls], _ALLOWED[cls]
+    rows: list[dict[str, Any]] = []
+    for row in data["rows"]:
+        if not row.keys() <= allowed:
+            raise BlobError(f"unknown rollup fields {sorted(row.keys() - allowed)}")
+        rows.append({**defaults, **row, "day": day})
+    return rows
+
+
+def fold(
+    cls: RollupClass,
+    totals: dict[tuple[Any, ...], dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
+) -> None:
+    """Add ``rows`` (decoded, owned by the caller) into ``totals`` by identity, in place."""
+    for row in rows:
+        key = identity(cls, row)
+        total = totals.get(key)
+        if total is None:
+            totals[key] = row
+        else:
+            _add_into(cls, total, row)
+
+
+def build(cls: type[_R], rows: Iterable[dict[str, Any]]) -> list[_R]:
+    """Rollup models of decoded (and folded) rows: the rows become the models' fields."""
+    return [cls.trusted(row) for row in rows]
+
+
+def rows_of(rollups: Iterable[_Rollup]) -> list[dict[str, Any]]:
+    """Rollup models as rows to encode."""
+    return [dict(vars(r)) for r in rollups]
+
+
+def split(cls: RollupClass, rows: Sequence[Mapping[str, Any]], max_bytes: int) -> list[bytes]:
+    """``rows`` as one blob, or as several of at most ``max_bytes`` each (rows in order)."""
+    pieces = 1
+    while True:
+        size = -(-len(rows) // pieces)
+        blobs = [encode(cls, rows[i : i + size]) for i in range(0, len(rows), size)] or [
+            encode(cls, [])
+        ]
+        if max(len(b) for b in blobs) <= max_bytes:
+            return blobs
+        if size == 1:
+            raise BlobError(f"one rollup row encodes to more than {max_bytes} bytes")
+        pieces *= 2
+
+
+class PartCatalogue(BaseModel):
+    """What a part adds to its workspace's catalogue (its day is the part's own)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    records: int = Field(ge=0)
+    models: list[str]
+    features: list[str]
+    providers: list[str]
+
+    def encode(self) -> bytes:
+        return zlib.compress(self.model_dump_json().encode(), _LEVEL)
+
+    @classmethod
+    def decode(cls, blob: bytes) -> PartCatalogue:
+        try:
+            text = zlib.decompress(blob)
+        except zlib.error as e:
+            raise BlobError(f"not a catalogue blob: {e}") from e
+        return cls.model_validate_json(text)
