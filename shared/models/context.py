@@ -19,8 +19,10 @@ from shared.models.triage import AnswerKind, Entities, FindingRef, Intent
 
 
 class ThreadContext(BaseModel):
-    """The thread's latest completed run: its triage (after inheritance) and the findings a
-    follow-up may refer to. ``focus`` is the finding that run's answer was about, if any."""
+    """The thread's latest completed run (``run_id``) and the question a follow-up continues
+    (``question``, its triage after inheritance: the latest run's own, or the one before it
+    when that run was small talk or about the earlier answer), the findings a follow-up may
+    refer to, and ``focus``, the finding the latest answer was about, if any."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

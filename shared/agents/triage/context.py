@@ -34,7 +34,7 @@ def next_context(
     the previous findings it did not replace."""
     answer = triaged.route.answer
     if answer in ("help", "onboarding") and previous is not None:
-        return previous.model_copy(update={"run_id": run_id, "question": question})
+        return previous.model_copy(update={"run_id": run_id})
     reference = triaged.entities.reference
     focus = None
     if answer == "reference" and reference is not None and len(reference.ranks) == 1:
@@ -60,7 +60,7 @@ def next_context(
     if reference is not None and previous is not None:
         # A question about the earlier answer: a later follow-up ("and last week?") still
         # continues the question that answer was to, with the finding now in focus.
-        return previous.model_copy(update={"run_id": run_id, "question": question, "focus": focus})
+        return previous.model_copy(update={"run_id": run_id, "focus": focus})
     return base.model_copy(
         update={
             **update,
