@@ -33,6 +33,17 @@ from shared.models.api import (
     ThreadView,
     TriageRequest,
 )
+from shared.models.budgets import (
+    BudgetChangeRequest,
+    BudgetCreated,
+    BudgetList,
+    BudgetRequest,
+    NotificationList,
+    NotificationsQuery,
+    ReadMarked,
+    ReadRequest,
+    WebhookSecretView,
+)
 from shared.models.findings import DataReport, OptimizationReport
 from shared.models.triage import TriageResponse
 from shared.models.usage import OtelSpanIn, PlainUsageRecordIn
@@ -241,6 +252,60 @@ def _workspaces_paths() -> dict[str, Any]:
                 {"200": ("entries", AuditList)}, _IN_WORKSPACE, query=AuditQuery,
             ),
         },
+        **_budget_paths(ws),
+    }  # fmt: skip
+
+
+def _budget_paths(ws: str) -> dict[str, Any]:
+    """Budgets, the webhook signing secret and notifications (DESIGN §11, docs/budgets.md)."""
+    return {
+        f"{ws}/budgets": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "Budgets with this UTC month's spend and forecast (any member; the webhook URL "
+                "to admins only, its host to everyone)",
+                {"200": ("the budgets", BudgetList)}, _IN_WORKSPACE, query=NoQuery,
+            ),
+            "post": _operation(
+                "Create a budget (admin); `webhook_secret` only when this created the "
+                "workspace's signing secret (its first webhook)",
+                {"201": ("created", BudgetCreated)}, [*_IN_WORKSPACE, "409"], body=BudgetRequest,
+            ),
+        },
+        f"{ws}/budgets/{{budget_id}}": {
+            "parameters": _path_parameters("workspace_id", "budget_id"),
+            "patch": _operation(
+                "Change a budget's fields (admin; `webhook_url: null` removes the webhook)",
+                {"200": ("the budget", BudgetCreated)}, _IN_WORKSPACE, body=BudgetChangeRequest,
+            ),
+            "delete": _operation(
+                "Delete a budget (admin); its notifications stay", "deleted", _IN_WORKSPACE
+            ),
+        },
+        f"{ws}/webhook_secret": {
+            "parameters": _path_parameters("workspace_id"),
+            "post": _operation(
+                "Rotate the webhook signing secret (admin); the new one, shown this once",
+                {"200": ("the new secret", WebhookSecretView)}, _IN_WORKSPACE,
+                body=NoQuery, body_required=False,
+            ),
+        },
+        f"{ws}/notifications": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "Alerts, newest first, each with the caller's unread state (any member)",
+                {"200": ("the notifications", NotificationList)}, _IN_WORKSPACE,
+                query=NotificationsQuery,
+            ),
+        },
+        f"{ws}/notifications/read": {
+            "parameters": _path_parameters("workspace_id"),
+            "post": _operation(
+                "Mark read, for the caller, every alert up to `notification_id` (none: all)",
+                {"200": ("the caller's read mark", ReadMarked)}, _IN_WORKSPACE,
+                body=ReadRequest, body_required=False,
+            ),
+        },
     }  # fmt: skip
 
 
@@ -301,7 +366,8 @@ def openapi_document() -> dict[str, Any]:
         RunResponse, ThreadList, ThreadView, ErrorBody, PlainUsageRecordIn, OtelSpanIn,
         CreateWorkspaceRequest, WorkspaceView, WorkspaceList, MemberList, MemberView,
         InviteRequest, InviteCreated, InviteList, AcceptRequest, RoleRequest, KeyRequest,
-        KeyCreated, KeyList, AuditList,
+        KeyCreated, KeyList, AuditList, BudgetRequest, BudgetChangeRequest, BudgetCreated,
+        BudgetList, WebhookSecretView, NotificationList, ReadRequest, ReadMarked,
     ]  # fmt: skip
     _, schemas = models_json_schema(
         [(m, "validation" if m.__name__.endswith(("Request", "In")) else "serialization")

@@ -13,7 +13,7 @@ from shared.http import Context, ok
 from shared.models.budgets import (
     BudgetCreated,
     BudgetList,
-    BudgetPatch,
+    BudgetChangeRequest,
     BudgetRequest,
     BudgetView,
     NotificationList,
@@ -80,7 +80,7 @@ def list_budgets(ctx: Context, params: list[str]) -> HttpResponse:
 
 def change_budget(ctx: Context, params: list[str]) -> HttpResponse:
     ws, budget_id = params
-    patch = ctx.parse(BudgetPatch)
+    patch = ctx.parse(BudgetChangeRequest)
     stores = _stores(ctx)
     budget, secret = service.update_budget(
         stores,

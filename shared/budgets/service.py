@@ -31,7 +31,7 @@ from shared.budgets.signing import new_secret
 from shared.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from shared.models.budgets import (
     BudgetDoc,
-    BudgetPatch,
+    BudgetChangeRequest,
     BudgetRequest,
     NotificationDoc,
     WebhookSecretDoc,
@@ -172,7 +172,7 @@ def update_budget(
     workspace_id: str,
     actor: str,
     budget_id: str,
-    patch: BudgetPatch,
+    patch: BudgetChangeRequest,
     now: datetime,
     *,
     allow_loopback: bool,

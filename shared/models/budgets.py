@@ -113,7 +113,7 @@ class BudgetRequest(_Request):
     anomalies: bool = False
 
 
-class BudgetPatch(_Request):
+class BudgetChangeRequest(_Request):
     """``PATCH /{ws}/budgets/{id}``: the fields given change (``webhook_url: null`` removes
     the webhook); at least one."""
 
@@ -125,7 +125,7 @@ class BudgetPatch(_Request):
     anomalies: bool | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> BudgetPatch:
+    def _something(self) -> BudgetChangeRequest:
         if not self.model_fields_set:
             raise ValueError("name at least one field to change")
         for name in ("name", "monthly_usd", "scope", "thresholds", "anomalies"):
