@@ -289,9 +289,9 @@ def run_stack(
     for name in targets:
         ensure_port_free(f"function {name}", LOOPBACK, ports[name])
     ensure_port_free("relay", LOOPBACK, relay_port)
-    for needed in ("threads_get", "workspaces"):
+    for needed in ("threads_get", "workspaces", "agents_data", "agents_optimization"):
         if needed not in targets:
-            raise StackError(f"functions/main.py has no {needed} target; the relay's page needs it")
+            raise StackError(f"functions/main.py has no {needed} target; the relay's pages need it")
     pepper = key_pepper(environ)
     tick_s = tick_interval(environ)
 
@@ -320,6 +320,8 @@ def run_stack(
             # The relay's settings (the functions ignore them).
             "APEX_THREADS_GET_URL": urls["threads_get"],
             "APEX_WORKSPACES_URL": urls["workspaces"],
+            "APEX_AGENTS_DATA_URL": urls["agents_data"],
+            "APEX_AGENTS_OPTIMIZATION_URL": urls["agents_optimization"],
             "APEX_FIREBASE_API_KEY": LOCAL_FIREBASE_API_KEY,
             "APEX_FIREBASE_AUTH_DOMAIN": LOCAL_FIREBASE_AUTH_DOMAIN,
         }

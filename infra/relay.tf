@@ -21,6 +21,9 @@ locals {
     APEX_THREADS_GET_URL = google_cloudfunctions2_function.public["threads_get"].service_config[0].uri
     # Its workspace switcher, members and API keys views call the workspaces function.
     APEX_WORKSPACES_URL = google_cloudfunctions2_function.public["workspaces"].service_config[0].uri
+    # The dashboard's figures come from agents_data and agents_optimization (DESIGN §12).
+    APEX_AGENTS_DATA_URL         = google_cloudfunctions2_function.public["agents_data"].service_config[0].uri
+    APEX_AGENTS_OPTIMIZATION_URL = google_cloudfunctions2_function.public["agents_optimization"].service_config[0].uri
     # Seconds a membership check may be cached (the auth frame's workspace, DESIGN §9).
     APEX_ACCESS_CACHE_S = tostring(var.access_cache_seconds)
     # Seconds a new socket has to send its auth frame (DESIGN §3.2).

@@ -1,5 +1,5 @@
-"""The relay's ASGI app (``RelayApp``): ``/ws``, the chat page, ``/config.json`` and the
-health checks.
+"""The relay's ASGI app (``RelayApp``): ``/ws``, the chat page, the dashboard,
+``/config.json`` and the health checks.
 
 Start-up builds the shared services, creates this instance's subscription and opens its
 streaming pull; any of that failing stops the process (DESIGN §7). Shutdown (uvicorn, on
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -155,6 +155,8 @@ def create_app(
                 "authEmulatorHost": settings.auth_emulator_host,
                 "threadsGetUrl": relay_settings.threads_get_url,
                 "workspacesUrl": relay_settings.workspaces_url,
+                "agentsDataUrl": relay_settings.agents_data_url,
+                "agentsOptimizationUrl": relay_settings.agents_optimization_url,
             },
             headers={"Cache-Control": "no-store"},
         )
@@ -174,27 +176,37 @@ def create_app(
     ]
     headers = Middleware(
         SecurityHeaders,
-        function_urls=(relay_settings.threads_get_url, relay_settings.workspaces_url),
+        function_urls=(
+            relay_settings.threads_get_url,
+            relay_settings.workspaces_url,
+            relay_settings.agents_data_url,
+            relay_settings.agents_optimization_url,
+        ),
         auth_emulator_host=settings.auth_emulator_host,
     )
     return RelayApp(routes=routes, lifespan=lifespan, middleware=[headers])
 
 
 def page_routes(static_dir: Path) -> list[BaseRoute]:
-    """``/`` (the page) and ``/static/`` (its files). A build without the page answers 500
-    and logs it, rather than standing in for it."""
-    page = static_dir / "index.html"
+    """``/`` (the chat page), ``/dashboard`` (DESIGN §12) and ``/static/`` (their files). A
+    build without a page answers 500 and logs it, rather than standing in for it."""
 
-    async def index(request: Request) -> Response:
-        if not page.is_file():
-            log.error("the chat page is missing", extra={"fields": {"path": str(page)}})
-            return PlainTextResponse(
-                f"the chat page is missing from this build ({page.name} in relay/static/)",
-                status_code=500,
-            )
-        return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    def serve(name: str, what: str) -> Callable[[Request], Awaitable[Response]]:
+        page = static_dir / name
+
+        async def endpoint(request: Request) -> Response:
+            if not page.is_file():
+                log.error("a page is missing", extra={"fields": {"page": what, "path": str(page)}})
+                return PlainTextResponse(
+                    f"the {what} is missing from this build ({page.name} in relay/static/)",
+                    status_code=500,
+                )
+            return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+        return endpoint
 
     return [
-        Route("/", index),
+        Route("/", serve("index.html", "chat page")),
+        Route("/dashboard", serve("dashboard.html", "dashboard")),
         Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
     ]

@@ -20,6 +20,8 @@ _ENV_NAMES: Final = {
     "firebase_auth_domain": "APEX_FIREBASE_AUTH_DOMAIN",
     "threads_get_url": "APEX_THREADS_GET_URL",
     "workspaces_url": "APEX_WORKSPACES_URL",
+    "agents_data_url": "APEX_AGENTS_DATA_URL",
+    "agents_optimization_url": "APEX_AGENTS_OPTIMIZATION_URL",
     "auth_timeout_s": "APEX_RELAY_AUTH_TIMEOUT_S",
 }
 
@@ -31,6 +33,9 @@ class RelaySettings(BaseModel):
     firebase_auth_domain: str = Field(min_length=1, max_length=255)
     threads_get_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
     workspaces_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    # The dashboard's figures (DESIGN §12) come from these two functions.
+    agents_data_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    agents_optimization_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
     auth_timeout_s: float = Field(gt=0, le=300)
     # This instance: its subscription's name and the runs' `relay` attribute.
     relay_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,60}$")

@@ -2,17 +2,23 @@
 // run rendered as a live timeline, and the team views (DESIGN §9): the workspace switcher,
 // members, invites and API keys. A plain ES module with no build step; the Firebase SDK is
 // vendored under /static/vendor/ (see README.md here) because the page must work offline.
-import { initializeApp } from "./vendor/firebase/firebase-app.js";
+// What it shares with the dashboard (sign-in, function calls, the active workspace) is in
+// common.js.
+import { onIdTokenChanged } from "./vendor/firebase/firebase-auth.js";
 import {
-  GoogleAuthProvider,
-  connectAuthEmulator,
-  getAuth,
-  onAuthStateChanged,
-  onIdTokenChanged,
-  signInWithEmailAndPassword,
-  signInWithPopup,
-  signOut,
-} from "./vendor/firebase/firebase-auth.js";
+  $,
+  bindSignIn,
+  callFunction as call,
+  h,
+  listWorkspaces,
+  loadConfig,
+  money,
+  onSession,
+  rememberWorkspace,
+  rememberedWorkspace,
+  renderWorkspaceOptions,
+  startAuth,
+} from "./common.js";
 
 const REFRESH_BEFORE_EXP_MS = 5 * 60_000;
 const MAX_BACKOFF_MS = 15_000;
@@ -21,9 +27,8 @@ const ROLES = ["owner", "admin", "member", "viewer"]; // each includes the ones 
 const RANK = { viewer: 0, member: 1, admin: 2, owner: 3 };
 const atLeast = (role, needed) => (RANK[role] ?? -1) >= RANK[needed];
 const INVITE_PARAM = "invite";
-
-const $ = (id) => document.getElementById(id);
-const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+// /?ask=... (the dashboard's "Ask in chat" links): a question put in the composer, not sent.
+const ASK_PARAM = "ask";
 const KIND_LABELS = {
   cheaper_model: "Cheaper model",
   prompt_caching: "Prompt caching",
@@ -50,26 +55,14 @@ const state = {
   workspaceId: null, // the active workspace: every function call and the socket's auth name it
   role: null, // the reader's role there, as the last auth.ok (or workspace list) said
   inviteId: new URLSearchParams(location.search).get(INVITE_PARAM), // ?invite= to offer after sign-in
+  ask: new URLSearchParams(location.search).get(ASK_PARAM), // ?ask= to put in the composer after sign-in
   reauthFor: null, // the workspace an auth frame was re-sent for after a switch raced it
   teamTab: "members", // the team dialog's open tab
   teamRun: 0, // the team dialog's latest render; an older one's answers are dropped
 };
 
 // ---------------------------------------------------------------------------------------
-// DOM helpers. Untrusted text only ever goes through textContent, never innerHTML.
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
+// DOM helpers (h, from common.js). Untrusted text only ever goes through textContent.
 
 // `code` and **bold**, the only inline marks the answer writers use.
 function inline(text) {
@@ -334,30 +327,10 @@ function attachRun(runId, show = true) {
 // ---------------------------------------------------------------------------------------
 // Threads, over the threads_get function (DESIGN §2).
 
-// A function's error, with its HTTP status and the body's {"error": {code, message}}.
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-// One call to a public function: the user's ID token and, when the call acts in a workspace,
-// `X-Apex-Workspace` naming it (DESIGN §9). JSON in, JSON out; 204 is null.
-async function callFunction(url, { method = "GET", body, workspace } = {}) {
-  const token = await state.auth.currentUser.getIdToken();
-  const headers = { Authorization: `Bearer ${token}` };
-  if (workspace) headers["X-Apex-Workspace"] = workspace;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const name = new URL(url).pathname;
-    throw new ApiError(response.status, data?.error?.code, data?.error?.message || `${method} ${name} answered ${response.status}`);
-  }
-  return data;
+// One call to a public function as the signed-in user (common.js; errors are ApiError with
+// the HTTP status).
+function callFunction(url, options) {
+  return call(state.auth, url, options);
 }
 
 function threadsGet(params = "") {
@@ -587,39 +560,22 @@ function inWorkspace(ws, path, options = {}) {
   return workspacesApi(`/${encodeURIComponent(ws)}${path}`, { ...options, workspace: ws });
 }
 
-const rememberKey = () => `apex.workspace.${personalWorkspace()}`;
-
 async function loadWorkspaces() {
-  const { workspaces } = await workspacesApi("/");
-  const personal = personalWorkspace();
-  state.workspaces = [...workspaces].sort((a, b) =>
-    (b.workspace_id === personal) - (a.workspace_id === personal) || a.name.localeCompare(b.name));
+  state.workspaces = await listWorkspaces(state.auth, state.config);
   const active = state.workspaces.find((w) => w.workspace_id === state.workspaceId);
   if (active) state.role = active.role;
   renderSwitcher();
   return state.workspaces;
 }
 
-const workspaceLabel = (w) => `${w.name} · ${w.role}`;
-
-// The remembered workspace if the reader is still a member of it; else the personal one. With
-// no list (it failed to load, and the page said so) the remembered choice is kept for later.
+// The remembered workspace if the reader is still a member of it; else the personal one
+// (common.js: the dashboard chooses the same way).
 function initialWorkspace(listed) {
-  const remembered = localStorage.getItem(rememberKey());
-  if (!remembered || !listed) return personalWorkspace();
-  if (state.workspaces.some((w) => w.workspace_id === remembered)) return remembered;
-  localStorage.removeItem(rememberKey());
-  return personalWorkspace();
+  return rememberedWorkspace(personalWorkspace(), state.workspaces, listed);
 }
 
 function renderSwitcher() {
-  const select = $("workspace-select");
-  const listed = state.workspaces.some((w) => w.workspace_id === state.workspaceId);
-  const entries = listed || !state.workspaceId
-    ? state.workspaces
-    : [...state.workspaces, { workspace_id: state.workspaceId, name: state.workspaceId, role: state.role ?? "?" }];
-  select.replaceChildren(...entries.map((w) => h("option", { value: w.workspace_id, text: workspaceLabel(w) })));
-  select.value = state.workspaceId ?? "";
+  renderWorkspaceOptions($("workspace-select"), state.workspaces, state.workspaceId, state.role);
 }
 
 // auth.ok's role for the active workspace is the freshest word on it.
@@ -637,7 +593,7 @@ function switchWorkspace(id) {
   if (id === state.workspaceId) return;
   state.workspaceId = id;
   state.role = state.workspaces.find((w) => w.workspace_id === id)?.role ?? null;
-  localStorage.setItem(rememberKey(), id);
+  rememberWorkspace(personalWorkspace(), id);
   // Threads, runs and unsent messages belong to the workspace they were made in.
   state.threadId = null;
   state.runs.clear();
@@ -1113,23 +1069,7 @@ async function scheduleRefresh(user) {
 
 function bindUi() {
   $("alert-close").addEventListener("click", () => { $("alert").hidden = true; });
-  $("signin-form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    $("signin-error").textContent = "";
-    const button = e.submitter;
-    button.disabled = true;
-    try {
-      await signInWithEmailAndPassword(state.auth, $("email").value.trim(), $("password").value);
-    } catch (err) {
-      const wrong = ["auth/invalid-credential", "auth/wrong-password", "auth/user-not-found", "auth/invalid-email"];
-      $("signin-error").textContent = wrong.includes(err.code) ? "Wrong email or password." : `Sign-in failed: ${err.message}`;
-    } finally {
-      button.disabled = false;
-    }
-  });
-  $("google").addEventListener("click", () => signInWithPopup(state.auth, new GoogleAuthProvider())
-    .catch((err) => { $("signin-error").textContent = `Google sign-in failed: ${err.message}`; }));
-  $("sign-out").addEventListener("click", () => signOut(state.auth));
+  bindSignIn(state.auth);
   $("reconnect").addEventListener("click", async () => {
     $("alert").hidden = true;
     await state.auth.currentUser?.getIdToken(true);
@@ -1194,7 +1134,20 @@ async function onSignedIn(user) {
   renderSwitcher();
   connect();
   loadThreads();
+  if (state.ask) askFromLink();
   if (state.inviteId) offerInvite();
+}
+
+// A question from a link (the dashboard's "Ask in chat"): into a new chat's composer for the
+// reader to read and send. The address drops it, so a reload does not put it there again.
+function askFromLink() {
+  const question = state.ask.slice(0, 8000);
+  state.ask = null;
+  const url = new URL(location.href);
+  url.searchParams.delete(ASK_PARAM);
+  history.replaceState(null, "", url);
+  $("message").value = question;
+  $("message").focus();
 }
 
 function onSignedOut() {
@@ -1225,26 +1178,11 @@ function onSignedOut() {
 }
 
 async function main() {
-  bindUi();
-  const response = await fetch("/config.json");
-  if (!response.ok) throw new Error(`/config.json answered ${response.status}`);
-  state.config = await response.json();
+  state.config = await loadConfig();
   $("signin-invite-note").hidden = !state.inviteId;
-  state.auth = getAuth(initializeApp(state.config.firebase));
-  if (state.config.authEmulatorHost) {
-    // Our own badge replaces the SDK's banner, which would cover the composer.
-    connectAuthEmulator(state.auth, `http://${state.config.authEmulatorHost}`, { disableWarnings: true });
-    $("emulator-badge").hidden = false;
-  } else {
-    $("google-block").hidden = false; // the Auth emulator has no Google popup to offer
-  }
-  let signedIn = null;
-  onAuthStateChanged(state.auth, (user) => {
-    if (user?.uid === signedIn) return;
-    signedIn = user?.uid ?? null;
-    if (user) onSignedIn(user);
-    else onSignedOut();
-  });
+  state.auth = startAuth(state.config);
+  bindUi();
+  onSession(state.auth, { signedIn: onSignedIn, signedOut: onSignedOut });
   onIdTokenChanged(state.auth, async (user) => {
     if (!user) return;
     scheduleRefresh(user);

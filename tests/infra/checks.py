@@ -63,7 +63,12 @@ RELAY_EXTRA_ENV: dict[str, EnvVar] = {
 }
 
 # The relay's settings that are a function's URL (for the chat page), and that function.
-RELAY_FUNCTION_URLS = {"APEX_THREADS_GET_URL": "threads_get", "APEX_WORKSPACES_URL": "workspaces"}
+RELAY_FUNCTION_URLS = {
+    "APEX_THREADS_GET_URL": "threads_get",
+    "APEX_WORKSPACES_URL": "workspaces",
+    "APEX_AGENTS_DATA_URL": "agents_data",
+    "APEX_AGENTS_OPTIMIZATION_URL": "agents_optimization",
+}
 
 # The queries the code makes that need a composite index (DESIGN §4; shared/store):
 # collection, equality fields, (ordered field, direction).

@@ -46,7 +46,7 @@ def test_live_and_ready_answer_200_when_the_dependencies_are_up(
     }
 
 
-def test_config_json_gives_the_page_its_sign_in_and_the_threads_url(
+def test_config_json_gives_the_pages_their_sign_in_and_the_functions_urls(
     relay_stack: RunningStack,
 ) -> None:
     response = httpx.get(f"{relay_stack.relay}/config.json", timeout=10)
@@ -61,6 +61,8 @@ def test_config_json_gives_the_page_its_sign_in_and_the_threads_url(
         "authEmulatorHost": relay_stack.hosts.auth,
         "threadsGetUrl": relay_stack.functions["threads_get"],
         "workspacesUrl": relay_stack.functions["workspaces"],
+        "agentsDataUrl": relay_stack.functions["agents_data"],
+        "agentsOptimizationUrl": relay_stack.functions["agents_optimization"],
     }
 
 
@@ -159,7 +161,8 @@ def test_the_stack_serves_the_chat_page(relay_stack: RunningStack) -> None:
         for ref in refs:
             assert ref is not None
             _served_as_built(client, ref)
-        # The modules app.js imports, and theirs: the vendored Firebase SDK, from the relay.
+        # The modules app.js imports, and theirs: what it shares with the dashboard
+        # (common.js) and the vendored Firebase SDK, from the relay.
         modules, pending = set(), ["/static/app.js"]
         while pending:
             module = pending.pop()
@@ -171,6 +174,7 @@ def test_the_stack_serves_the_chat_page(relay_stack: RunningStack) -> None:
                     pending.append(resolved)
         assert modules == {
             "/static/app.js",
+            "/static/common.js",
             "/static/vendor/firebase/firebase-app.js",
             "/static/vendor/firebase/firebase-auth.js",
         }

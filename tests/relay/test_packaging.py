@@ -28,6 +28,8 @@ ENV = {
     "APEX_FIREBASE_AUTH_DOMAIN": "apex.firebaseapp.com",
     "APEX_THREADS_GET_URL": "https://threads-get.example.run.app",
     "APEX_WORKSPACES_URL": "https://workspaces.example.run.app",
+    "APEX_AGENTS_DATA_URL": "https://agents-data.example.run.app",
+    "APEX_AGENTS_OPTIMIZATION_URL": "https://agents-optimization.example.run.app",
 }
 
 

@@ -26,7 +26,14 @@ def _directives(policy: str) -> dict[str, list[str]]:
 
 
 def test_every_response_carries_the_security_headers(relay_stack: RunningStack) -> None:
-    for path in ("/", "/static/app.js", "/config.json", "/health/live", "/no-such-page"):
+    for path in (
+        "/",
+        "/dashboard",
+        "/static/app.js",
+        "/config.json",
+        "/health/live",
+        "/no-such-page",
+    ):
         response = httpx.get(relay_stack.relay + path, timeout=10)
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["referrer-policy"] == "no-referrer", path
@@ -39,7 +46,10 @@ def test_every_response_carries_the_security_headers(relay_stack: RunningStack) 
         "content-security-policy"
     ])["connect-src"]  # fmt: skip
     host = relay_stack.relay.removeprefix("http://")
-    functions = {relay_stack.functions["threads_get"], relay_stack.functions["workspaces"]}
+    functions = {
+        relay_stack.functions[name]
+        for name in ("threads_get", "workspaces", "agents_data", "agents_optimization")
+    }
     assert set(connect) == {
         "'self'",
         f"ws://{host}",
