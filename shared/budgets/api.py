@@ -11,9 +11,9 @@ from shared.budgets.service import Listed, Stores, webhook_host
 from shared.edge import HttpResponse
 from shared.http import Context, ok
 from shared.models.budgets import (
+    BudgetChangeRequest,
     BudgetCreated,
     BudgetList,
-    BudgetChangeRequest,
     BudgetRequest,
     BudgetView,
     NotificationList,

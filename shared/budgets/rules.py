@@ -109,30 +109,45 @@ class Standing:
         return round(self.forecast_nanousd / NANO, 2)
 
 
-def in_scope(row: DailyRollup, scope: BudgetScope) -> bool:
-    return (
-        (scope.feature is None or row.feature == scope.feature)
-        and (scope.model is None or row.model == scope.model)
-        and (scope.provider is None or row.provider == scope.provider)
-    )
+# (provider, model, feature) -> (month to date, the rate's 7 days), in 1e-9 USD.
+GroupTotals = dict[tuple[str, str, str | None], tuple[int, int]]
 
 
-def standing(budget: BudgetDoc, rows: Iterable[DailyRollup], month: Month) -> Standing:
-    """Month to date and forecast of ``budget`` over the workspace's ``rows`` (which cover
-    ``month.read_range()``)."""
+def group_totals(rows: Iterable[DailyRollup], month: Month) -> GroupTotals:
+    """The rows (covering ``month.read_range()``) summed per group, once for every budget:
+    a workspace has tens of groups and may have 1,000 budgets."""
     first = month.first.isoformat()
     today = month.today.isoformat()
     rate_first = (month.today - timedelta(days=RATE_DAYS)).isoformat()
     rate_last = month.yesterday.isoformat()
-    spend = rate = 0
-    scope = budget.scope
+    totals: GroupTotals = {}
     for row in rows:
-        if not in_scope(row, scope):
-            continue
+        key = (row.provider, row.model, row.feature)
+        spend, rate = totals.get(key, (0, 0))
         if first <= row.day <= today:
             spend += row.cost_nanousd
         if rate_first <= row.day <= rate_last:
             rate += row.cost_nanousd
+        totals[key] = (spend, rate)
+    return totals
+
+
+def in_scope(group: tuple[str, str, str | None], scope: BudgetScope) -> bool:
+    provider, model, feature = group
+    return (
+        (scope.feature is None or feature == scope.feature)
+        and (scope.model is None or model == scope.model)
+        and (scope.provider is None or provider == scope.provider)
+    )
+
+
+def standing(budget: BudgetDoc, totals: GroupTotals, month: Month) -> Standing:
+    """Month to date and forecast of ``budget`` from the workspace's ``group_totals``."""
+    spend = rate = 0
+    for group, (group_spend, group_rate) in totals.items():
+        if in_scope(group, budget.scope):
+            spend += group_spend
+            rate += group_rate
     forecast = spend + round(rate / RATE_DAYS * month.days_left)
     return Standing(spend, forecast)
 

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Generic, TypeVar
 
+from shared.budgets import limits
 from shared.budgets.addresses import UnsafeWebhook, parse_url
-from shared.budgets.rules import Month, Standing, standing
+from shared.budgets.rules import Month, Standing, group_totals, standing
 from shared.budgets.signing import new_secret
 from shared.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from shared.models.budgets import (
-    BudgetDoc,
     BudgetChangeRequest,
+    BudgetDoc,
     BudgetRequest,
     NotificationDoc,
     WebhookSecretDoc,
@@ -42,7 +43,6 @@ from shared.store.interfaces import CreateConflict, UsageStore, WorkspaceStore
 from shared.workspaces.roles import allows
 from shared.workspaces.service import ATTEMPTS, RETRY_AFTER_S, _acting, _entry
 
-MAX_BUDGETS: Final = 1_000
 BUDGET_ID_BYTES: Final = 8  # 16 lower-case hex digits: also a plain Firestore field path
 
 _T = TypeVar("_T")
@@ -143,7 +143,7 @@ def create_budget(
         _acting(stores.workspaces, workspace_id, actor, "manage")
         _check_webhook(request.webhook_url, allow_loopback)
         existing = stores.budgets.budgets(workspace_id)
-        if len(existing) >= MAX_BUDGETS:
+        if len(existing) >= limits.MAX_BUDGETS:
             raise Conflict(f"workspace {workspace_id} has {len(existing)} budgets already")
         budget = BudgetDoc(
             budget_id=secrets.token_hex(BUDGET_ID_BYTES),
@@ -161,7 +161,12 @@ def create_budget(
         secret = _secret_for(stores, budget, actor, now)
         detail = {**_detail(budget), "webhook_secret_created": secret is not None}
         entry = _entry(workspace, actor, "budget.created", budget.budget_id, detail, now)
-        change = BudgetChange(entry=entry, budgets=(budget,), webhook_secret=secret, indexed=True)
+        change = BudgetChange(
+            entry=entry,
+            budgets=(budget,),
+            all_budgets=(*existing, budget),
+            webhook_secret=secret,
+        )
         return _Plan((budget, None if secret is None else secret.secret), change)
 
     return _serialized(stores, workspace_id, decide)
@@ -196,7 +201,10 @@ def update_budget(
             "webhook_secret_created": secret is not None,
         }
         entry = _entry(workspace, actor, "budget.changed", budget_id, detail, now)
-        change = BudgetChange(entry=entry, budgets=(budget,), webhook_secret=secret)
+        others = [b for b in stores.budgets.budgets(workspace_id) if b.budget_id != budget_id]
+        change = BudgetChange(
+            entry=entry, budgets=(budget,), all_budgets=(*others, budget), webhook_secret=secret
+        )
         return _Plan((budget, None if secret is None else secret.secret), change)
 
     return _serialized(stores, workspace_id, decide)
@@ -211,11 +219,9 @@ def delete_budget(
     def decide(workspace: WorkspaceDoc) -> _Plan[BudgetDoc]:
         _acting(stores.workspaces, workspace_id, actor, "manage")
         found = _budget(stores, workspace_id, budget_id)
-        last = len(stores.budgets.budgets(workspace_id)) <= 1
+        others = [b for b in stores.budgets.budgets(workspace_id) if b.budget_id != budget_id]
         entry = _entry(workspace, actor, "budget.deleted", budget_id, _detail(found), now)
-        change = BudgetChange(
-            entry=entry, removed_budgets=(budget_id,), indexed=False if last else None
-        )
+        change = BudgetChange(entry=entry, removed_budgets=(budget_id,), all_budgets=tuple(others))
         return _Plan(found, change)
 
     return _serialized(stores, workspace_id, decide)
@@ -257,13 +263,15 @@ def list_budgets(stores: Stores, workspace_id: str, uid: str, now: datetime) -> 
     found = stores.budgets.budgets(workspace_id)
     month = Month(now)
     rows = stores.usage.daily(workspace_id, *month.read_range()) if found else []
+    totals = group_totals(rows, month)
     admin = allows(member.role, "manage")
-    return [Listed(b, standing(b, rows, month), month, admin) for b in found]
+    return [Listed(b, standing(b, totals, month), month, admin) for b in found]
 
 
 def standing_of(stores: Stores, budget: BudgetDoc, now: datetime) -> Standing:
     month = Month(now)
-    return standing(budget, stores.usage.daily(budget.workspace_id, *month.read_range()), month)
+    rows = stores.usage.daily(budget.workspace_id, *month.read_range())
+    return standing(budget, group_totals(rows, month), month)
 
 
 # --- notifications ----------------------------------------------------------------------------

@@ -8,9 +8,11 @@ id is its once-only key (budget, month, threshold; or the anomaly's day), *creat
 absent, so of two checks racing only one creates it and only that one publishes it. What a
 check publishes for a new notification: one ``NotifyRequested`` per webhook on
 ``apex-notify`` and the relay's frame on ``apex-events``; then the notification is marked
-published. A check that died between the create and the mark leaves it unpublished: a later
-tick that finds it so (and older than ``REPUBLISH_AFTER``, so as not to race the check that
-is about to publish it) publishes it again; delivery drops what it has delivered already.
+published, and its id added to the month's fired set (``alert_months/{YYYYMM}``), which the
+next ticks read instead of every notification they judge crossed. A check that died between
+the create and the mark leaves it unpublished (and not in the fired set): a later tick that
+finds it so (and older than ``REPUBLISH_AFTER``, so as not to race the check that is about
+to publish it) publishes it again; delivery drops what it has delivered already.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.budgets.rules import (
     anomaly_alert,
     budget_alert,
     crossings,
+    group_totals,
     standing,
     yesterdays_anomaly,
 )
@@ -73,25 +76,30 @@ def check_workspace(
     budgets: BudgetStore, usage: UsageStore, bus: Bus, workspace_id: str, at: datetime
 ) -> Checked:
     """Judge the workspace's budgets at ``at`` and publish each alert not published yet."""
-    found = budgets.budgets(workspace_id)
+    month = Month(at)
+    # A steady tick: every alert it judges crossed is in the fired set (read with them).
+    found, fired = budgets.tick_view(workspace_id, month.key)
     if not found:
         return Checked(0, 0, [])
-    month = Month(at)
     rows = usage.daily(workspace_id, *month.read_range())
     candidates = alerts_of(found, rows, month, at)
-    held = budgets.existing(workspace_id, [c.notification_id for c in candidates])
+    unknown = [c for c in candidates if c.notification_id not in fired]
+    held = budgets.existing(workspace_id, [c.notification_id for c in unknown])
     to_publish: list[NotificationDoc] = []
-    for candidate in candidates:
+    known: list[str] = []
+    for candidate in unknown:
         stored = held.get(candidate.notification_id)
         if stored is None:
             if budgets.create_notification(candidate):
                 to_publish.append(candidate)
-        elif not stored.published and at - stored.created_at >= REPUBLISH_AFTER:
+        elif stored.published:
+            known.append(stored.notification_id)
+        elif at - stored.created_at >= REPUBLISH_AFTER:
             to_publish.append(stored)
     if to_publish:
         bus.publish_all([m for doc in to_publish for m in messages_of(doc)])
-        for doc in to_publish:
-            budgets.mark_published(workspace_id, doc.notification_id)
+        budgets.mark_published(workspace_id, [d.notification_id for d in to_publish])
+    budgets.mark_fired(workspace_id, month.key, [*known, *(d.notification_id for d in to_publish)])
     return Checked(len(found), len(candidates), [d.notification_id for d in to_publish])
 
 
@@ -100,8 +108,9 @@ def alerts_of(
 ) -> list[NotificationDoc]:
     """Every alert the budgets call for at ``at`` (whether it fired before or not)."""
     out: list[NotificationDoc] = []
+    totals = group_totals(daily, month)
     for budget in found:
-        now = standing(budget, daily, month)
+        now = standing(budget, totals, month)
         for crossing in crossings(budget, now):
             doc = budget_alert(budget, month, crossing, now, at)
             out.append(doc.model_copy(update={"deliveries": _deliveries([budget])}))

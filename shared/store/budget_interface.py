@@ -22,18 +22,19 @@ class BudgetChange:
     entry: AuditEntry
     budgets: tuple[BudgetDoc, ...] = ()  # created or replaced
     removed_budgets: tuple[str, ...] = ()
+    # Every budget of the workspace once the change is made (None: the budgets do not
+    # change): what listings and the tick read, and whether the workspace stays in the
+    # tick's index (none left: it leaves it).
+    all_budgets: tuple[BudgetDoc, ...] | None = None
     # The signing secret: created (its first budget with a webhook) or replaced (rotated).
     webhook_secret: WebhookSecretDoc | None = None
-    # The top-level index of workspaces with budgets (the tick's list): True sets the
-    # workspace's entry, False removes it (its last budget deleted), None leaves it.
-    indexed: bool | None = None
 
 
 class BudgetStore(Protocol):
     # --- budgets and the secret ----------------------------------------------------------------
 
     def budgets(self, workspace_id: str) -> list[BudgetDoc]:
-        """Every budget of the workspace, by id."""
+        """Every budget of the workspace, by id (a few page documents, not one per budget)."""
         ...
 
     def budget(self, workspace_id: str, budget_id: str) -> BudgetDoc | None: ...
@@ -61,11 +62,24 @@ class BudgetStore(Protocol):
         """Those of ``ids`` that exist, in one read."""
         ...
 
+    def fired(self, workspace_id: str, month: str) -> set[str]:
+        """The alerts of ``month`` (YYYYMM, the tick's) known created and published: a
+        tick looks up only the others."""
+        ...
+
+    def tick_view(self, workspace_id: str, month: str) -> tuple[list[BudgetDoc], set[str]]:
+        """``budgets`` and ``fired`` together, in one read: what every tick starts with."""
+        ...
+
+    def mark_fired(self, workspace_id: str, month: str, ids: Sequence[str]) -> None: ...
+
     def create_notification(self, doc: NotificationDoc) -> bool:
         """Create it unless its id exists (the alert's once-only key); whether this call did."""
         ...
 
-    def mark_published(self, workspace_id: str, notification_id: str) -> None: ...
+    def mark_published(self, workspace_id: str, notification_ids: Sequence[str]) -> None:
+        """Mark them published, in one write."""
+        ...
 
     def record_delivery(
         self, workspace_id: str, notification_id: str, budget_id: str, delivery: Delivery

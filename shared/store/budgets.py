@@ -1,10 +1,14 @@
 """The budget store in Firestore (``BudgetStore``, DESIGN §11).
 
-Layout, below ``workspaces/{ws}``: ``budgets/{budget_id}``, ``secrets/webhook`` (the signing
-secret), ``notifications/{id}`` (the id is the alert's once-only key, created if absent),
-``notification_reads/{uid}`` (until when each member has read them); top-level
-``budget_workspaces/{ws}``, the index of workspaces with budgets that the tick walks (written
-in the same batch as the budgets: no collection-group queries, DESIGN §9).
+Layout, below ``workspaces/{ws}``: ``budgets/{budget_id}`` (one per budget, for point
+reads); ``budget_pages/{nn}`` (every budget again, ``PAGE`` to a document as one JSON string,
+rewritten with each change: a listing or a tick reads a few documents, not 1,000);
+``secrets/webhook`` (the signing secret); ``notifications/{id}`` (the id is the alert's
+once-only key, created if absent); ``alert_months/{YYYYMM}`` (the alerts known fired: a
+steady tick reads one document instead of every alert it judges crossed);
+``notification_reads/{uid}`` (until when each member has read them). Top-level:
+``budget_workspaces/{ws}``, the index of workspaces with budgets that the tick walks
+(written in the same batch as the budgets: no collection-group queries, DESIGN §9).
 
 A budget change is one batch that creates the workspace's next audit entry and moves its
 ``audit_seq``, exactly as ``FirestoreWorkspaceStore.commit`` does: both kinds of change are
@@ -19,7 +23,9 @@ from typing import Final
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from pydantic import TypeAdapter
 
+from shared.budgets.limits import MAX_BUDGETS
 from shared.models.budgets import BudgetDoc, Delivery, NotificationDoc, WebhookSecretDoc
 from shared.store.budget_interface import BudgetChange
 from shared.store.interfaces import CreateConflict
@@ -31,6 +37,16 @@ SIGNING_DOC: Final = "webhook"
 NOTIFICATIONS: Final = "notifications"
 READS: Final = "notification_reads"
 INDEX: Final = "budget_workspaces"
+PAGES: Final = "budget_pages"
+FIRED: Final = "alert_months"
+# Budgets a page document holds: the largest budget (a 2 KiB webhook URL, three 128-character
+# scope names, a 100-character name, all 4-byte characters) is under 5 KiB, so a page stays
+# well under Firestore's 1 MiB a document.
+PAGE: Final = 100
+MAX_PAGES: Final = -(-MAX_BUDGETS // PAGE)
+# A page's budgets as one JSON string: read back without the client copying every nested
+# value of the document (a snapshot's to_dict() deep-copies it).
+_PAGE: Final = TypeAdapter(list[BudgetDoc])
 
 
 class FirestoreBudgetStore:
@@ -48,12 +64,28 @@ class FirestoreBudgetStore:
 
     # --- budgets and the secret ----------------------------------------------------------------
 
+    def _pages(self, workspace_id: str) -> list[firestore.DocumentReference]:
+        return [self._below(workspace_id, PAGES, f"{n:02d}") for n in range(MAX_PAGES)]
+
     def budgets(self, workspace_id: str) -> list[BudgetDoc]:
-        found = [
-            BudgetDoc.model_validate(snap.to_dict())
-            for snap in self._workspace(workspace_id).collection(BUDGETS).stream()
-        ]
-        return sorted(found, key=lambda b: b.budget_id)
+        return self.tick_view(workspace_id, None)[0]
+
+    def tick_view(self, workspace_id: str, month: str | None) -> tuple[list[BudgetDoc], set[str]]:
+        # The pages have fixed ids: they and the month's fired set are one batched read.
+        refs = self._pages(workspace_id)
+        if month is not None:
+            refs.append(self._below(workspace_id, FIRED, month))
+        found: list[BudgetDoc] = []
+        fired: set[str] = set()
+        for snap in self._db.get_all(refs):
+            if not snap.exists:
+                continue
+            data = snap.to_dict() or {}
+            if snap.reference.parent.id == FIRED:
+                fired = set(data.get("fired", []))
+            else:
+                found += _PAGE.validate_json(data["budgets"])
+        return sorted(found, key=lambda b: b.budget_id), fired
 
     def budget(self, workspace_id: str, budget_id: str) -> BudgetDoc | None:
         snap = self._below(workspace_id, BUDGETS, budget_id).get()
@@ -72,12 +104,21 @@ class FirestoreBudgetStore:
             batch.set(self._below(ws, BUDGETS, budget.budget_id), budget.model_dump())
         for budget_id in change.removed_budgets:
             batch.delete(self._below(ws, BUDGETS, budget_id))
+        if change.all_budgets is not None:
+            ordered = sorted(change.all_budgets, key=lambda b: b.budget_id)
+            pages = [ordered[i : i + PAGE] for i in range(0, len(ordered), PAGE)]
+            for number, ref in enumerate(self._pages(ws)):
+                if number < len(pages):
+                    batch.set(ref, {"budgets": _PAGE.dump_json(pages[number]).decode()})
+                else:
+                    batch.delete(ref)
+            index = self._db.collection(INDEX).document(ws)
+            if ordered:
+                batch.set(index, {"workspace_id": ws})
+            else:
+                batch.delete(index)
         if change.webhook_secret is not None:
             batch.set(self._below(ws, SECRETS, SIGNING_DOC), change.webhook_secret.model_dump())
-        if change.indexed is True:
-            batch.set(self._db.collection(INDEX).document(ws), {"workspace_id": ws})
-        elif change.indexed is False:
-            batch.delete(self._db.collection(INDEX).document(ws))
         try:
             batch.commit()
         except AlreadyExists as e:
@@ -111,6 +152,16 @@ class FirestoreBudgetStore:
             if snap.exists
         }
 
+    def fired(self, workspace_id: str, month: str) -> set[str]:
+        snap = self._below(workspace_id, FIRED, month).get()
+        return set((snap.to_dict() or {}).get("fired", [])) if snap.exists else set()
+
+    def mark_fired(self, workspace_id: str, month: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._below(workspace_id, FIRED, month).set(
+                {"fired": firestore.ArrayUnion(list(ids))}, merge=True
+            )
+
     def create_notification(self, doc: NotificationDoc) -> bool:
         try:
             self._below(doc.workspace_id, NOTIFICATIONS, doc.notification_id).create(
@@ -120,8 +171,13 @@ class FirestoreBudgetStore:
             return False
         return True
 
-    def mark_published(self, workspace_id: str, notification_id: str) -> None:
-        self._below(workspace_id, NOTIFICATIONS, notification_id).update({"published": True})
+    def mark_published(self, workspace_id: str, notification_ids: Sequence[str]) -> None:
+        batch = self._db.batch()
+        for notification_id in notification_ids:
+            batch.update(
+                self._below(workspace_id, NOTIFICATIONS, notification_id), {"published": True}
+            )
+        batch.commit()
 
     def record_delivery(
         self, workspace_id: str, notification_id: str, budget_id: str, delivery: Delivery

@@ -26,7 +26,8 @@ import pytest
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
-from shared.models.budgets import BudgetTick, NotificationFrame, NotifyRequested
+from shared.budgets.rules import Month, budget_alert, crossings, group_totals, standing
+from shared.models.budgets import BudgetTick, NotificationDoc, NotificationFrame, NotifyRequested
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.store.budgets import FirestoreBudgetStore
 from shared.store.usage import FirestoreUsageStore
@@ -271,6 +272,70 @@ def test_yesterdays_anomaly_fires_once_to_the_budgets_that_asked(
     assert (body["kind"], body["notification_id"]) == ("anomaly", "a_20261119")
     assert "budget_id" not in body
     assert body["period"] == {"start": "2026-11-19", "end": "2026-11-19"}
+
+
+def the_alert(
+    store: FirestoreBudgetStore, db: firestore.Client, ws: str, budget_id: str, at: datetime
+) -> NotificationDoc:
+    """The one alert a budget of one threshold calls for at ``AT``, as a check makes it."""
+    budget = store.budget(ws, budget_id)
+    assert budget is not None
+    month = Month(AT)
+    rows = FirestoreUsageStore(db).daily(ws, *month.read_range())
+    now = standing(budget, group_totals(rows, month), month)
+    (crossing,) = crossings(budget, now)
+    return budget_alert(budget, month, crossing, now, at)
+
+
+def test_an_alert_a_dead_check_left_unpublished_is_published_by_a_later_tick(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    ws = user.workspace
+    spent = apply(firestore_client, ws, [usage(AT - timedelta(hours=1), 0, "d")])
+    made = make_budget(
+        function,
+        user,
+        {"name": "d", "monthly_usd": round(spent / 1e9 / 0.6, 2), "thresholds": [0.5]},
+    )
+    nid = f"b_{made['budget_id']}_202611_5000"
+    # What a check that died after creating the alert leaves: stored, not published.
+    left = the_alert(store, firestore_client, ws, made["budget_id"], AT - timedelta(minutes=5))
+    assert left.notification_id == nid
+    assert store.create_notification(left)
+    assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+    (frame,) = topics["apex-events"].pull(1)
+    assert NotificationFrame.model_validate_json(frame.data).notification.notification_id == nid
+    doc = store.notification(ws, nid)
+    assert doc is not None
+    assert doc.published
+    assert nid in store.fired(ws, "202611")
+    assert push(function, "budget_worker", tick_message(ws, AT + timedelta(minutes=1))) == 204
+    assert topics["apex-events"].empty()
+
+
+def test_a_check_racing_the_one_that_created_the_alert_does_not_publish_it_again(
+    function: Fn,
+    topics: dict[str, Captured],
+    user: User,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    ws = user.workspace
+    spent = apply(firestore_client, ws, [usage(AT - timedelta(hours=1), 0, "r")])
+    made = make_budget(
+        function,
+        user,
+        {"name": "r", "monthly_usd": round(spent / 1e9 / 0.6, 2), "thresholds": [0.5]},
+    )
+    # Created a moment ago by another check, which is about to publish it.
+    assert store.create_notification(the_alert(store, firestore_client, ws, made["budget_id"], AT))
+    assert push(function, "budget_worker", tick_message(ws, AT + timedelta(seconds=30))) == 204
+    assert topics["apex-events"].empty()
+    assert store.fired(ws, "202611") == set()
 
 
 # --- delivery failures ------------------------------------------------------------------------

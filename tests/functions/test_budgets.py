@@ -74,6 +74,8 @@ class State:
     """Everything a budget operation could change, read from Firestore."""
 
     budgets: list[dict[str, Any]]
+    # The per-budget documents, which must always hold what the pages hold.
+    budget_docs: list[dict[str, Any]]
     secret: str | None
     indexed: bool
     audit_seq: int
@@ -90,6 +92,13 @@ def state(
     secret = budgets.webhook_secret(ws)
     return State(
         budgets=[b.model_dump() for b in budgets.budgets(ws)],
+        budget_docs=sorted(
+            (
+                snap.to_dict() or {}
+                for snap in db.collection("workspaces").document(ws).collection("budgets").stream()
+            ),
+            key=lambda d: str(d["budget_id"]),
+        ),
         secret=None if secret is None else secret.secret,
         indexed=db.collection("budget_workspaces").document(ws).get().exists,
         audit_seq=workspace.audit_seq,
@@ -145,6 +154,9 @@ def test_an_admin_creates_budgets_and_the_secret_is_shown_once(
     assert again["webhook_secret"] is None
     assert budgets.webhook_secret(ws) == stored
 
+    held = state(firestore_client, budgets, workspaces, ws)
+    assert [b["budget_id"] for b in held.budgets] == [b["budget_id"] for b in held.budget_docs]
+    assert held.budgets == held.budget_docs
     # Every member reads them, with the month's spend; only admins see the whole URL.
     for role in ("owner", "admin", "member", "viewer"):
         listed = api.get(f"/{ws}/budgets", headers=as_(team, role))
@@ -536,3 +548,21 @@ def test_notifications_are_listed_newest_first_with_each_members_unread_state(
     assert api.get(f"/{ws}/notifications?limit=0", headers=as_(team, "viewer")).status_code == 422
     one = api.get(f"/{ws}/notifications?limit=1", headers=as_(team, "viewer")).get_json()
     assert [n["notification_id"] for n in one["notifications"]] == ids[:1]
+
+
+def test_past_the_budget_limit_a_new_budget_is_a_conflict(
+    api: FlaskClient,
+    team: Team,
+    budgets: FirestoreBudgetStore,
+    workspaces: FirestoreWorkspaceStore,
+    firestore_client: firestore.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.budgets.limits.MAX_BUDGETS", 2)
+    create(api, team, OK)
+    create(api, team, OK)
+    before = state(firestore_client, budgets, workspaces, team.workspace_id)
+    refused = api.post(f"/{team.workspace_id}/budgets", json=OK, headers=as_(team, "admin"))
+    assert refused.status_code == 409
+    assert error_of(refused) == ("conflict", f"workspace {team.workspace_id} has 2 budgets already")
+    assert state(firestore_client, budgets, workspaces, team.workspace_id) == before
