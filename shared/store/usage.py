@@ -164,11 +164,56 @@ class Compaction:
         )
 
 
+class DecodedDays:
+    """Decoded day documents by (name, update time), least recently used first out, bounded
+    by the rollups they hold.
+
+    A day document is immutable between compactions (a past day's for good) and read by
+    every question on its workspace: decoding a 90-day read's documents costs more than the
+    rest of the read. A rewritten document has a new update time, so nothing stale is kept
+    past the query that finds the new version."""
+
+    def __init__(self, capacity_rows: int) -> None:
+        self._capacity = capacity_rows
+        self._rows = 0
+        self._docs: OrderedDict[tuple[str, int, int], list[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: tuple[str, int, int]) -> list[Any] | None:
+        with self._lock:
+            found = self._docs.get(version)
+            if found is not None:
+                self._docs.move_to_end(version)
+            return found
+
+    def put(self, version: tuple[str, int, int], rollups: list[Any]) -> None:
+        if len(rollups) > self._capacity:
+            return
+        with self._lock:
+            if version in self._docs:
+                return
+            self._docs[version] = rollups
+            self._rows += len(rollups)
+            while self._rows > self._capacity:
+                _, evicted = self._docs.popitem(last=False)
+                self._rows -= len(evicted)
+
+
+# ~2 KB a decoded daily rollup: ~100 MB at most.
+DECODED_ROWS: Final = 50_000
+
+
 class FirestoreUsageStore:
-    def __init__(self, client: firestore.Client, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        clock: Callable[[], float] = time.time,
+        decoded_rows: int = DECODED_ROWS,
+    ) -> None:
         self._db = client
         self._clock = clock
         self._known = KnownMarkers(KNOWN_MARKERS)
+        self._decoded_days = DecodedDays(decoded_rows)
         self._leases: OrderedDict[str, int] = OrderedDict()
         self._leases_lock = threading.Lock()
 
@@ -226,21 +271,36 @@ class FirestoreUsageStore:
             .where(filter=FieldFilter("day", ">=", first_day))
             .where(filter=FieldFilter("day", "<=", last_day))
         )
-        by_day: dict[str, list[StoredRollups]] = {}
-        for fields in raw_reads.stream(self._db, query):
-            stored = StoredRollups.model_validate(fields)
-            by_day.setdefault(stored.day, []).append(stored)
+        found, _ = raw_reads.documents(self._db, query)
+        by_day: dict[str, list[tuple[raw_reads.RawDocument, StoredRollups]]] = {}
+        for doc in found:
+            stored = StoredRollups.model_validate(doc.fields)
+            by_day.setdefault(stored.day, []).append((doc, stored))
         out: list[_R] = []
         for day in sorted(by_day):
             docs = by_day[day]
             if len(docs) == 1:
-                out.extend(parts.build(cls, parts.decode(cls, docs[0].rows, day)))
+                out.extend(self._decoded(cls, *docs[0]))
                 continue
             totals: dict[tuple[Any, ...], dict[str, Any]] = {}
-            for stored in docs:
-                parts.fold(cls, totals, parts.decode(cls, stored.rows, day))
+            for doc, stored in docs:
+                # Copies: the fold adds into them, and decoded day documents are shared.
+                parts.fold(cls, totals, (dict(vars(r)) for r in self._decoded(cls, doc, stored)))
             out.extend(parts.build(cls, totals.values()))
         return out
+
+    def _decoded(
+        self, cls: type[_R], doc: raw_reads.RawDocument, stored: StoredRollups
+    ) -> list[_R]:
+        """The rollups of one stored document; a day document's kept decoded by version."""
+        if stored.kind == PART_KIND:
+            return parts.build(cls, parts.decode(cls, stored.rows, stored.day))
+        version = (doc.name, doc.update_time.seconds, doc.update_time.nanos)
+        rollups = self._decoded_days.get(version)
+        if rollups is None:
+            rollups = parts.build(cls, parts.decode(cls, stored.rows, stored.day))
+            self._decoded_days.put(version, rollups)
+        return rollups
 
     def keep_dead_batch(self, message_id: str, content: dict[str, Any]) -> None:
         """A dead-lettered message, kept (``dead_letters/{message id}``) so it can be replayed."""

@@ -117,10 +117,16 @@ class _Rollup(BaseModel):
         rollup = cls.__new__(cls)
         _set = object.__setattr__
         _set(rollup, "__dict__", fields)
-        _set(rollup, "__pydantic_fields_set__", set(fields))
+        # Shared: a frozen model never changes its own; ``model_copy`` copies it first.
+        _set(rollup, "__pydantic_fields_set__", _all_fields(cls))
         _set(rollup, "__pydantic_extra__", None)
         _set(rollup, "__pydantic_private__", None)
         return rollup
+
+
+@cache
+def _all_fields(cls: type[_Rollup]) -> set[str]:
+    return set(cls.model_fields)
 
 
 @cache

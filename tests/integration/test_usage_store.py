@@ -133,10 +133,10 @@ def test_every_stored_rollup_carries_the_common_counters(
         docs = [snap.to_dict() or {} for snap in ws.collection(collection).stream()]
         assert {doc["kind"] for doc in docs} == {"day", "part"}
         for doc in docs:
-            rows = json.loads(zlib.decompress(doc["rows"]))["rows"]
-            assert rows
-            for row in rows:
-                assert set(row) >= COMMON_COUNTERS, collection
+            blob = json.loads(zlib.decompress(doc["rows"]))
+            assert set(blob["fields"]) >= COMMON_COUNTERS, collection
+            assert blob["rows"]
+            assert {len(row) for row in blob["rows"]} == {len(blob["fields"])}
 
 
 def test_records_without_a_feature_are_counted(
