@@ -136,6 +136,11 @@ export function rememberedWorkspace(uid, workspaces, listed) {
   return uid;
 }
 
+// The workspace last chosen, as remembered (it may be one the reader has left since).
+export function rememberedChoice(uid) {
+  return localStorage.getItem(rememberKey(uid));
+}
+
 export function rememberWorkspace(uid, workspaceId) {
   localStorage.setItem(rememberKey(uid), workspaceId);
 }

@@ -521,10 +521,10 @@ def test_the_relay_serves_the_dashboard_and_its_chart_library(relay_stack: Runni
             "signin-form": ["email", "password"],
             "period-form": ["radio", "radio", "radio", "radio", "date", "date"],
         }
-        # Chart.js as a classic script (deferred, so it runs before the module), then the module.
+        # The module, then Chart.js as a classic script (deferred: it runs after the module).
         assert parts.scripts == [
-            {"defer": None, "src": "/static/vendor/chart.js/chart.umd.min.js"},
             {"type": "module", "src": "/static/dashboard.js"},
+            {"defer": None, "id": "chart-js", "src": "/static/vendor/chart.js/chart.umd.min.js"},
         ]
         refs = [s["src"] for s in parts.scripts] + [link["href"] for link in parts.links]
         for ref in refs:
@@ -539,7 +539,10 @@ def test_the_relay_serves_the_dashboard_and_its_chart_library(relay_stack: Runni
                 resolved = str(httpx.URL(f"http://relay{module}").join(spec).path)
                 if resolved not in modules:
                     pending.append(resolved)
-        # The chat page's own sign-in and workspace code: one module, shared, not a copy.
+        # The chat page's own sign-in and workspace code: one module, shared, not a copy. The
+        # page preloads exactly the modules dashboard.js imports, so none waits for another.
+        preloaded = {link["href"] for link in parts.links if link["rel"] == "modulepreload"}
+        assert preloaded == modules - {"/static/dashboard.js"}
         assert modules == {
             "/static/dashboard.js",
             "/static/common.js",
