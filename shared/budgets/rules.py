@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
@@ -42,13 +42,32 @@ SECONDS_A_DAY: Final = 86_400
 
 @dataclass(frozen=True, slots=True)
 class Month:
-    """The UTC calendar month of ``now``, and the days a tick reads for it."""
+    """The UTC calendar month of ``now``, and the days a tick reads for it (worked out once:
+    a tick asks for them for every budget)."""
 
     now: datetime
+    today: date = field(init=False)
+    days: int = field(init=False)
+    key: str = field(init=False)  # YYYYMM
+    label: str = field(init=False)  # YYYY-MM
+    # What is left of the month, the rest of today included, in days.
+    days_left: float = field(init=False)
 
-    @property
-    def today(self) -> date:
-        return self.now.astimezone(UTC).date()
+    def __post_init__(self) -> None:
+        now = self.now.astimezone(UTC)
+        today = now.date()
+        days = calendar.monthrange(today.year, today.month)[1]
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        rest_of_today = 1.0 - (now - midnight).total_seconds() / SECONDS_A_DAY
+        fields = {
+            "today": today,
+            "days": days,
+            "key": f"{today.year:04d}{today.month:02d}",
+            "label": f"{today.year:04d}-{today.month:02d}",
+            "days_left": (days - today.day) + rest_of_today,
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
 
     @property
     def first(self) -> date:
@@ -59,28 +78,8 @@ class Month:
         return self.today.replace(day=self.days)
 
     @property
-    def days(self) -> int:
-        return calendar.monthrange(self.today.year, self.today.month)[1]
-
-    @property
-    def key(self) -> str:
-        return f"{self.today.year:04d}{self.today.month:02d}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.today.year:04d}-{self.today.month:02d}"
-
-    @property
     def period(self) -> Period:
         return Period(start=self.first.isoformat(), end=self.last.isoformat())
-
-    @property
-    def days_left(self) -> float:
-        """What is left of the month, the rest of today included, in days."""
-        now = self.now.astimezone(UTC)
-        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        rest_of_today = 1.0 - (now - midnight).total_seconds() / SECONDS_A_DAY
-        return (self.days - self.today.day) + rest_of_today
 
     @property
     def yesterday(self) -> date:

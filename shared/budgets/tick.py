@@ -17,7 +17,7 @@ to publish it) publishes it again; delivery drops what it has delivered already.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -26,6 +26,7 @@ from shared.budgets.rules import (
     Month,
     anomaly_alert,
     budget_alert,
+    budget_notification_id,
     crossings,
     group_totals,
     standing,
@@ -82,8 +83,7 @@ def check_workspace(
     if not found:
         return Checked(0, 0, [])
     rows = usage.daily(workspace_id, *month.read_range())
-    candidates = alerts_of(found, rows, month, at)
-    unknown = [c for c in candidates if c.notification_id not in fired]
+    candidates, unknown = alerts_of(found, rows, month, at, fired)
     held = budgets.existing(workspace_id, [c.notification_id for c in unknown])
     to_publish: list[NotificationDoc] = []
     known: list[str] = []
@@ -100,26 +100,37 @@ def check_workspace(
         bus.publish_all([m for doc in to_publish for m in messages_of(doc)])
         budgets.mark_published(workspace_id, [d.notification_id for d in to_publish])
     budgets.mark_fired(workspace_id, month.key, [*known, *(d.notification_id for d in to_publish)])
-    return Checked(len(found), len(candidates), [d.notification_id for d in to_publish])
+    return Checked(len(found), candidates, [d.notification_id for d in to_publish])
 
 
 def alerts_of(
-    found: Sequence[BudgetDoc], daily: Sequence[DailyRollup], month: Month, at: datetime
-) -> list[NotificationDoc]:
-    """Every alert the budgets call for at ``at`` (whether it fired before or not)."""
+    found: Sequence[BudgetDoc],
+    daily: Sequence[DailyRollup],
+    month: Month,
+    at: datetime,
+    fired: Collection[str] = (),
+) -> tuple[int, list[NotificationDoc]]:
+    """How many alerts the budgets call for at ``at``, and those not in ``fired`` (the
+    fired ones are counted, not built: a steady tick builds nothing)."""
+    count = 0
     out: list[NotificationDoc] = []
     totals = group_totals(daily, month)
     for budget in found:
         now = standing(budget, totals, month)
         for crossing in crossings(budget, now):
+            count += 1
+            if budget_notification_id(budget.budget_id, month, crossing.threshold) in fired:
+                continue
             doc = budget_alert(budget, month, crossing, now, at)
             out.append(doc.model_copy(update={"deliveries": _deliveries([budget])}))
     anomaly = yesterdays_anomaly(daily, month)
     if anomaly is not None and found:
+        count += 1
         doc = anomaly_alert(found[0].workspace_id, anomaly, at)
-        watching = [b for b in found if b.anomalies]
-        out.append(doc.model_copy(update={"deliveries": _deliveries(watching)}))
-    return out
+        if doc.notification_id not in fired:
+            watching = [b for b in found if b.anomalies]
+            out.append(doc.model_copy(update={"deliveries": _deliveries(watching)}))
+    return count, out
 
 
 def _deliveries(budgets: Sequence[BudgetDoc]) -> dict[str, Delivery]:
