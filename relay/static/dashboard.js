@@ -496,9 +496,9 @@ function renderBreakdowns(report) {
     return h("section", { class: "breakdown", "data-testid": `breakdown-${dimension}`, "aria-labelledby": id },
       h("h3", { id, text: title }),
       rows.length
-        ? h("table", { class: "grid", "aria-labelledby": id },
+        ? h("div", { class: "table-wrap" }, h("table", { class: "grid", "aria-labelledby": id },
           h("thead", {}, h("tr", {}, ...["Name", "Spend", "Share", "Requests"].map((t, i) => h("th", { scope: "col", class: i ? "num" : null, text: t })))),
-          h("tbody", {}, ...top.map((row) => line(row, row.key, row.key)), other))
+          h("tbody", {}, ...top.map((row) => line(row, row.key, row.key)), other)))
         : h("p", { class: "muted", text: "No usage in this period." }));
   }));
 }

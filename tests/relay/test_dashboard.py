@@ -35,7 +35,15 @@ from devstack.stack import RunningStack
 from devstack.synthetic import generate
 from relay.app import STATIC_DIR
 from tests.relay.test_lifecycle import _IMPORT, _PageParts, _served_as_built
-from tests.support.browser import ARTIFACTS, ROOT, PageWatch, launch, offline_context, watched_page
+from tests.support.browser import (
+    ARTIFACTS,
+    PHONE,
+    ROOT,
+    PageWatch,
+    launch,
+    offline_context,
+    watched_page,
+)
 from tests.support.relay import ChatUser, auth_default_project
 from tests.support.stack import Caller, ingest
 from tests.support.teams import Workspaces, verified_chat_user
@@ -44,6 +52,8 @@ LOAD_TIMEOUT_MS = 60_000
 TOP_ROWS = 8  # dashboard.js: a breakdown's rows before "Other"
 MAX_SERIES = 7  # dashboard.js: models stacked one by one
 DIMENSIONS = ("feature", "model", "provider", "user")
+# Okabe & Ito's colour-blind-safe palette, which the chart's series take (grey for "Other").
+OKABE_ITO = {"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"}
 # Collects every CSP violation the page reports (Chromium also logs them as console errors).
 CSP_WATCH = """
 window.__cspViolations = [];
@@ -269,6 +279,7 @@ def check_daily(page: Page, fns: Functions, report: dict[str, Any], start: str, 
         assert dataset["data"] == [expected[dataset["label"]][day] for day in days]
     colours = [d["colour"] for d in chart["datasets"]]
     assert len(set(colours)) == len(colours), "each model its own colour"
+    assert set(colours) <= OKABE_ITO
 
 
 def check_recommendations(page: Page, found: dict[str, Any]) -> None:
@@ -506,6 +517,34 @@ def test_a_recommendation_asks_about_itself_in_the_chat(
     page.get_by_test_id("nav-dashboard").click()
     wait_drawn(page, team.workspace, *preset_range(30))
     assert_clean(page, watch)
+
+
+def test_the_dashboard_fits_a_phone(
+    relay_stack: RunningStack, team: Team, reader: ChatUser, browser: Browser
+) -> None:
+    ctx, watch = offline_context(browser, viewport=PHONE)
+    try:
+        page = watched_page(ctx, watch)
+        page.goto(f"{relay_stack.relay}/dashboard?days=30")
+        sign_in(page, reader)
+        page.get_by_test_id("workspace-select").select_option(team.workspace)
+        wait_drawn(page, team.workspace, *preset_range(30))
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            """(limit) => [...document.querySelectorAll("body *")]
+              .filter((e) => e.getBoundingClientRect().right > limit)
+              .slice(0, 5).map((e) => `${e.tagName}.${e.className}#${e.id}`)""",
+            PHONE["width"],
+        )
+        assert width <= PHONE["width"], f"the dashboard is {width} px wide: {wide}"
+        for control in ("workspace-select", "period-90", "sign-out", "nav-chat"):
+            box = page.get_by_test_id(control).bounding_box()
+            assert box is not None, control
+            assert 0 <= box["x"] <= box["x"] + box["width"] <= PHONE["width"], (control, box)
+        full_screenshot(page, "dashboard-phone.png")
+        watch.assert_clean()
+    finally:
+        ctx.close()
 
 
 def test_the_relay_serves_the_dashboard_and_its_chart_library(relay_stack: RunningStack) -> None:
