@@ -291,8 +291,12 @@ async function load() {
       firstMark("daily");
     }).catch((e) => {
       if (!current()) return;
-      $("breakdowns").replaceChildren();
-      sectionError($("daily-table-wrap"), "the usage", e);
+      state.chart?.destroy();
+      state.chart = null;
+      $("daily-box").hidden = true;
+      $("daily-details").hidden = true;
+      $("daily-table-wrap").replaceChildren();
+      sectionError($("breakdowns"), "the usage", e);
     }),
     agentsOptimization(ws, range)
       .then((found) => {
