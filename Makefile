@@ -77,6 +77,7 @@ bench: install
 	$(PY) -m bench.golden_path
 	$(PY) -m bench.load_chat
 	$(PY) -m bench.access_check
+	$(PY) -m bench.budget_tick
 
 ## Re-resolve the locks after a change to a .in file (README, "Dependencies"). Versions
 ## already locked are kept; `make lock LOCK_FLAGS=--upgrade` moves every package to its newest.
