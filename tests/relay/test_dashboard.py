@@ -467,9 +467,18 @@ def test_signed_out_the_dashboard_shows_the_chat_pages_sign_in_form_and_calls_no
     calls: list[str] = []
     functions = tuple(relay_stack.functions.values())
     page.on("request", lambda r: calls.append(r.url) if r.url.startswith(functions) else None)
+    configs: list[str] = []
+    page.on("response", lambda r: configs.append(r.url) if "/config.json" in r.url else None)
     page.goto(f"{relay_stack.relay}/dashboard")
     form = page.get_by_test_id("signin-form")
     expect(form).to_be_visible()
+    # Preloaded by the page and then read by its script: fetched once, by the preload.
+    assert configs == [f"{relay_stack.relay}/config.json"]
+    initiators = page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.endsWith('/config.json')).map((e) => e.initiatorType)"
+    )
+    assert initiators == ["link"]
     expect(page.get_by_test_id("dashboard")).to_be_hidden()
     expect(page.get_by_test_id("workspace-bar")).to_be_hidden()
     # The chat page's form: the same fields, the same names.
@@ -599,7 +608,14 @@ def test_the_relay_serves_the_dashboard_and_its_chart_library(relay_stack: Runni
             {"type": "module", "src": "/static/dashboard.js"},
             {"defer": None, "id": "chart-js", "src": "/static/vendor/chart.js/chart.umd.min.js"},
         ]
-        refs = [s["src"] for s in parts.scripts] + [link["href"] for link in parts.links]
+        # /config.json is preloaded (fetched as the page's script fetches it); the rest are
+        # the relay's static files, served as built.
+        fetched = [link for link in parts.links if link["rel"] == "preload"]
+        assert fetched == [
+            {"rel": "preload", "href": "/config.json", "as": "fetch", "crossorigin": "anonymous"}
+        ]
+        refs = [s["src"] for s in parts.scripts]
+        refs += [link["href"] for link in parts.links if link["rel"] != "preload"]
         for ref in refs:
             assert ref is not None
             _served_as_built(client, ref)
