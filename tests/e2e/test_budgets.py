@@ -24,6 +24,7 @@ import pytest
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient
 
+from devstack.procs import ManagedProcess
 from devstack.stack import RunningStack
 from devstack.ticker import tick_message
 from shared.budgets.tick import TICK_TOPIC
@@ -35,6 +36,8 @@ from tests.support.webhooks import Receiver, receiver
 from tests.support.wsclient import chat, ws_url
 
 RECORDS: Final = 6
+# A path like a Slack webhook's, whose last part is the credential.
+HOOK_PATH: Final = "/services/T0/B0/sekret-path-0f3a"
 # Long enough for a tick's fan-out, check and publish on an idle stack (measured: < 2 s).
 QUIET_S: Final = 10.0
 
@@ -114,7 +117,7 @@ def test_thresholds_crossed_are_delivered_signed_once_and_listed(
         caller,
         "POST",
         f"/{ws}/budgets",
-        {"name": "Prod", "monthly_usd": monthly, "webhook_url": hook.url("/apex")},
+        {"name": "Prod", "monthly_usd": monthly, "webhook_url": hook.url(HOOK_PATH)},
     )
     assert made.status_code == 201, made.text
     budget = made.json()
@@ -131,7 +134,7 @@ def test_thresholds_crossed_are_delivered_signed_once_and_listed(
 
     bodies = []
     for got in received:
-        assert got.path == "/apex"
+        assert got.path == HOOK_PATH
         assert got.signed_by(secret), "the signature does not verify"
         bodies.append(json.loads(got.body))
     assert sorted(b["threshold"] for b in bodies) == [0.5, 0.8]
@@ -156,6 +159,14 @@ def test_thresholds_crossed_are_delivered_signed_once_and_listed(
     for n in by_threshold.values():
         assert n["deliveries"][budget["budget_id"]]["status"] == "delivered"
         assert n["deliveries"][budget["budget_id"]]["host"] == "127.0.0.1"
+
+    # No process logged the signing secret or the URL's path (a Slack URL is a credential).
+    logs = [p.log_path for p in stack.watched if isinstance(p, ManagedProcess)]
+    assert any("a webhook was delivered" in p.read_text(errors="replace") for p in logs)
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert secret not in text, f"the webhook secret in {path.name}"
+        assert "sekret-path" not in text, f"the webhook URL's path in {path.name}"
 
 
 def test_a_failing_receiver_is_retried_then_recorded_undelivered(

@@ -20,6 +20,7 @@ FIRESTORE_STORES = (
     "shared.store.ratelimit",
     "shared.store.storage",
     "shared.store.raw_writes",
+    "shared.store.budgets",
 )
 COMPOSITION_ROOT = Path("shared/services.py")
 
