@@ -78,6 +78,7 @@ bench: install
 	$(PY) -m bench.load_chat
 	$(PY) -m bench.access_check
 	$(PY) -m bench.budget_tick
+	$(PY) -m bench.dashboard_paint
 
 ## Re-resolve the locks after a change to a .in file (README, "Dependencies"). Versions
 ## already locked are kept; `make lock LOCK_FLAGS=--upgrade` moves every package to its newest.
