@@ -47,7 +47,7 @@ def workspace_of_header(value: str | None) -> str | None:
     """The ``X-Apex-Workspace`` value, checked (a malformed id is a client error: 400)."""
     if value is None or value == "":
         return None
-    if not WORKSPACE_ID.match(value):
+    if not WORKSPACE_ID.fullmatch(value):
         raise BadRequest("X-Apex-Workspace must be 1..128 letters, digits, `_` or `-`")
     return value
 

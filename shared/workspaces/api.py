@@ -215,7 +215,7 @@ class Path:
         params = []
         for want, got in zip(self.pattern, segments, strict=True):
             if want.startswith("{"):
-                if not _SEGMENT.match(got):
+                if not _SEGMENT.fullmatch(got):
                     return None
                 params.append(got)
             elif want != got:
