@@ -1,29 +1,29 @@
-"""Daily usage rollups: usage records → additive deltas (the documents' ids: ``layout``).
+"""Daily usage rollups: usage records → additive deltas (where they are stored: ``layout``).
 
-Two rollups, both per UTC day, stored under ``workspaces/{ws}/``:
+Two rollups, both per UTC day, named by ``doc_id``:
 
-- ``usage_daily/{day}_{provider}_{model}_{feature}``: ``DailyRollup``;
-- ``usage_daily_users/{day}_{user}``: ``UserDailyRollup``.
+- ``{day}_{provider}_{model}_{feature}``: ``DailyRollup``;
+- ``{day}_{user}``: ``UserDailyRollup``.
 
-Every counter is an integer (money in 1e-9 USD), so deltas are exact and are applied with
-Firestore ``Increment`` transforms; ``min_input_tokens`` with a ``Minimum`` transform.
-``merge`` is associative and commutative, and ``accumulate(a + b)`` equals
-``merge(accumulate(a), accumulate(b, seen_request_hashes=<a's new hash markers>))``.
+Every counter is an integer (money in 1e-9 USD), so deltas are exact and sums are exact in
+any order; ``min_input_tokens`` merges by taking the minimum. ``merge`` is associative and
+commutative, and ``accumulate(a + b)`` equals
+``merge(accumulate(a), accumulate(b, seen_request_hashes=<a's new hash markers>))``: the
+store keeps a day as the rows of its day document plus parts, and reads their merge.
 
 Idempotence (the aggregator's protocol; this module only provides the pure parts):
 
 - a record is applied at most once: the aggregator creates
   ``usage_applied/{record_marker_id(record_id)}`` (create-if-absent) in the same atomic
-  write as the increments, and drops records whose marker already exists;
+  write as the deltas, and drops records whose marker already exists;
 - repeated identical requests: a request is a *repeat* when a request with the same
   ``request_hash`` was already seen on the same day, provider, model and feature. The first
   one creates ``usage_request_hashes/{request_hash_marker_id(record)}``; pass the markers
   that already exist as ``seen_request_hashes`` and create ``RollupBatch.new_request_hashes``
-  in the same atomic write as the increments (retry the batch if a create fails).
+  in the same atomic write as the deltas (retry the batch if a create fails).
 
 One atomic Firestore write holds at most 500 operations, so the aggregator accumulates and
-commits records in chunks that fit (markers plus touched rollups per chunk); chunking is
-safe because accumulations merge exactly.
+commits records in chunks that fit; chunking is safe because accumulations merge exactly.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class _Rollup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     IDENTITY: ClassVar[tuple[str, ...]] = ()
-    # Fields merged by taking the minimum (applied with Firestore ``Minimum`` transforms).
+    # Fields merged by taking the minimum.
     MINIMUMS: ClassVar[tuple[str, ...]] = ()
 
     requests: Count = NonNegative
@@ -77,34 +77,6 @@ class _Rollup(BaseModel):
         merged = dict(vars(self))
         _add_into(type(self), merged, vars(other))
         return self.model_copy(update=merged)
-
-    def firestore_increments(self) -> dict[str, int]:
-        """Field path → amount for ``Increment`` transforms (histogram buckets as map paths).
-
-        The counters every rollup holds (requests, errors, tokens, cost: DESIGN §4) are
-        always written, so every rollup document has them; the subsets' counters and the
-        histogram buckets only when not zero (one never incremented reads back as its
-        default 0, and most subsets are empty: this halves the transforms)."""
-        increments: dict[str, int] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if name in self.IDENTITY or name in self.MINIMUMS:
-                continue
-            if isinstance(value, dict):
-                increments.update({f"{name}.{key}": n for key, n in value.items() if n})
-            elif value or name in COMMON_COUNTERS:
-                increments[name] = value
-        return increments
-
-    def firestore_minimums(self) -> dict[str, int]:
-        """Field path → value for ``Minimum`` transforms (none for a rollup of no requests)."""
-        if not self.requests:
-            return {}
-        return {name: getattr(self, name) for name in self.MINIMUMS}
-
-    def identity(self) -> dict[str, str | None]:
-        """The fields set (not incremented) on the document: what the id is made of."""
-        return {name: getattr(self, name) for name in self.IDENTITY}
 
     @classmethod
     def trusted(cls, fields: dict[str, Any]) -> Self:
@@ -158,10 +130,6 @@ def _add_into(cls: type[_Rollup], total: dict[str, Any], delta: Mapping[str, Any
         total[name] = merge_histograms(total[name], delta[name])
     for name in counters:
         total[name] += delta[name]
-
-
-# The counters of ``_Rollup`` itself: every rollup document carries them.
-COMMON_COUNTERS: Final = frozenset(_Rollup.model_fields)
 
 
 class UserDailyRollup(_Rollup):

@@ -13,7 +13,7 @@ from google.cloud import firestore
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared.store.usage import FirestoreUsageStore, commit_chunks
 from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
-from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, accumulate
+from shared.usage.rollups import DailyRollup, UserDailyRollup, accumulate
 
 
 @pytest.fixture(scope="module")
@@ -122,19 +122,22 @@ def store_daily(client: firestore.Client, workspace: str) -> list[DailyRollup]:
     return sorted(FirestoreUsageStore(client).daily(workspace, *SPAN), key=lambda r: r.doc_id)
 
 
-def test_every_stored_rollup_carries_the_common_counters(
+def test_every_stored_rollup_carries_every_field(
     firestore_client: firestore.Client, small: SyntheticWorkspace
 ) -> None:
     store = FirestoreUsageStore(firestore_client, clock=lambda: 1_800_000_000.0)
     store.apply("ws7", small.records[:200])  # compacted: the window's first batch
     store.apply("ws7", small.records[200:300])  # in the same window: parts beside the days
     ws = firestore_client.collection("workspaces").document("ws7")
-    for collection in (USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION):
+    for collection, cls in (
+        (USAGE_DAILY_COLLECTION, DailyRollup),
+        (USAGE_DAILY_USERS_COLLECTION, UserDailyRollup),
+    ):
         docs = [snap.to_dict() or {} for snap in ws.collection(collection).stream()]
         assert {doc["kind"] for doc in docs} == {"day", "part"}
         for doc in docs:
             blob = json.loads(zlib.decompress(doc["rows"]))
-            assert set(blob["fields"]) >= COMMON_COUNTERS, collection
+            assert set(blob["fields"]) == set(cls.model_fields) - {"day"}, collection
             assert blob["rows"]
             assert {len(row) for row in blob["rows"]} == {len(blob["fields"])}
 

@@ -13,7 +13,7 @@ from shared.models.usage import UsageRecord, usage_record
 from shared.usage import layout, rollups
 from shared.usage.histograms import LATENCY_BOUNDS_MS, OUTPUT_TOKEN_BOUNDS, histogram_percentile
 from shared.usage.layout import rollup_doc_id, user_rollup_doc_id
-from shared.usage.rollups import COMMON_COUNTERS, DailyRollup, RollupBatch, accumulate
+from shared.usage.rollups import DailyRollup, RollupBatch, accumulate
 from tests.support.usage import cost_nano
 
 DAY = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -205,28 +205,9 @@ def test_aggregate_records_use_per_call_averages() -> None:
     assert row.latency_count == 0
 
 
-def test_firestore_deltas() -> None:
+def test_a_stored_rollup_validates_into_the_same_rollup() -> None:
     row = only(accumulate([rec(), rec(input_tokens=300)]))
-    increments = row.firestore_increments()
-    assert increments["requests"] == 2
-    assert increments["latency_hist.le_500"] == 2
-    assert increments["output_hist.le_16"] == 2
-    assert "min_input_tokens" not in increments
-    assert "day" not in increments
-    # Every rollup document carries the common counters; a subset's counter that stays
-    # zero is not written (it reads back as its default).
-    assert increments["errors"] == 0
-    assert increments["cached_input_tokens"] == 0
-    assert "repeat_cost_nanousd" not in increments
-    assert "error_cost_nanousd" not in increments
-    assert all(n for name, n in increments.items() if name not in COMMON_COUNTERS)
-    assert row.firestore_minimums() == {"min_input_tokens": 300}
-    assert row.identity() == {
-        "day": "2026-11-02",
-        "provider": "openai",
-        "model": "gpt-4o",
-        "feature": "classify_ticket",
-    }
+    assert row.min_input_tokens == 300
     # A document read back from Firestore validates into the same rollup.
     document = {**row.model_dump(), "updated_at": "2026-11-02T10:00:00Z"}
     assert DailyRollup.model_validate(document) == row
