@@ -7,6 +7,7 @@
 import { onIdTokenChanged } from "./vendor/firebase/firebase-auth.js";
 import {
   $,
+  KIND_LABELS,
   bindSignIn,
   callFunction as call,
   h,
@@ -29,15 +30,6 @@ const atLeast = (role, needed) => (RANK[role] ?? -1) >= RANK[needed];
 const INVITE_PARAM = "invite";
 // /?ask=... (the dashboard's "Ask in chat" links): a question put in the composer, not sent.
 const ASK_PARAM = "ask";
-const KIND_LABELS = {
-  cheaper_model: "Cheaper model",
-  prompt_caching: "Prompt caching",
-  batch_api: "Batch API",
-  trim_outputs: "Trim outputs",
-  response_cache: "Response cache",
-  failed_calls: "Failed calls",
-  deprecated_model: "Deprecated model",
-};
 
 const state = {
   config: null,

@@ -18,6 +18,17 @@ export const $ = (id) => document.getElementById(id);
 // DESIGN §8: money on the pages is written $1,234.56.
 export const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 
+// A recommendation's kind (DESIGN §8), as both pages name it.
+export const KIND_LABELS = {
+  cheaper_model: "Cheaper model",
+  prompt_caching: "Prompt caching",
+  batch_api: "Batch API",
+  trim_outputs: "Trim outputs",
+  response_cache: "Response cache",
+  failed_calls: "Failed calls",
+  deprecated_model: "Deprecated model",
+};
+
 // DOM helper. Untrusted text only ever goes through textContent, never innerHTML.
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -6,6 +6,7 @@
 // which add whole cents). Sign-in and the active workspace are the chat page's (common.js).
 import {
   $,
+  KIND_LABELS,
   bindSignIn,
   callFunction,
   h,
@@ -557,15 +558,6 @@ function renderBudgets(list) {
 // ---------------------------------------------------------------------------------------
 // Recommendations, ranked as agents_optimization ranks them, each with a question for the chat.
 
-const KIND_LABELS = {
-  cheaper_model: "Cheaper model",
-  prompt_caching: "Prompt caching",
-  batch_api: "Batch API",
-  trim_outputs: "Trim outputs",
-  response_cache: "Response cache",
-  failed_calls: "Failed calls",
-  deprecated_model: "Deprecated model",
-};
 const BASIS_LABELS = { measured: "Measured", upper_bound: "Upper bound" };
 
 // `name` in a title or detail (the writers' one inline mark) as code; the rest as text.
