@@ -28,12 +28,14 @@ import json
 import os
 import random
 import statistics
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,8 +43,9 @@ from google.cloud import firestore
 
 from bench.common import percentile, report
 from bench.ingest import stack_cpu_s
-from bench.relay_capacity import bench_stack, sign_up
+from bench.relay_capacity import sign_up
 from devstack.firestore_writes import WriteLog
+from devstack.stack import DevConfig, run_stack
 from shared.store.usage import FirestoreUsageStore
 
 EXPORT_EVERY_S = 5.0
@@ -53,6 +56,22 @@ TARGET = (
     "export -> visible in agents_data p50/p99 reported"
 )
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
+# One key for 100 processes' exports: its per-caller limit out of the way (the workspace's
+# own limit, 6,000 calls a minute, stays).
+LIMITS = {"APEX_FUNCTION_CALLS_PER_MINUTE": "1000000"}
+
+
+def faults(log: Path) -> list[str]:
+    """The warnings and errors a function logged (structured JSON lines)."""
+    found = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("severity") in ("WARNING", "ERROR"):
+            found.append(str(entry.get("message", ""))[:200])
+    return found
 
 
 @dataclass
@@ -148,9 +167,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--spans", type=int, default=30)
     args = parser.parse_args()
-    # One key for 100 processes' exports: its per-caller limit out of the way (the
-    # workspace's own limit, 6,000 calls a minute, stays).
-    with bench_stack(APEX_FUNCTION_CALLS_PER_MINUTE="1000000") as running:
+    project = f"demo-bench{uuid.uuid4().hex[:6]}"
+    with (
+        tempfile.TemporaryDirectory() as state,
+        run_stack(
+            DevConfig.with_os_ports(project, Path(state)),
+            {**os.environ, "GOOGLE_CLOUD_PROJECT": project, **LIMITS},
+            demo_data=False,
+        ) as running,
+    ):
         os.environ.update(running.env)
         db = firestore.Client(project=running.project)
         store = FirestoreUsageStore(db)
@@ -223,6 +248,8 @@ def main() -> None:
         rows_today = store.daily(WORKSPACE, today, today)
         counted = store.catalogue(WORKSPACE).records
         requests_today = sum(r.requests for r in rows_today)
+        aggregator_faults = faults(Path(state) / "logs" / "usage_aggregator.log")
+        ingest_faults = faults(Path(state) / "logs" / "usage_ingest.log")
         parts_left = sum(
             1
             for snap in db.collection(f"workspaces/{WORKSPACE}/usage_daily").stream()
@@ -296,6 +323,11 @@ def main() -> None:
             "",
         ],
         ["probes seen / sent", f"{len(visible)} / {len(fleet.probes)}", ""],
+        [
+            "warnings and errors logged: usage_ingest, usage_aggregator",
+            f"{len(ingest_faults)}, {len(aggregator_faults)}",
+            "",
+        ],
     ]
     report(
         "fleet",
@@ -312,6 +344,10 @@ def main() -> None:
             "rounds_visible_acked_p50_s": rounds,
             "cpu_s": cpu,
             "parts_left": parts_left,
+            "faults": {
+                "usage_ingest": ingest_faults[:20],
+                "usage_aggregator": aggregator_faults[:20],
+            },
             "load_avg": os.getloadavg(),
         },
     )
