@@ -20,7 +20,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -460,8 +460,11 @@ def test_budget_bars_read_spent_of_monthly_with_the_forecast(
 
 
 def test_signed_out_the_dashboard_shows_the_chat_pages_sign_in_form_and_calls_nothing(
-    relay_stack: RunningStack, reader: ChatUser, context: tuple[BrowserContext, PageWatch]
+    relay_stack: RunningStack,
+    new_chat_user: Callable[[], ChatUser],
+    context: tuple[BrowserContext, PageWatch],
 ) -> None:
+    reader = new_chat_user()
     ctx, watch = context
     page = watched_page(ctx, watch)
     calls: list[str] = []
