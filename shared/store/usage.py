@@ -65,6 +65,10 @@ _R = TypeVar("_R", DailyRollup, UserDailyRollup)
 WORKSPACES: Final = "workspaces"
 # One commit holds at most 500 writes.
 MAX_WRITES: Final = 500
+# Reads of the catalogue tried before giving up (see ``catalogue``), a pause apart: longer in
+# all than a compaction window, so a quiet moment between two compactions is found.
+CATALOGUE_ATTEMPTS: Final = 40
+CATALOGUE_PAUSE_S: Final = 0.1
 MAX_COMMIT_ATTEMPTS: Final = 5
 # Commits of one batch in flight at once (see ``FirestoreUsageStore.apply``).
 COMMITTERS: Final = 2
@@ -230,8 +234,19 @@ class FirestoreUsageStore:
             .where(filter=FieldFilter("kind", "==", PART_KIND))
             .select(["day", "kind", "catalogue"])
         )
-        found, read_time = raw_reads.documents(self._db, query)
-        snap = ws.get(read_time=_datetime(read_time))
+        for _ in range(CATALOGUE_ATTEMPTS):
+            found, read_time = raw_reads.documents(self._db, query)
+            snap = ws.get(read_time=_datetime(read_time))
+            # The local emulator ignores `read_time` on a get: a compaction that lands between
+            # the two reads would count its parts twice. Compaction deletes the parts it folds,
+            # so if every part read is still there after the document was read, none was
+            # folded meanwhile and the two reads agree.
+            again, _ = raw_reads.documents(self._db, query)
+            if {doc.name for doc in found} <= {doc.name for doc in again}:
+                break
+            time.sleep(CATALOGUE_PAUSE_S)
+        else:
+            raise Unavailable("the usage catalogue changed under every read; retry")
         base = Catalogue.model_validate(snap.to_dict()) if snap.exists else Catalogue()
         records = base.records
         names: dict[str, set[str]] = {"models": set(), "features": set(), "providers": set()}
