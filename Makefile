@@ -77,6 +77,8 @@ bench: install
 	$(PY) -m bench.golden_path
 	$(PY) -m bench.load_chat
 	$(PY) -m bench.access_check
+	$(PY) -m bench.fleet
+	$(PY) -m bench.usage_read
 	$(PY) -m bench.budget_tick
 	$(PY) -m bench.dashboard_paint
 
