@@ -62,7 +62,7 @@ def records_of_day(
 ) -> list[UsageRecord]:
     """``calls`` calls for each (feature, model) pair of the day: every pair present, the
     calls dealt to the users in turn (every user present when there are enough)."""
-    out = []
+    out: list[UsageRecord] = []
     start_of_day = datetime(day.year, day.month, day.day, tzinfo=UTC)
     for f in range(FEATURES):
         for m in range(per_feature):
