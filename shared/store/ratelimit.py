@@ -1,14 +1,15 @@
 """The rate limiter in Firestore (``RateLimiter``): per-user (and per-workspace) limits shared
 by every instance, in fixed one-minute windows.
 
-Every counted call *creates* its own document ``ratelimits/{kind}_{who}_{window}_{random}``
-(``key`` names the window, ``expires_at`` is for TTL), and the window's count is a
-``count()`` of the documents with its key, this call's included: exact, as a single
-incremented counter was, but no document is written twice, so the count holds at any rate
-(DESIGN §10: about one write a second per document is all Firestore sustains; the
-per-workspace limit of 6,000 calls a minute on one counter was 100). A process that has
-seen a window over its limit refuses the rest of that window's calls without writing, so
-past the limit the writes stop (at most one more per process).
+Every counted call *creates* its own document ``ratelimits/{kind}_{who}_{window}/
+ratelimits/{random}`` (``expires_at`` for TTL: the policy on the ``ratelimits`` collection
+group covers both levels), and the window's count is a ``count()`` of that collection,
+this call's included: exact, as a single incremented counter was, but no document is
+written twice, so the count holds at any rate (DESIGN §10: about one write a second per
+document is all Firestore sustains; the per-workspace limit of 6,000 calls a minute on one
+counter was 100). A process that has seen a window over its limit refuses the rest of that
+window's calls without writing, so past the limit the writes stop (at most one more per
+process).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from google.cloud import firestore
-from google.cloud.firestore_v1 import FieldFilter
 
 from shared.errors import RateLimited
 from shared.store.documents import LimitKind
@@ -47,10 +47,11 @@ class FirestoreRateLimiter:
         key = f"{kind}_{user}_{window}"
         if not self._is_full(key):
             window_end = datetime.fromtimestamp((window + 1) * WINDOW_S, UTC)
-            self._db.collection(RATELIMITS).document(f"{key}_{uuid.uuid4().hex}").create(
-                {"key": key, "expires_at": window_end + timedelta(seconds=WINDOW_S)}
+            calls = self._db.collection(RATELIMITS).document(key).collection(RATELIMITS)
+            calls.document(uuid.uuid4().hex).create(
+                {"expires_at": window_end + timedelta(seconds=WINDOW_S)}
             )
-            if self._count(key) <= limit:
+            if self._count(calls) <= limit:
                 return
             self._mark_full(key)
         retry_after = max(1, math.ceil((window + 1) * WINDOW_S - epoch))
@@ -59,10 +60,9 @@ class FirestoreRateLimiter:
             retry_after_s=retry_after,
         )
 
-    def _count(self, key: str) -> int:
+    def _count(self, calls: firestore.CollectionReference) -> int:
         """The window's counted calls."""
-        query = self._db.collection(RATELIMITS).where(filter=FieldFilter("key", "==", key))
-        aggregation: Any = query.count(alias="calls")
+        aggregation: Any = calls.count(alias="calls")
         [[result]] = aggregation.get()
         return int(result.value)
 
