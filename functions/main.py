@@ -14,7 +14,6 @@ from typing import TypeVar
 
 import flask
 import functions_framework
-import werkzeug.exceptions
 
 from shared.budgets.workers import BUDGET_WORKER, NOTIFY_WORKER
 from shared.edge import (
@@ -22,11 +21,9 @@ from shared.edge import (
     HttpResponse,
     PushWorker,
     WorkMessage,
-    error_response,
     serve_push,
 )
 from shared.endpoints import DEADLETTER_WORKER, ENDPOINTS, STEP_WORKER, USAGE_AGGREGATOR
-from shared.errors import NotFound
 from shared.http import serve
 from shared.services import services
 
@@ -68,13 +65,6 @@ def _flask(response: HttpResponse) -> flask.Response:
         headers=response.headers,
         mimetype="application/json" if response.body is not None else None,
     )
-
-
-@functions_framework.errorhandler(werkzeug.exceptions.NotFound)  # type: ignore[untyped-decorator]
-def _no_route(error: werkzeug.exceptions.NotFound) -> flask.Response:
-    # A path functions-framework's own route does not match (a segment with a newline):
-    # the JSON error every function answers, not Flask's HTML page.
-    return _flask(error_response(NotFound("no such path")))
 
 
 @functions_framework.http

@@ -152,6 +152,20 @@ def _until(check: Callable[[], bool], within_s: float) -> float:
         time.sleep(POLL_S)
 
 
+def _refused_within_the_bound(call: Callable[[], int], refused: int, changed_at: float) -> None:
+    """Poll ``call`` until it answers ``refused``. A call that *started* the bound or more
+    after the change's response must be refused (an earlier one may still be let in from a
+    cache); how long a call then takes on a loaded machine does not count against the bound."""
+    while True:
+        started = time.monotonic()
+        status = call()
+        if status == refused:
+            return
+        after = started - changed_at
+        assert after < MAX_ACCESS_CACHE_S, f"let in ({status}) by a call {after:.2f} s after"
+        time.sleep(POLL_S)
+
+
 def test_each_member_sees_what_their_role_allows_and_the_outsider_nothing(
     world: TeamWorld,
 ) -> None:
@@ -262,13 +276,11 @@ def test_a_removed_member_and_a_revoked_key_stop_within_the_cache_bound(
             world.owner,
         )
         removed_at = time.monotonic()
-        waited = _until(
-            lambda: (
-                world.call("agents_data", world.member, {"period": "last_7d"}).status_code == 404
-            ),
-            MAX_ACCESS_CACHE_S + 1,
+        _refused_within_the_bound(
+            lambda: world.call("agents_data", world.member, {"period": "last_7d"}).status_code,
+            404,
+            removed_at,
         )
-        assert waited <= MAX_ACCESS_CACHE_S + POLL_S
         # The relay's own check (its cache, its process) by the same bound.
         remaining = max(0.0, MAX_ACCESS_CACHE_S - (time.monotonic() - removed_at))
         time.sleep(remaining)
@@ -278,14 +290,11 @@ def test_a_removed_member_and_a_revoked_key_stop_within_the_cache_bound(
 
     key_id = read_key.split("_")[1]
     _api(world.stack, "DELETE", f"/{world.workspace}/keys/{key_id}", world.owner)
-    waited = _until(
-        lambda: (
-            _with_key(world.stack, "agents_data", read_key, {"period": "last_7d"}).status_code
-            == 401
-        ),
-        MAX_ACCESS_CACHE_S + 1,
+    _refused_within_the_bound(
+        lambda: _with_key(world.stack, "agents_data", read_key, {"period": "last_7d"}).status_code,
+        401,
+        time.monotonic(),
     )
-    assert waited <= MAX_ACCESS_CACHE_S + POLL_S
     listed = _api(world.stack, "GET", f"/{world.workspace}/keys", world.owner)["keys"]
     [revoked] = [k for k in listed if k["key_id"] == key_id]
     assert revoked["revoked_at"] is not None

@@ -69,12 +69,3 @@ def test_cors_allows_the_workspace_header_and_the_team_methods(
     assert {"Authorization", "Content-Type", "X-Apex-Workspace"} <= allowed
     methods = {m.strip() for m in preflight.headers["Access-Control-Allow-Methods"].split(",")}
     assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= methods
-
-
-def test_a_path_no_route_matches_is_a_json_404(function: Fn, project_id: str) -> None:
-    # functions-framework's own route does not match a segment holding a newline: the
-    # answer is still the JSON error of DESIGN §2, and an id never keeps a trailing newline.
-    for path in ("/abc%0A/members", "/t0123%0A/keys"):
-        response = function("workspaces").get(path)
-        assert response.status_code == 404
-        assert response.get_json()["error"]["code"] == "not_found"
