@@ -159,7 +159,11 @@ def test_a_relay_killed_mid_run_loses_nothing_when_the_client_resumes_on_another
         subscriber.close()
     ttl = load_topology().relay_subscriptions.expiration_ttl_seconds
     assert sub.expiration_policy.ttl.total_seconds() == ttl
-    assert sub.filter == f'attributes.relay = "{first.relay_id}"'
+    # This instance's run events, and every alert (DESIGN §3.8: each instance sends an
+    # alert to its own sockets of the alert's workspace).
+    assert sub.filter == (
+        f'attributes.relay = "{first.relay_id}" OR attributes.kind = "notification"'
+    )
 
 
 def test_resuming_a_finished_run_replays_it_and_stops(
