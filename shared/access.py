@@ -61,9 +61,10 @@ class _Entry(Generic[_V]):
 class _Cache(Generic[_V]):
     """Values read at most ``ttl_s`` ago (by the monotonic clock)."""
 
-    def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, ttl_s: float, clock: Callable[[], float], bound: int) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
+        self._bound = bound
         self._entries: dict[object, _Entry[_V]] = {}
         self._lock = threading.Lock()
 
@@ -77,7 +78,7 @@ class _Cache(Generic[_V]):
         if self._ttl_s <= 0:
             return
         with self._lock:
-            if len(self._entries) >= MAX_CACHED:
+            if len(self._entries) >= self._bound:
                 self._entries.clear()
             self._entries[key] = _Entry(value, read_at)
 
@@ -92,14 +93,18 @@ class Access:
         verifier: TokenVerifier,
         workspaces: WorkspaceStore,
         clock: Callable[[], float] = time.monotonic,
+        max_cached: int = MAX_CACHED,
     ) -> None:
         self._settings = settings
         self._verifier = verifier
         self._workspaces = workspaces
         self._clock = clock
-        self._roles: _Cache[Role] = _Cache(settings.access_cache_s, clock)
-        self._keys: _Cache[ApiKeyDoc] = _Cache(settings.access_cache_s, clock)
-        # Users whose personal workspace this process has seen: it is never deleted.
+        self._max_cached = max_cached
+        self._roles: _Cache[Role] = _Cache(settings.access_cache_s, clock, max_cached)
+        self._keys: _Cache[ApiKeyDoc] = _Cache(settings.access_cache_s, clock, max_cached)
+        # Users whose personal workspace this process has seen (it is never deleted), and
+        # when this process last wrote each key's `last_used_at`: both bounded like the
+        # caches, so a flood of distinct users or keys cannot grow a process without limit.
         self._personal: set[str] = set()
         self._touched: dict[str, float] = {}
 
@@ -159,6 +164,8 @@ class Access:
             service.ensure_personal(
                 self._workspaces, identity.uid, identity.email, datetime.now(UTC)
             )
+        if len(self._personal) >= self._max_cached:
+            self._personal.clear()
         self._personal.add(identity.uid)
 
     # --- API keys ------------------------------------------------------------------------------
@@ -206,6 +213,8 @@ class Access:
         last = self._touched.get(doc.key_id)
         if last is not None and self._clock() - last < TOUCH_EVERY.total_seconds():
             return
+        if len(self._touched) >= self._max_cached:
+            self._touched.clear()
         self._touched[doc.key_id] = self._clock()
         self._workspaces.touch_key(doc, now)
 

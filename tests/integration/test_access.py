@@ -85,6 +85,37 @@ def test_the_first_request_makes_the_personal_workspace(
     assert made is False
 
 
+class _CountingStore(FirestoreWorkspaceStore):
+    """The real store, counting its membership reads."""
+
+    member_reads = 0
+
+    def member(self, workspace_id: str, uid: str) -> MemberDoc | None:
+        self.member_reads += 1
+        return super().member(workspace_id, uid)
+
+
+def test_what_a_process_remembers_is_bounded(
+    setup: Setup, sign_up: Callable[..., SignedIn], project_id: str
+) -> None:
+    """Past its bound a process forgets whose personal workspace it has seen, so a flood of
+    distinct users cannot grow it without limit: a forgotten user's is checked again."""
+    settings = Settings.from_env({"GOOGLE_CLOUD_PROJECT": project_id, "APEX_KEY_PEPPER": PEPPER})
+    store = _CountingStore(setup.db)
+    app = firebase_admin.get_app(project_id)
+    access = Access(settings, TokenVerifier(app), store, setup.clock, max_cached=1)
+    first, second = sign_up(), sign_up()
+    access.identify(first.id_token)
+    setup.clock.now += settings.access_cache_s + 1
+    reads = store.member_reads
+    access.identify(first.id_token)
+    assert store.member_reads == reads  # remembered: not checked again
+    access.identify(second.id_token)  # past the bound of 1: the first one is forgotten
+    reads = store.member_reads
+    access.identify(first.id_token)
+    assert store.member_reads == reads + 1
+
+
 def test_not_a_member_is_not_found_and_a_lesser_role_forbidden(
     setup: Setup, sign_up: Callable[..., SignedIn]
 ) -> None:
