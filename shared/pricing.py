@@ -287,6 +287,34 @@ def _candidates(provider: str | None, model: str, at: datetime) -> tuple[ModelPr
     return tuple(found)
 
 
+@lru_cache(maxsize=64)
+def _provider(provider: str) -> Provider | None:
+    return next((p for p in get_snapshot().providers if p.id == provider), None)
+
+
+def chat_models(provider: str, at: datetime) -> tuple[ModelPrices, ...]:
+    """The provider's non-deprecated chat models at ``at``, at list prices, in table order.
+
+    Only models the table finds again by their id (``ft:gpt-4o``, a fine-tuning price, is
+    matched only by a fine-tuned model's full name: it is no model one could move to).
+    Empty for a provider the table does not know.
+    """
+    table_provider = _provider(provider)
+    if table_provider is None:
+        return ()
+    at = _utc(at)
+    return tuple(
+        _prices_of(table_provider, info, at, batch=False)
+        for info in table_provider.models
+        if _is_chat_candidate(info, at) and _finds_itself(table_provider, info)
+    )
+
+
+def _finds_itself(provider: Provider, info: ModelInfo) -> bool:
+    found = _lookup(provider.id, info.id)
+    return not isinstance(found, str) and found[1] is info
+
+
 def cheaper_models(provider: str | None, model: str, at: datetime) -> tuple[ModelPrices, ...]:
     """Cheaper chat models of the same provider, best replacement first.
 
