@@ -224,6 +224,7 @@ _STRING_NAMES: Final = frozenset(
         "error.type",
         "apex.feature",
         "apex.request_hash",
+        "apex.prompt_prefix_hash",
     }
 )
 _BOOL_NAMES: Final = frozenset({"apex.batch"})

@@ -80,6 +80,8 @@ COLUMN_DESCRIPTIONS: Final[Mapping[str, str]] = {
     "latency_ms": "End minus start of the call, in milliseconds; null when unknown.",
     "request_hash": "Sender's hash of the request, to find repeated identical calls.",
     "batch": "Whether the call went through the provider's batch API.",
+    "prompt_prefix_hash": "Sender's hash of the prompt's stable prefix, to measure repeated "
+    "prefixes a prompt cache could serve; null when not sent.",
     "record_id": "The record's stable id, unique per workspace ({traceId}-{spanId} for OTLP "
     "spans, the sent id, else a content hash). Deduplicate on (workspace_id, record_id).",
     "workspace_id": "The workspace the record was ingested into.",

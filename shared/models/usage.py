@@ -153,6 +153,9 @@ class UsageContent(BaseModel):
     latency_ms: LatencyMs | None = None
     request_hash: RequestHash | None = None
     batch: bool = False
+    # The sender's hash of the prompt's stable prefix (system prompt, tools, shared context):
+    # calls that share it within minutes could be served from a provider's prompt cache.
+    prompt_prefix_hash: RequestHash | None = None
 
     # Cross-field checks are field validators (fields are validated in declaration order) so
     # that the error names the field at fault.
@@ -183,6 +186,11 @@ class UsageContent(BaseModel):
         """The content as canonical JSON (sorted keys, no spaces, ts in UTC microseconds)."""
         # Content fields only: on a UsageRecord the id is not part of what it hashes.
         data = self.model_dump(mode="python", include=set(UsageContent.model_fields))
+        # Fields added after ids were first hashed are left out while unset, so the id of a
+        # record that does not use them stays what it was (a retried ingest counts once).
+        for name in _LATER_FIELDS:
+            if data[name] is None:
+                del data[name]
         data["ts"] = self.ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -194,6 +202,9 @@ class UsageContent(BaseModel):
     def day(self) -> str:
         """The UTC day of the call, ``YYYY-MM-DD``."""
         return self.ts.date().isoformat()
+
+
+_LATER_FIELDS: Final = ("prompt_prefix_hash",)
 
 
 class UsageRecord(UsageContent):
@@ -235,6 +246,7 @@ class PlainUsageRecordIn(BaseModel):
     status: Status = "ok"
     request_hash: RequestHash | None = None
     batch: Annotated[bool, Field(strict=True)] = False
+    prompt_prefix_hash: RequestHash | None = None
 
     def to_content(self) -> UsageContent:
         return UsageContent(
@@ -250,6 +262,7 @@ class PlainUsageRecordIn(BaseModel):
             latency_ms=self.latency_ms,
             request_hash=self.request_hash,
             batch=self.batch,
+            prompt_prefix_hash=self.prompt_prefix_hash,
         )
 
 
@@ -294,6 +307,7 @@ class OtelAttributes(BaseModel):
     # Apex extensions giving the OTel form parity with the plain one.
     request_hash: RequestHash | None = Field(None, alias="apex.request_hash")
     batch: Annotated[bool, Field(strict=True)] = Field(False, alias="apex.batch")
+    prompt_prefix_hash: RequestHash | None = Field(None, alias="apex.prompt_prefix_hash")
 
 
 def _from_unix_nanos(nanos: int) -> datetime:
@@ -356,6 +370,7 @@ class OtelSpanIn(BaseModel):
             latency_ms=(self.end_time_unix_nano - self.start_time_unix_nano) / 1e6,
             request_hash=attrs.request_hash,
             batch=attrs.batch,
+            prompt_prefix_hash=attrs.prompt_prefix_hash,
         )
 
 
@@ -377,6 +392,7 @@ _OTEL_FIELD_PATHS: Final[Mapping[str, str]] = {
     "cached_input_tokens": "attributes.gen_ai.usage.cache_read.input_tokens",
     "request_hash": "attributes.apex.request_hash",
     "batch": "attributes.apex.batch",
+    "prompt_prefix_hash": "attributes.apex.prompt_prefix_hash",
     "ts": "start_time_unix_nano",
     "latency_ms": "end_time_unix_nano",
 }

@@ -77,6 +77,7 @@ def test_every_record_field_is_a_column_and_the_row_adds_workspace_cost_and_acce
         "latency_ms": ("FLOAT", "NULLABLE"),
         "request_hash": ("STRING", "NULLABLE"),
         "batch": ("BOOLEAN", "REQUIRED"),
+        "prompt_prefix_hash": ("STRING", "NULLABLE"),
         "record_id": ("STRING", "REQUIRED"),
         "workspace_id": ("STRING", "REQUIRED"),
         "cost_usd": ("NUMERIC", "NULLABLE"),

@@ -277,3 +277,47 @@ def test_plain_round_trip_and_id_stability(raw: dict[str, Any]) -> None:
     assert parse_usage_record(again, now=NOW) == record
     with_id = parse_usage_record({**raw, "id": record.record_id}, now=NOW)
     assert with_id == record
+
+
+def test_the_prompt_prefix_hash_is_read_from_both_forms() -> None:
+    assert parse_usage_record(plain(), now=NOW).prompt_prefix_hash is None
+    record = parse_usage_record(plain(prompt_prefix_hash="sys-v3:ab12"), now=NOW)
+    assert record.prompt_prefix_hash == "sys-v3:ab12"
+    otel = parse_usage_record(span({"apex.prompt_prefix_hash": "sys-v3:ab12"}), now=NOW)
+    assert otel.prompt_prefix_hash == "sys-v3:ab12"
+    # OTLP/JSON's attribute list, as an exporter sends it.
+    listed = span()
+    listed["attributes"] = [
+        {"key": k, "value": {"intValue" if isinstance(v, int) else "stringValue": v}}
+        for k, v in {**listed["attributes"], "apex.prompt_prefix_hash": "p1"}.items()
+    ]
+    assert parse_usage_record(listed, now=NOW).prompt_prefix_hash == "p1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (plain(prompt_prefix_hash="x" * 129), "prompt_prefix_hash"),
+        (plain(prompt_prefix_hash="bad\x07hash"), "prompt_prefix_hash"),
+        (plain(prompt_prefix_hash=""), "prompt_prefix_hash"),
+        (plain(prompt_prefix_hash=12), "prompt_prefix_hash"),
+        (
+            span({"apex.prompt_prefix_hash": "a b"}),
+            "attributes.apex.prompt_prefix_hash",
+        ),
+    ],
+)
+def test_a_bad_prompt_prefix_hash_is_refused_by_name(raw: Any, field: str) -> None:
+    with pytest.raises(UsageRecordError) as info:
+        parse_usage_record(raw, now=NOW)
+    assert info.value.field == field
+
+
+def test_the_prefix_hash_leaves_the_ids_of_records_without_it_unchanged() -> None:
+    record = parse_usage_record(plain(), now=NOW)
+    # The id this record had before the field existed (its canonical JSON has no such key).
+    assert "prompt_prefix_hash" not in record.canonical_json()
+    assert record.record_id == hashlib.sha256(record.canonical_json().encode()).hexdigest()
+    with_prefix = parse_usage_record(plain(prompt_prefix_hash="p"), now=NOW)
+    assert with_prefix.record_id != record.record_id
+    assert '"prompt_prefix_hash":"p"' in with_prefix.canonical_json()
