@@ -493,7 +493,7 @@ def _savings_lead(report: OptimizationReport) -> str:
     )
 
 
-def _lead(findings: Findings) -> str | None:
+def answer_lead(findings: Findings) -> str | None:
     """The first sentences: each intent the question asks, answered in its own terms, in
     the order asked."""
     data, optimization = findings.data, findings.optimization
@@ -517,7 +517,7 @@ def findings_text(findings: Findings) -> str:
     data, optimization = findings.data, findings.optimization
     intent = findings.triage.intent
     sections: dict[str, str | None] = {}
-    lead = _lead(findings)
+    lead = answer_lead(findings)
     if data is not None:
         headline = _headline(data, _filtered_scope(findings))
         if lead is None or headline in lead:

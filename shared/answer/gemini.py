@@ -31,8 +31,8 @@ from google.auth import exceptions as auth_exceptions
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from shared.answer.default import DefaultWriter, recommendations
-from shared.answer.numbers import check_text
+from shared.answer.default import DefaultWriter, answer_lead, recommendations
+from shared.answer.numbers import NumberToken, check_text, extract_numbers
 from shared.answer.writer import WrittenAnswer
 from shared.config import GeminiSettings
 from shared.models.findings import Answer, Findings
@@ -59,8 +59,14 @@ do not already give.
 (1840.25 is $1,840.25). Fractions between 0 and 1 (share_of_cost, error_rate, confidence) \
 may be written as percentages (0.123 is 12.3%); fields ending in _pct are percentages \
 already.
-- Give the spend of the period and its trend, the top cost drivers, and any anomalies with \
-the model and feature that drove them.
+- Answer the question first, in its own terms: open with the opening given after the \
+question (Apex's own first sentences: the latency, tokens, requests, error rate, top \
+feature, anomaly or savings that were asked about). You may rephrase it, but keep every \
+number in it. Then give the spend, its trend, the top cost drivers and any anomalies (with \
+the model and feature that drove them) only where they help answer the question.
+- For each recommendation, say whether its saving is measured or an upper bound (basis), \
+with its confidence: "saves" only for a measured saving, "would save up to" for an upper \
+bound.
 - List the recommendations in the order given, each with its monthly savings, then the \
 total (total_monthly_savings_usd).
 - If unknown_models or unpriced_requests are present, say that those calls are counted but \
@@ -69,8 +75,31 @@ not priced, so the spend leaves them out.
 
 
 def build_prompt(findings: Findings) -> str:
-    """The user turn: the question and the findings as JSON."""
-    return f"Question:\n{findings.question}\n\nFindings (JSON):\n{findings.model_dump_json()}"
+    """The user turn: the question, Apex's opening (the question's own answer, when the
+    findings give one) and the findings as JSON."""
+    opening = answer_lead(findings)
+    parts = [f"Question:\n{findings.question}"]
+    if opening is not None:
+        parts.append(f"Opening:\n{opening}")
+    parts.append(f"Findings (JSON):\n{findings.model_dump_json()}")
+    return "\n\n".join(parts)
+
+
+def missing_from_opening(text: str, opening: str) -> list[NumberToken]:
+    """The numbers of Apex's opening that the text's first paragraph does not give (as
+    written, or rounded as the text writes them): the answer must lead with them."""
+    first = extract_numbers(text.strip().split("\n\n", 1)[0])
+    return [
+        wanted
+        for wanted in extract_numbers(opening)
+        if not any(_same_number(wanted, given) for given in first)
+    ]
+
+
+def _same_number(wanted: NumberToken, given: NumberToken) -> bool:
+    if wanted.parts or given.parts:
+        return wanted.parts[-2:] == given.parts[-2:] and wanted.kind == given.kind
+    return abs(wanted.value - given.value) <= max(wanted.tolerance, given.tolerance)
 
 
 class GeminiFailure(Exception):
@@ -182,6 +211,11 @@ class GeminiWriter:
                 else ""
             )
             raise GeminiFailure(f"Gemini's text has numbers the findings lack: {named}{more}")
+        opening = answer_lead(findings)
+        missing = [] if opening is None else missing_from_opening(text, opening)
+        if missing:
+            named = ", ".join(token.text for token in missing[:MAX_NAMED_NUMBERS])
+            raise GeminiFailure(f"Gemini's text does not open with the answer asked for: {named}")
         return text
 
     def _fall_back(self, findings: Findings, reason: str) -> WrittenAnswer:

@@ -23,7 +23,7 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from shared.answer import DefaultWriter, make_writer
-from shared.answer.default import usd
+from shared.answer.default import answer_lead, usd
 from shared.answer.gemini import SYSTEM_INSTRUCTION, GeminiWriter, build_prompt
 from shared.config import GeminiSettings, Settings
 from shared.models.findings import Findings
@@ -158,15 +158,15 @@ def faithful_text(findings: Findings) -> str:
     (anomaly,) = data.anomalies
     first = report.recommendations[0]
     return (
+        f"You could save {usd(report.total_monthly_savings_usd)} a month with "
+        f"{len(report.recommendations)} recommendations; the largest, "
+        f'"{first.title}", saves {usd(first.monthly_savings_usd)}/month.\n\n'
         f"Between Oct 22 and November 20th, 2026 you spent about ${data.totals.cost_usd:,.0f} "
         f"({usd(data.totals.cost_usd)}) on {data.totals.requests:,} requests, "
         f"{abs(data.trend.cost_change_pct or 0):.1f}% less than the 30 days before.\n\n"
         f"- `{top.key}` is the largest cost: {top.share_of_cost * 100:.0f}% of spend.\n"
         f"- On {anomaly.day}, spend hit {anomaly.ratio:.1f}x its rolling median, driven by "
         f"`{anomaly.driver.feature}`.\n\n"
-        f"The {len(report.recommendations)} recommendations save "
-        f"{usd(report.total_monthly_savings_usd)} a month; the largest, "
-        f'"{first.title}", saves {usd(first.monthly_savings_usd)}/month.\n'
         f"{data.totals.unpriced_requests} calls of `acme-llm-7` are counted but not priced."
     )
 
@@ -200,6 +200,9 @@ def test_the_request_carries_the_model_key_and_findings(
     assert content["role"] == "user"
     prompt = content["parts"][0]["text"]
     assert prompt == build_prompt(findings)
+    opening = answer_lead(findings)
+    assert opening is not None
+    assert f"Opening:\n{opening}\n\n" in prompt  # the question's own answer, to lead with
     assert findings.model_dump_json() in prompt
     assert f"Question:\n{SAVINGS_QUESTION}" in prompt
     sent = json.loads(prompt.split("Findings (JSON):\n", 1)[1])
@@ -245,6 +248,25 @@ def test_an_invented_number_falls_back_to_the_default_answer(
     assert written.fallback_reason == (
         "Gemini's text has numbers the findings lack: $12,345.67, 37.5%"
     )
+
+
+def test_a_text_that_does_not_open_with_the_answer_asked_for_falls_back(
+    stub: GeminiStub, writer: GeminiWriter, findings: Findings
+) -> None:
+    """Asked for savings, a text that leads with the spend (the savings only further down)
+    is not the answer: the default writer's, which leads with them, is used instead."""
+    faithful = faithful_text(findings)
+    opening, rest = faithful.split("\n\n", 1)
+    stub.reply(Reply(body=generated(f"{rest}\n\n{opening}")))
+    written = writer.write(findings)
+    assert written.writer == "default"
+    assert findings.optimization is not None
+    total = usd(findings.optimization.total_monthly_savings_usd)
+    assert written.fallback_reason is not None
+    assert written.fallback_reason.startswith(
+        f"Gemini's text does not open with the answer asked for: {total}"
+    )
+    assert written.answer.text.startswith(f"**You could save {total}/month**")
 
 
 def test_many_invented_numbers_are_named_up_to_five(
