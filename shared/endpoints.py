@@ -27,6 +27,7 @@ from shared.http import JSON, NDJSON, Context, Endpoint, ok
 from shared.ingest import otlp
 from shared.ingest.accept import accept
 from shared.ingest.records import parse_batch, split_body
+from shared.limits import INGEST_MAX_RETRY_AFTER_S
 from shared.models.api import (
     DataRequest,
     ExecuteAccepted,
@@ -264,6 +265,7 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
         content_types=frozenset({JSON, NDJSON}),
         action="ingest",
         key_scope="ingest",
+        max_retry_after_s=INGEST_MAX_RETRY_AFTER_S,
     ),
     "otlp_ingest": Endpoint(
         "otlp_ingest",
@@ -273,13 +275,14 @@ ENDPOINTS: Final[dict[str, Endpoint]] = {
         content_types=frozenset(otlp.Encoding),
         action="ingest",
         key_scope="ingest",
+        max_retry_after_s=INGEST_MAX_RETRY_AFTER_S,
         reply=otlp.otlp_reply,
     ),
     "runs_get": Endpoint("runs_get", _GET, runs_get),
     "threads_get": Endpoint("threads_get", _GET, threads_get),
     "workspaces": Endpoint(
         "workspaces",
-        frozenset({"GET", "POST", "PATCH", "DELETE"}),
+        frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"}),
         workspaces_api,
         workspace_header=False,
     ),

@@ -19,8 +19,13 @@ from pydantic.json_schema import models_json_schema
 
 from shared.endpoints import RunQuery, ThreadQuery
 from shared.ingest import otlp_schema
-from shared.ingest.otlp import MAX_DECOMPRESSED_BYTES, MAX_RETRY_AFTER_S, TRACES_PATH
-from shared.limits import MAX_INGEST_BODY_BYTES, MAX_INGEST_RECORDS, size_text
+from shared.ingest.otlp import MAX_DECOMPRESSED_BYTES, TRACES_PATH
+from shared.limits import (
+    INGEST_MAX_RETRY_AFTER_S,
+    MAX_INGEST_BODY_BYTES,
+    MAX_INGEST_RECORDS,
+    size_text,
+)
 from shared.models.api import (
     DataRequest,
     ExecuteAccepted,
@@ -61,7 +66,11 @@ from shared.models.workspaces import (
     MemberList,
     MemberView,
     NoQuery,
+    PriceList,
+    PricesRequest,
     RoleRequest,
+    SettingsRequest,
+    SettingsView,
     WorkspaceList,
     WorkspaceView,
 )
@@ -252,6 +261,29 @@ def _workspaces_paths() -> dict[str, Any]:
                 {"200": ("entries", AuditList)}, _IN_WORKSPACE, query=AuditQuery,
             ),
         },
+        f"{ws}/prices": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "The workspace's prices (any member; empty: list prices; docs/prices.md)",
+                {"200": ("the prices", PriceList)}, _IN_WORKSPACE, query=NoQuery,
+            ),
+            "put": _operation(
+                "Replace the workspace's prices (admin): explicit prices, discounts, private "
+                "models, each from its `from` day; every cost is re-priced by them",
+                {"200": ("the prices", PriceList)}, _IN_WORKSPACE, body=PricesRequest,
+            ),
+        },
+        f"{ws}/settings": {
+            "parameters": _path_parameters("workspace_id"),
+            "get": _operation(
+                "The workspace's settings (any member)",
+                {"200": ("the settings", SettingsView)}, _IN_WORKSPACE, query=NoQuery,
+            ),
+            "put": _operation(
+                "Set the models recommendations may propose (admin; null: any)",
+                {"200": ("the settings", SettingsView)}, _IN_WORKSPACE, body=SettingsRequest,
+            ),
+        },
         **_budget_paths(ws),
     }  # fmt: skip
 
@@ -341,7 +373,7 @@ def _otlp_paths() -> dict[str, Any]:
                     "key or an ID token. Spans that are not model calls are skipped; invalid "
                     "GenAI spans are counted in partialSuccess. Errors are a google.rpc.Status "
                     "in the request's encoding (its ErrorInfo reason is the Apex error code); "
-                    f"Retry-After is at most {MAX_RETRY_AFTER_S} s. See docs/otlp.md."
+                    f"Retry-After is at most {INGEST_MAX_RETRY_AFTER_S} s. See docs/otlp.md."
                 ),
                 "requestBody": {
                     "required": True,
@@ -368,6 +400,7 @@ def openapi_document() -> dict[str, Any]:
         InviteRequest, InviteCreated, InviteList, AcceptRequest, RoleRequest, KeyRequest,
         KeyCreated, KeyList, AuditList, BudgetRequest, BudgetChangeRequest, BudgetCreated,
         BudgetList, WebhookSecretView, NotificationList, ReadRequest, ReadMarked,
+        PricesRequest, PriceList, SettingsRequest, SettingsView,
     ]  # fmt: skip
     _, schemas = models_json_schema(
         [(m, "validation" if m.__name__.endswith(("Request", "In")) else "serialization")

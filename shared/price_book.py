@@ -67,7 +67,7 @@ def _utc_day(at: datetime) -> date:
     return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).date()
 
 
-def _canonical(provider: str | None, model: str, at: datetime) -> tuple[str | None, str]:
+def table_name(provider: str | None, model: str, at: datetime) -> tuple[str | None, str]:
     """(provider, model) as the table names them; as given for a model it does not know."""
     try:
         prices = pricing.model_prices(provider, model, at)
@@ -98,7 +98,7 @@ class PriceBook:
         # (a name resolves to one model whatever the date).
         grouped: dict[tuple[str, str], list[PriceEntry]] = {}
         for entry in self.entries:
-            provider, model = _canonical(entry.provider, entry.model, datetime.now(UTC))
+            provider, model = table_name(entry.provider, entry.model, datetime.now(UTC))
             grouped.setdefault((provider or entry.provider, model), []).append(entry)
         by_model = {
             key: tuple(sorted(group, key=lambda e: e.from_ or date.min))
@@ -128,14 +128,14 @@ class PriceBook:
             return True
         if (provider, model) in self.allowed_models:
             return True
-        canonical = _canonical(provider, model, datetime.now(UTC))
-        return any(_canonical(p, m, datetime.now(UTC)) == canonical for p, m in self.allowed_models)
+        canonical = table_name(provider, model, datetime.now(UTC))
+        return any(table_name(p, m, datetime.now(UTC)) == canonical for p, m in self.allowed_models)
 
     def entry_at(self, provider: str | None, model: str, at: datetime) -> PriceEntry | None:
         """The entry in force for the model on the UTC day of ``at`` (None: list prices)."""
         if not self.entries:
             return None
-        table_provider, table_model = _canonical(provider, model, at)
+        table_provider, table_model = table_name(provider, model, at)
         if table_provider is None:
             # No provider given and the table cannot name one: an entry of that model name,
             # if only one provider has it.

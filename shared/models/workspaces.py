@@ -6,7 +6,8 @@ most 254), so a bad one is a 422 naming the field. Times are ISO 8601 UTC with a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -14,18 +15,37 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    RootModel,
     StringConstraints,
     field_serializer,
+    model_validator,
 )
 
 from shared.models.events import iso_utc
-from shared.store.documents import ApiKeyDoc, AuditEntry, InviteDoc, MemberDoc
+from shared.models.usage import Name as ModelName
+from shared.models.usage import ProviderId
+from shared.store.documents import (
+    ApiKeyDoc,
+    AuditEntry,
+    InviteDoc,
+    MemberDoc,
+    ModelRefDoc,
+    PriceEntryDoc,
+    WorkspaceSettingsDoc,
+)
 from shared.workspaces.keys import KeyScope
 from shared.workspaces.roles import Role
 
 MAX_NAME_CHARS: Final = 100
 MAX_EMAIL_CHARS: Final = 254  # RFC 5321's limit on a path, what a mailbox can be
 MAX_AUDIT_LIMIT: Final = 200
+# A workspace's price book and allowed models: enough for every model it uses, and small
+# enough for one settings document and its audit entry.
+MAX_PRICE_ENTRIES: Final = 200
+MAX_ALLOWED_MODELS: Final = 200
+# USD per million tokens: above any list price (the dearest are a few hundred).
+MAX_PRICE_MTOK: Final = Decimal(10_000)
 DEFAULT_AUDIT_LIMIT: Final = 50
 # No control characters (a name is shown in the chat page and in logs).
 _NAME_PATTERN: Final = r"^[^\x00-\x1f\x7f]+$"
@@ -95,6 +115,74 @@ class AuditQuery(_Request):
     limit: int = Field(default=DEFAULT_AUDIT_LIMIT, ge=1, le=MAX_AUDIT_LIMIT)
     # The entries older than this one (the smallest seq of the previous page).
     before_seq: int | None = Field(default=None, ge=1)
+
+
+# USD per million tokens, to 1e-9 (the rollups' unit); shown as a JSON number.
+PriceMtok = Annotated[
+    Decimal,
+    Field(ge=0, le=MAX_PRICE_MTOK, decimal_places=9, allow_inf_nan=False),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+DiscountPct = Annotated[
+    Decimal,
+    Field(ge=0, lt=100, decimal_places=4, allow_inf_nan=False),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+
+class PriceEntryIn(_Request):
+    """One negotiated price (docs/prices.md): explicit prices replace the list ones, a
+    discount applies to the list (or given) prices, from the UTC day ``from`` (none: always)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    provider: ProviderId
+    model: ModelName
+    input_mtok: PriceMtok | None = None
+    cached_input_mtok: PriceMtok | None = None
+    output_mtok: PriceMtok | None = None
+    discount_pct: DiscountPct | None = None
+    from_: date | None = Field(default=None, alias="from")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> PriceEntryIn:
+        given = (self.input_mtok, self.cached_input_mtok, self.output_mtok, self.discount_pct)
+        if all(value is None for value in given):
+            raise ValueError(
+                "give at least one of input_mtok, cached_input_mtok, output_mtok, discount_pct"
+            )
+        return self
+
+    def doc(self) -> PriceEntryDoc:
+        return PriceEntryDoc(
+            provider=self.provider,
+            model=self.model,
+            input_mtok=self.input_mtok,
+            cached_input_mtok=self.cached_input_mtok,
+            output_mtok=self.output_mtok,
+            discount_pct=self.discount_pct,
+            from_=self.from_,
+        )
+
+
+class PricesRequest(RootModel[list[PriceEntryIn]]):
+    """``PUT /{ws}/prices``: the whole book, replacing the one before (``[]`` clears it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: list[PriceEntryIn] = Field(max_length=MAX_PRICE_ENTRIES)
+
+
+class ModelRefIn(_Request):
+    provider: ProviderId
+    model: ModelName
+
+
+class SettingsRequest(_Request):
+    """``PUT /{ws}/settings``. ``allowed_models``: the models recommendations may propose
+    (null: any)."""
+
+    allowed_models: Annotated[list[ModelRefIn], Field(max_length=MAX_ALLOWED_MODELS)] | None
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -225,3 +313,59 @@ class AuditView(_Response):
 
 class AuditList(_Response):
     entries: list[AuditView]
+
+
+class PriceEntryView(BaseModel):
+    # Not a ``_Response``: its serializer of every field would keep the prices' Decimals
+    # (JSON strings) from their own (JSON numbers).
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    provider: str
+    model: str
+    input_mtok: PriceMtok | None
+    cached_input_mtok: PriceMtok | None
+    output_mtok: PriceMtok | None
+    discount_pct: DiscountPct | None
+    from_: date | None = Field(alias="from")
+
+    @classmethod
+    def of(cls, doc: PriceEntryDoc) -> PriceEntryView:
+        return cls(
+            provider=doc.provider,
+            model=doc.model,
+            input_mtok=doc.input_mtok,
+            cached_input_mtok=doc.cached_input_mtok,
+            output_mtok=doc.output_mtok,
+            discount_pct=doc.discount_pct,
+            from_=doc.from_,
+        )
+
+
+class PriceList(_Response):
+    """The workspace's prices; empty: list prices everywhere."""
+
+    prices: list[PriceEntryView]
+
+    @classmethod
+    def of(cls, settings: WorkspaceSettingsDoc) -> PriceList:
+        return cls(prices=[PriceEntryView.of(p) for p in settings.prices])
+
+
+class ModelRefView(_Response):
+    provider: str
+    model: str
+
+    @classmethod
+    def of(cls, doc: ModelRefDoc) -> ModelRefView:
+        return cls(provider=doc.provider, model=doc.model)
+
+
+class SettingsView(_Response):
+    allowed_models: list[ModelRefView] | None
+
+    @classmethod
+    def of(cls, settings: WorkspaceSettingsDoc) -> SettingsView:
+        allowed = settings.allowed_models
+        return cls(
+            allowed_models=None if allowed is None else [ModelRefView.of(m) for m in allowed]
+        )

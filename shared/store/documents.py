@@ -8,15 +8,17 @@ speak in them, and each implementation maps them onto its own layout.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.api import TERMINAL_STATUSES, MessageView, RunStatus, RunView, ThreadSummary
 from shared.models.events import RunEvent
 from shared.models.findings import Recommendation
 from shared.models.messages import Step
+from shared.price_book import PriceBook, PriceEntry
 from shared.workspaces.keys import KeyScope
 from shared.workspaces.roles import Role
 
@@ -248,3 +250,56 @@ class AuditEntry(BaseModel):
     target: str | None = None
     detail: dict[str, Any] = {}
     at: datetime
+
+
+class PriceEntryDoc(BaseModel):
+    """A negotiated price (``shared.price_book.PriceEntry``), USD per million tokens; kept as
+    decimal strings, so a price reads back exactly as it was set."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    provider: str
+    model: str
+    input_mtok: Decimal | None = None
+    cached_input_mtok: Decimal | None = None
+    output_mtok: Decimal | None = None
+    discount_pct: Decimal | None = None
+    from_: date | None = Field(default=None, alias="from")
+
+    def entry(self) -> PriceEntry:
+        return PriceEntry(
+            provider=self.provider,
+            model=self.model,
+            input_mtok=self.input_mtok,
+            cached_input_mtok=self.cached_input_mtok,
+            output_mtok=self.output_mtok,
+            discount_pct=self.discount_pct,
+            from_=self.from_,
+        )
+
+
+class ModelRefDoc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    provider: str
+    model: str
+
+
+class WorkspaceSettingsDoc(BaseModel):
+    """``workspaces/{ws}/config/settings``: the workspace's prices (``PUT /{ws}/prices``)
+    and its allowed models (``PUT /{ws}/settings``; None: every model)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prices: tuple[PriceEntryDoc, ...] = ()
+    allowed_models: tuple[ModelRefDoc, ...] | None = None
+
+    def price_book(self) -> PriceBook:
+        if not self.prices and self.allowed_models is None:
+            return PriceBook.LIST
+        allowed = (
+            None
+            if self.allowed_models is None
+            else [(m.provider, m.model) for m in self.allowed_models]
+        )
+        return PriceBook.of([p.entry() for p in self.prices], allowed)

@@ -35,6 +35,7 @@ from shared.store.documents import (
     StepMarker,
     ThreadDoc,
     WorkspaceDoc,
+    WorkspaceSettingsDoc,
 )
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
@@ -239,6 +240,8 @@ class WorkspaceChange:
     consumed_invite: InviteDoc | None = None
     keys: tuple[ApiKeyDoc, ...] = ()  # new ones
     revoked_keys: tuple[ApiKeyDoc, ...] = ()  # ``revoked_at`` set; only that field is written
+    # The workspace's prices and settings, replaced whole.
+    settings: WorkspaceSettingsDoc | None = None
 
 
 class WorkspaceStore(Protocol):
@@ -286,6 +289,10 @@ class WorkspaceStore(Protocol):
 
     def audit(self, workspace_id: str, limit: int, before_seq: int | None) -> list[AuditEntry]:
         """The newest ``limit`` audit entries (below ``before_seq`` if given), newest first."""
+        ...
+
+    def settings(self, workspace_id: str) -> WorkspaceSettingsDoc:
+        """The workspace's prices and settings (the defaults if it never set any)."""
         ...
 
     def commit(self, change: WorkspaceChange) -> None:

@@ -4,7 +4,8 @@ Layout: ``workspaces/{ws}`` (beside the usage catalogue's fields), ``members/{ui
 ``invites/{id}`` (pending ones), ``api_keys/{key_id}`` and ``audit/{seq}`` below it;
 top-level mirrors written in the same batch for lookups that do not know the workspace:
 ``invites/{id}`` (kept once accepted, so a replay is told so), ``api_keys/{key_id}`` and
-``users/{uid}/workspaces/{ws}``; ``invite_acceptances/{id}``, created when an invite is
+``users/{uid}/workspaces/{ws}``; ``config/settings`` below it for the workspace's prices and
+settings; ``invite_acceptances/{id}``, created when an invite is
 accepted (create-if-absent: of two accepts one commits).
 
 Every change of a workspace is one batch that creates its next audit entry
@@ -28,6 +29,7 @@ from shared.store.documents import (
     MemberDoc,
     MyWorkspace,
     WorkspaceDoc,
+    WorkspaceSettingsDoc,
 )
 from shared.store.interfaces import CreateConflict, WorkspaceChange
 
@@ -38,6 +40,8 @@ API_KEYS: Final = "api_keys"
 AUDIT: Final = "audit"
 USERS: Final = "users"
 ACCEPTANCES: Final = "invite_acceptances"
+CONFIG: Final = "config"
+SETTINGS: Final = "settings"
 
 
 def audit_id(seq: int) -> str:
@@ -150,6 +154,18 @@ class FirestoreWorkspaceStore:
         query = query.order_by("seq", direction=firestore.Query.DESCENDING).limit(limit)
         return [AuditEntry.model_validate(snap.to_dict()) for snap in query.stream()]
 
+    def _settings(self, workspace_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = (
+            self._workspace(workspace_id).collection(CONFIG).document(SETTINGS)
+        )
+        return ref
+
+    def settings(self, workspace_id: str) -> WorkspaceSettingsDoc:
+        snap = self._settings(workspace_id).get()
+        if not snap.exists:
+            return WorkspaceSettingsDoc()
+        return WorkspaceSettingsDoc.model_validate(snap.to_dict())
+
     # --- the write side ------------------------------------------------------------------------
 
     def commit(self, change: WorkspaceChange) -> None:
@@ -195,6 +211,10 @@ class FirestoreWorkspaceStore:
             fields = {"revoked_at": key.revoked_at}
             batch.update(self._key(ws, key.key_id), fields)
             batch.update(self._db.collection(API_KEYS).document(key.key_id), fields)
+        if change.settings is not None:
+            # Decimals as strings, dates as ISO days: read back exactly as set.
+            fields = change.settings.model_dump(mode="json", by_alias=True)
+            batch.set(self._settings(ws), fields)
         try:
             batch.commit()
         except AlreadyExists as e:

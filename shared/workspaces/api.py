@@ -36,10 +36,15 @@ from shared.models.workspaces import (
     MemberList,
     MemberView,
     NoQuery,
+    PriceList,
+    PricesRequest,
     RoleRequest,
+    SettingsRequest,
+    SettingsView,
     WorkspaceList,
     WorkspaceView,
 )
+from shared.store.documents import ModelRefDoc
 from shared.workspaces import service
 
 _SEGMENT: Final = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -199,6 +204,48 @@ def audit(ctx: Context, params: list[str]) -> HttpResponse:
     return ok(AuditList(entries=[AuditView.of(e) for e in entries]))
 
 
+# --- prices and settings --------------------------------------------------------------------
+
+
+def get_prices(ctx: Context, params: list[str]) -> HttpResponse:
+    ctx.query(NoQuery)
+    found = service.settings(ctx.services.workspaces, params[0], ctx.principal.uid)
+    return ok(PriceList.of(found))
+
+
+def put_prices(ctx: Context, params: list[str]) -> HttpResponse:
+    request = ctx.parse(PricesRequest)
+    changed = service.set_prices(
+        ctx.services.workspaces,
+        params[0],
+        ctx.principal.uid,
+        [entry.doc() for entry in request.root],
+        ctx.now,
+    )
+    return ok(PriceList.of(changed))
+
+
+def get_settings(ctx: Context, params: list[str]) -> HttpResponse:
+    ctx.query(NoQuery)
+    found = service.settings(ctx.services.workspaces, params[0], ctx.principal.uid)
+    return ok(SettingsView.of(found))
+
+
+def put_settings(ctx: Context, params: list[str]) -> HttpResponse:
+    request = ctx.parse(SettingsRequest)
+    allowed = request.allowed_models
+    changed = service.set_allowed_models(
+        ctx.services.workspaces,
+        params[0],
+        ctx.principal.uid,
+        None
+        if allowed is None
+        else [ModelRefDoc(provider=m.provider, model=m.model) for m in allowed],
+        ctx.now,
+    )
+    return ok(SettingsView.of(changed))
+
+
 # --- routing ----------------------------------------------------------------------------------
 
 
@@ -234,6 +281,8 @@ PATHS: Final[tuple[Path, ...]] = (
     Path(("{workspace_id}", "keys"), {"GET": list_keys, "POST": create_key}),
     Path(("{workspace_id}", "keys", "{key_id}"), {"DELETE": revoke_key}),
     Path(("{workspace_id}", "audit"), {"GET": audit}),
+    Path(("{workspace_id}", "prices"), {"GET": get_prices, "PUT": put_prices}),
+    Path(("{workspace_id}", "settings"), {"GET": get_settings, "PUT": put_settings}),
     Path(
         ("{workspace_id}", "budgets"),
         {"GET": budgets_api.list_budgets, "POST": budgets_api.create_budget},

@@ -22,20 +22,25 @@ invite is 32 hex digits (128 random bits).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
+from shared import pricing
 from shared.errors import Conflict, Forbidden, Gone, NotFound, Unavailable, ValidationFailed
 from shared.models.events import iso_utc
+from shared.price_book import PriceBook, table_name
 from shared.store.documents import (
     ApiKeyDoc,
     AuditEntry,
     InviteDoc,
     MemberDoc,
+    ModelRefDoc,
     MyWorkspace,
+    PriceEntryDoc,
     WorkspaceDoc,
+    WorkspaceSettingsDoc,
 )
 from shared.store.interfaces import CreateConflict, WorkspaceChange, WorkspaceStore
 from shared.workspaces import keys
@@ -55,6 +60,9 @@ MAX_LISTED_KEYS: Final = 500
 # many concurrent changes of one workspace all get through.
 ATTEMPTS: Final = 10
 RETRY_AFTER_S: Final = 1
+# A price may take effect from this day (the first usage records Apex accepts) to a year ahead.
+EARLIEST_PRICE_DAY: Final = date(2020, 1, 1)
+PRICE_DAYS_AHEAD: Final = timedelta(days=366)
 
 _T = TypeVar("_T")
 
@@ -484,3 +492,107 @@ def audit_log(
 ) -> list[AuditEntry]:
     _acting(store, workspace_id, uid, "manage")
     return store.audit(workspace_id, limit, before_seq)
+
+
+# --- prices and settings (DESIGN §8, docs/prices.md) ------------------------------------------
+
+
+def settings(store: WorkspaceStore, workspace_id: str, uid: str) -> WorkspaceSettingsDoc:
+    """The workspace's prices and settings (any member)."""
+    _acting(store, workspace_id, uid, "read")
+    return store.settings(workspace_id)
+
+
+def price_book(store: WorkspaceStore, workspace_id: str) -> PriceBook:
+    """The workspace's book, for a reader already let into the workspace (no role check)."""
+    return store.settings(workspace_id).price_book()
+
+
+def _check_prices(entries: Sequence[PriceEntryDoc], now: datetime) -> None:
+    """422 naming the entry: a duplicate (provider, model, from), as the table names models;
+    a date out of range; a model the table cannot price without both its prices."""
+    seen: dict[tuple[str | None, str, date | None], int] = {}
+    latest = (now + PRICE_DAYS_AHEAD).date()
+    for i, entry in enumerate(entries):
+        where = f"prices.{i}"
+        if entry.from_ is not None and not EARLIEST_PRICE_DAY <= entry.from_ <= latest:
+            raise ValidationFailed(
+                f"{where}.from: must be from {EARLIEST_PRICE_DAY.isoformat()} to "
+                f"{latest.isoformat()}"
+            )
+        provider, model = table_name(entry.provider, entry.model, now)
+        key = (provider, model, entry.from_)
+        if key in seen:
+            raise ValidationFailed(
+                f"{where}: prices {entry.provider}/{entry.model} from "
+                f"{entry.from_ or 'the start'} again (as prices.{seen[key]} does)"
+            )
+        seen[key] = i
+        try:
+            pricing.model_prices(entry.provider, entry.model, now)
+        except pricing.UnknownModelError:
+            if entry.input_mtok is None or entry.output_mtok is None:
+                raise ValidationFailed(
+                    f"{where}: the price table does not know {entry.provider}/{entry.model}; "
+                    "give its input_mtok and output_mtok"
+                ) from None
+
+
+def set_prices(
+    store: WorkspaceStore,
+    workspace_id: str,
+    actor_uid: str,
+    entries: Sequence[PriceEntryDoc],
+    now: datetime,
+) -> WorkspaceSettingsDoc:
+    """Replace the workspace's prices (admin); unchanged: no audit entry."""
+    _check_prices(entries, now)
+
+    def decide(workspace: WorkspaceDoc) -> _Plan[WorkspaceSettingsDoc]:
+        _acting(store, workspace_id, actor_uid, "manage")
+        current = store.settings(workspace_id)
+        changed = current.model_copy(update={"prices": tuple(entries)})
+        if changed == current:
+            return _Plan(current, None)
+        detail = {"prices": [p.model_dump(mode="json", by_alias=True) for p in entries]}
+        entry = _entry(workspace, actor_uid, "prices.replaced", None, detail, now)
+        change = WorkspaceChange(entry=entry, name=workspace.name, settings=changed)
+        return _Plan(changed, change)
+
+    return _serialized(store, workspace_id, decide)
+
+
+def set_allowed_models(
+    store: WorkspaceStore,
+    workspace_id: str,
+    actor_uid: str,
+    allowed: Sequence[ModelRefDoc] | None,
+    now: datetime,
+) -> WorkspaceSettingsDoc:
+    """Set the models recommendations may propose (admin; None: any). Each must be one the
+    workspace's book prices (422 naming it); unchanged: no audit entry."""
+
+    def decide(workspace: WorkspaceDoc) -> _Plan[WorkspaceSettingsDoc]:
+        _acting(store, workspace_id, actor_uid, "manage")
+        current = store.settings(workspace_id)
+        book = current.price_book()
+        for i, ref in enumerate(allowed or ()):
+            try:
+                book.model_prices(ref.provider, ref.model, now.astimezone(UTC))
+            except pricing.UnknownModelError as e:
+                raise ValidationFailed(f"allowed_models.{i}: {e}; price it first") from None
+        changed = current.model_copy(
+            update={"allowed_models": None if allowed is None else tuple(allowed)}
+        )
+        if changed == current:
+            return _Plan(current, None)
+        detail = {
+            "allowed_models": None
+            if allowed is None
+            else [m.model_dump(mode="json") for m in allowed]
+        }
+        entry = _entry(workspace, actor_uid, "settings.changed", None, detail, now)
+        change = WorkspaceChange(entry=entry, name=workspace.name, settings=changed)
+        return _Plan(changed, change)
+
+    return _serialized(store, workspace_id, decide)

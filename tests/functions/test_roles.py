@@ -72,6 +72,12 @@ ROWS: Final = [
     Row("workspaces", "POST", "/{ws}/keys", {"name": "ci", "scope": "read"},
         _statuses(201, 201, 403, 403, 404)),
     Row("workspaces", "GET", "/{ws}/audit", None, _statuses(200, 200, 403, 403, 404)),
+    Row("workspaces", "GET", "/{ws}/prices", None, _statuses(200, 200, 200, 200, 404)),
+    Row("workspaces", "PUT", "/{ws}/prices", [{"provider": "openai", "model": "gpt-4o",
+        "discount_pct": 10}], _statuses(200, 200, 403, 403, 404)),
+    Row("workspaces", "GET", "/{ws}/settings", None, _statuses(200, 200, 200, 200, 404)),
+    Row("workspaces", "PUT", "/{ws}/settings", {"allowed_models": None},
+        _statuses(200, 200, 403, 403, 404)),
 ]  # fmt: skip
 
 

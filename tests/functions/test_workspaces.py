@@ -210,7 +210,9 @@ def test_a_body_that_is_not_json_is_a_bad_request(
         ("GET", "/invites/abc/accept", 405, "POST"),
         ("POST", "/{ws}/audit", 405, "GET"),
         ("PATCH", "/{ws}/keys/abc", 405, "DELETE"),
-        ("PUT", "/", 405, "DELETE, GET, PATCH, POST"),
+        ("PUT", "/", 405, "GET, POST"),
+        ("DELETE", "/{ws}/prices", 405, "GET, PUT"),
+        ("TRACE", "/", 405, "DELETE, GET, PATCH, POST, PUT"),
     ],
 )
 def test_unknown_paths_are_404_and_wrong_methods_405_with_allow(
