@@ -101,6 +101,9 @@ class Endpoint:
     key_scope: KeyScope | None = None
     # False: the function names workspaces in its paths (`workspaces`), the header is unused.
     workspace_header: bool = True
+    # The most a 429/503's Retry-After may say (ingest: OTLP exporters give up after about
+    # 10 s, DESIGN §2); None: the wait as it is.
+    max_retry_after_s: int | None = None
     # Rewrites each response once made (otlp_ingest: errors as the google.rpc.Status OTLP
     # clients read); None: Apex's JSON as is.
     reply: Callable[[HttpRequest, HttpResponse], HttpResponse] | None = None
@@ -118,6 +121,9 @@ def serve(endpoint: Endpoint, request: HttpRequest, services: Services) -> HttpR
     with log_context(trace=trace):
         response = _serve(endpoint, request, services)
     response.headers.update(cors)
+    cap, retry_after = endpoint.max_retry_after_s, response.headers.get("Retry-After")
+    if cap is not None and retry_after is not None and int(retry_after) > cap:
+        response.headers["Retry-After"] = str(cap)
     return response if endpoint.reply is None else endpoint.reply(request, response)
 
 

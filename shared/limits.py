@@ -13,6 +13,8 @@ MAX_BODY_BYTES: Final = 1 * MIB
 # usage_ingest's body and records (the usage batch it publishes holds as many).
 MAX_INGEST_BODY_BYTES: Final = 5 * MIB
 MAX_INGEST_RECORDS: Final = 5_000
+# The most an ingest function's Retry-After says (OTLP exporters give up after about 10 s).
+INGEST_MAX_RETRY_AFTER_S: Final = 5
 # A WebSocket frame (uvicorn's ``ws_max_size``: a bigger one closes the socket with 1009).
 MAX_FRAME_BYTES: Final = 64 * KIB
 

@@ -50,8 +50,6 @@ INFLATE_STEP: Final = 1 * MIB
 # The errors of rejected spans that partial_success.error_message quotes.
 MAX_QUOTED_ERRORS: Final = 5
 MAX_ERROR_MESSAGE_CHARS: Final = 2_000
-# DESIGN §2: an ingest Retry-After is at most 5 s (OTLP exporters give up after about 10 s).
-MAX_RETRY_AFTER_S: Final = 5
 # google.rpc.ErrorInfo.domain of Apex's errors (its reason is Apex's error code).
 ERROR_DOMAIN: Final = "apex"
 
@@ -416,7 +414,7 @@ def otlp_reply(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """An error of ``otlp_ingest`` as the ``google.rpc.Status`` OTLP/HTTP clients read, in the
     request's encoding (JSON when it has neither): the message Apex's JSON body has, its
     error code as an ``ErrorInfo`` reason, the Retry-After as a ``RetryInfo``; a success as
-    is. A Retry-After over ``MAX_RETRY_AFTER_S`` is capped (DESIGN §2)."""
+    is. (Its Retry-After is already capped: ``Endpoint.max_retry_after_s``.)"""
     if response.status < 400 or not isinstance(response.body, dict):
         return response
     error = response.body["error"]
@@ -434,8 +432,7 @@ def otlp_reply(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
     retry_after = headers.get("Retry-After")
     if retry_after is not None:
-        seconds = min(int(retry_after), MAX_RETRY_AFTER_S)
-        headers["Retry-After"] = str(seconds)
+        seconds = int(retry_after)
         status.details.add().Pack(
             error_details_pb2.RetryInfo(retry_delay=Duration(seconds=seconds))
         )

@@ -5,7 +5,9 @@ workspace counts against it — each member's and each API key's — configurabl
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from flask.testing import FlaskClient
@@ -69,3 +71,32 @@ def test_cors_allows_the_workspace_header_and_the_team_methods(
     assert {"Authorization", "Content-Type", "X-Apex-Workspace"} <= allowed
     methods = {m.strip() for m in preflight.headers["Access-Control-Allow-Methods"].split(",")}
     assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= methods
+
+
+def test_ingest_says_retry_within_5_s_however_long_the_window_has_to_run(
+    function: Fn,
+    sign_up: Callable[..., SignedIn],
+    topics: dict[str, Captured],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DESIGN §2: an ingest Retry-After is at most 5 s (exporters give up after about 10 s),
+    while the message still says how long the window has to run."""
+    headers = {"Authorization": f"Bearer {sign_up().id_token}"}
+    record = {
+        "model": "gpt-4o-mini",
+        "input_tokens": 100,
+        "output_tokens": 10,
+        "ts": datetime.now(UTC).isoformat(),
+    }
+    ingest = function("usage_ingest")
+    monkeypatch.setenv("APEX_WORKSPACE_CALLS_PER_MINUTE", "1")
+    start_within_one_window(need_s=15)
+    assert ingest.post("/", json=[record], headers=headers).status_code == 202
+    refused = ingest.post("/", json=[record], headers=headers)
+    assert seconds_left_in_window() > 10
+    assert refused.status_code == 429, refused.get_json()
+    message = refused.get_json()["error"]["message"]
+    waited = re.search(r"retry in (\d+) s", message)
+    assert waited, message
+    assert int(waited.group(1)) > 5
+    assert refused.headers["Retry-After"] == "5"
