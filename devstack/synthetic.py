@@ -2,9 +2,15 @@
 
 ``generate(days=30, end=date(...), seed=7)`` returns plain-form usage records (DESIGN §5)
 for the ``days`` UTC days ending with ``end``, their normalized ``UsageRecord``s, and a
-``Manifest`` of what was planted: one inefficiency of each ``RecommendationKind``, each with
-its monthly savings, plus one spend anomaly. Healthy background traffic triggers none of the
-detection rules. The same seed and arguments always give the same records.
+``Manifest`` of what was planted: inefficiencies of every ``RecommendationKind``, each with
+its monthly savings and the basis it must be reported with, plus one spend anomaly. Besides
+one plant of each kind, the cases of issue 14: a premium Anthropic classifier (its target is
+the small tier, across families), an OpenAI feature whose long prompts are never cached (an
+unstable prefix: an upper bound), an Anthropic feature whose records carry prompt prefix
+hashes (caching measured), a scheduled nightly job whose calls carry user ids (batch), and
+requests repeated the next day within 24 hours (a rolling window, not the calendar day).
+Healthy background traffic triggers none of the detection rules. The same seed and arguments
+always give the same records.
 
 The detection rules and savings formulas are those of the optimization agent,
 ``shared.usage.savings`` (documented there), and the anomaly rule is
@@ -21,8 +27,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
+from shared.models.findings import Basis
 from shared.models.recommendations import RecommendationKind
 from shared.models.usage import UsageRecord, parse_usage_record
+from shared.price_book import PriceBook
 from shared.usage import anomalies, savings
 from shared.usage.anomalies import ROLLING_WINDOW_DAYS
 from shared.usage.rollups import DailyRollup, accumulate
@@ -43,6 +51,9 @@ class PlantedInefficiency:
     # The model to move to (cheaper_model, deprecated_model); None for the other kinds.
     target_model: str | None
     evidence: Mapping[str, float | int | str]
+    basis: Basis
+    # Every model proposed, best first, with its monthly savings (unrounded).
+    targets: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,11 @@ class Manifest:
     anomaly: PlantedAnomaly
 
     def by_kind(self, kind: RecommendationKind) -> PlantedInefficiency:
+        """The first plant of the kind (the one every kind has)."""
         return next(item for item in self.inefficiencies if item.kind == kind)
+
+    def by_feature(self, feature: str) -> PlantedInefficiency:
+        return next(item for item in self.inefficiencies if item.feature == feature)
 
     def as_dict(self) -> dict[str, Any]:
         """The manifest as JSON-ready data."""
@@ -87,10 +102,16 @@ class SyntheticWorkspace:
 
 
 def find_inefficiencies(
-    rollups: Iterable[DailyRollup], *, days: int, price_at: datetime
+    rollups: Iterable[DailyRollup],
+    *,
+    days: int,
+    price_at: datetime,
+    book: PriceBook = PriceBook.LIST,
 ) -> list[PlantedInefficiency]:
-    """``savings.find_inefficiencies``, as manifest entries (unknown models: none planted)."""
-    scan = savings.find_inefficiencies(rollups, days=days, price_at=price_at)
+    """``savings.find_inefficiencies``, as manifest entries (unknown models: none planted).
+
+    The synthetic workspace sets no prices of its own: list prices unless ``book`` says."""
+    scan = savings.find_inefficiencies(rollups, days=days, price_at=price_at, book=book)
     return [
         PlantedInefficiency(
             kind=item.kind,
@@ -100,6 +121,10 @@ def find_inefficiencies(
             monthly_savings_usd=item.monthly_savings_usd,
             target_model=item.target_model,
             evidence=dict(item.evidence),
+            basis=item.basis,
+            targets=tuple(
+                (t.model, savings.monthly(t.period_savings_usd, days)) for t in item.targets
+            ),
         )
         for item in scan.inefficiencies
     ]
@@ -133,6 +158,7 @@ class _Call(NamedTuple):
     cached_input_tokens: int = 0
     status: Literal["ok", "error"] = "ok"
     request_hash: str | None = None
+    prompt_prefix_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +170,10 @@ class _Feature:
     call: Callable[[random.Random], _Call]
     hours: tuple[int, int] = (7, 22)  # UTC hours the feature runs in
     plants: RecommendationKind | None = None
+    # The basis the plant's saving must be reported with.
+    basis: Basis = "measured"
+    # Each call is asked again after midnight (see ``_midnight_pairs``).
+    midnight_pairs: bool = False
 
 
 _USERS: Final = tuple(f"user-{n:02d}@example.com" for n in range(1, 25))
@@ -159,10 +189,39 @@ def _classify(rng: random.Random) -> _Call:
     return _Call(rng.randint(300, 700), rng.randint(3, 12), rng.uniform(350, 900), _user(rng))
 
 
+def _route(rng: random.Random) -> _Call:
+    # A premium Anthropic model picking one of a few queues for an email: a handful of tokens.
+    return _Call(rng.randint(400, 800), rng.randint(2, 10), rng.uniform(800, 2000), _user(rng))
+
+
 def _contract(rng: random.Random) -> _Call:
-    # A 6,000-token system prompt and clause library in front of every document, never cached.
+    # A 6,000-token clause library, but each prompt starts with the document's own header
+    # (OpenAI would cache a stable 1,024+-token start by itself): no call reads the cache.
     prompt = 6000 + rng.randint(200, 1500)
     return _Call(prompt, rng.randint(250, 450), rng.uniform(2500, 6000), _user(rng))
+
+
+def _support(rng: random.Random) -> _Call:
+    # A 2,100-token system prompt and tool list first (its hash sent with every record),
+    # the conversation after; no cache markers, so nothing is read from the cache.
+    return _Call(
+        2100 + rng.randint(50, 600),
+        rng.randint(270, 400),
+        rng.uniform(1500, 4000),
+        _user(rng),
+        prompt_prefix_hash="support-agent-v3",
+    )
+
+
+def _report(rng: random.Random) -> _Call:
+    # Each user's nightly report, generated by a scheduled job: nobody waits for it.
+    return _Call(rng.randint(400, 900), rng.randint(300, 600), rng.uniform(3000, 7000), _user(rng))
+
+
+def _kb_lookup(rng: random.Random) -> _Call:
+    # A user looks something up in the knowledge base, and looks it up again the next day
+    # (``_midnight_pairs`` sets the hashes and the second call).
+    return _Call(rng.randint(500, 900), rng.randint(150, 300), rng.uniform(800, 2000), _user(rng))
 
 
 def _digest(rng: random.Random) -> _Call:
@@ -234,19 +293,48 @@ def _research(rng: random.Random) -> _Call:
 
 _FEATURES: Final = (
     _Feature("classify_ticket", "openai", "gpt-4o", 40, _classify, plants="cheaper_model"),
-    _Feature("contract_review", "openai", "gpt-4.1", 15, _contract, plants="prompt_caching"),
+    _Feature("route_email", "anthropic", "claude-opus-4-1", 40, _route, plants="cheaper_model"),
+    _Feature(
+        "contract_review",
+        "openai",
+        "gpt-4.1",
+        90,
+        _contract,
+        hours=(8, 14),
+        plants="prompt_caching",
+        basis="upper_bound",
+    ),
+    _Feature(
+        "support_agent",
+        "anthropic",
+        "claude-sonnet-4-6",
+        150,
+        _support,
+        hours=(8, 20),
+        plants="prompt_caching",
+    ),
     _Feature("nightly_digest", "openai", "gpt-4o", 30, _digest, hours=(2, 4), plants="batch_api"),
+    _Feature("nightly_report", "openai", "gpt-4.1", 40, _report, hours=(1, 3), plants="batch_api"),
     _Feature(
         "summarize_thread", "anthropic", "claude-sonnet-4-6", 30, _summarize, plants="trim_outputs"
     ),
     _Feature("faq_answer", "openai", "gpt-4o", 60, _faq, plants="response_cache"),
+    _Feature(
+        "kb_lookup",
+        "openai",
+        "gpt-4o-mini",
+        30,
+        _kb_lookup,
+        plants="response_cache",
+        midnight_pairs=True,
+    ),
     _Feature("extract_invoice", "openai", "gpt-4.1", 30, _extract, plants="failed_calls"),
     _Feature("legacy_tagging", "cohere", "command-light", 30, _legacy, plants="deprecated_model"),
     _Feature("chat_assistant", "openai", "gpt-4o-mini", 60, _chat),
     _Feature("code_review", "anthropic", "claude-haiku-4-5", 20, _code_review),
 )
 # One day, an agent loop on a feature that does not otherwise run drives spend far up.
-_ANOMALY: Final = _Feature("research_agent", "anthropic", "claude-sonnet-4-6", 250, _research)
+_ANOMALY: Final = _Feature("research_agent", "anthropic", "claude-sonnet-4-6", 450, _research)
 _ANOMALY_DAYS_BEFORE_END: Final = 8
 
 
@@ -275,7 +363,27 @@ def _calls(
             raw["user"] = call.user
         if call.request_hash is not None:
             raw["request_hash"] = call.request_hash
+        if call.prompt_prefix_hash is not None:
+            raw["prompt_prefix_hash"] = call.prompt_prefix_hash
         yield raw
+
+
+def _midnight_pairs(
+    feature: _Feature, day: date, count: int, rng: random.Random, seed: int, last: date
+) -> Iterable[dict[str, Any]]:
+    """``count`` questions asked on ``day`` (in the feature's hours), each asked again by the
+    same user (the same request hash) the next day, earlier in the day than the first time,
+    unless that is past ``last``: never twice on one calendar day, always within 24 hours."""
+    midnight = datetime.combine(day + timedelta(days=1), time(tzinfo=UTC))
+    for raw in _calls(feature, day, count, rng, seed):
+        first = {**raw, "request_hash": f"{feature.name}-{day.isoformat()}-{raw['id'][-5:]}"}
+        yield first
+        if day == last:
+            continue
+        ts = datetime.strptime(raw["ts"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        before_24h = int((ts + timedelta(days=1) - midnight).total_seconds()) - 60
+        again = midnight + timedelta(seconds=rng.randint(0, before_24h))
+        yield {**first, "id": f"{raw['id']}-again", "ts": again.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def generate(
@@ -302,9 +410,15 @@ def generate(
         for feature in _FEATURES:
             # +-20% day-to-day variation keeps the series realistic but the median stable.
             count = round(feature.per_day * scale * rng.uniform(0.8, 1.2))
-            raw.extend(_calls(feature, day, count, rng, seed))
+            if feature.midnight_pairs:
+                raw.extend(_midnight_pairs(feature, day, count, rng, seed, end))
+            else:
+                raw.extend(_calls(feature, day, count, rng, seed))
         if day == anomaly_day:
             raw.extend(_calls(_ANOMALY, day, _ANOMALY.per_day * scale, rng, seed))
+    # In time order, as a client exports them (the repeat windows are exact in any order
+    # only for calls clustered within a window: shared.usage.repeats).
+    raw.sort(key=lambda item: (item["ts"], item["id"]))
     now = datetime.combine(end + timedelta(days=1), time(tzinfo=UTC))
     records = [parse_usage_record(item, now=now) for item in raw]
     return SyntheticWorkspace(raw=raw, records=records, manifest=_manifest(records, start, end))
@@ -325,6 +439,13 @@ def _manifest(records: Sequence[UsageRecord], start: date, end: date) -> Manifes
         raise RuntimeError(
             f"planted inefficiencies not detectable at {price_at:%Y-%m-%d}: {missing}"
         )
+    mislabelled = [
+        (f.plants, f.name, found[(f.plants, f.name)].basis)
+        for f in _FEATURES
+        if f.plants is not None and found[(f.plants, f.name)].basis != f.basis
+    ]
+    if mislabelled:
+        raise RuntimeError(f"planted inefficiencies found with the wrong basis: {mislabelled}")
     planted = tuple(found[pair] for pair in expected)
     return Manifest(
         start_day=start.isoformat(),

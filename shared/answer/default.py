@@ -255,9 +255,20 @@ def _recommendation_line(rank: int, rec: Recommendation) -> str:
     # The detail shows the numbers behind the saving; the evidence travels in the answer's
     # recommendations.
     return (
-        f"{rank}. **{rec.title}**: {usd(rec.monthly_savings_usd)}/month "
-        f"(confidence {rec.confidence * 100:.0f}%). {rec.detail}"
+        f"{rank}. **{rec.title}**: {_savings_claim(rec)} "
+        f"({_basis_and_confidence(rec)}). {rec.detail}"
     )
+
+
+def _savings_claim(rec: Recommendation) -> str:
+    """A measured saving is stated; an upper bound is the most it would save (DESIGN §8)."""
+    amount = f"{usd(rec.monthly_savings_usd)}/month"
+    return amount if rec.basis == "measured" else f"up to {amount}"
+
+
+def _basis_and_confidence(rec: Recommendation) -> str:
+    basis = "measured" if rec.basis == "measured" else "upper bound"
+    return f"{basis}, confidence {rec.confidence * 100:.0f}%"
 
 
 def _recommendations(report: OptimizationReport) -> str:
@@ -489,7 +500,7 @@ def _savings_lead(report: OptimizationReport) -> str:
     which = "one recommendation" if count == 1 else f"{count} recommendations"
     return (
         f"**You could save {usd(report.total_monthly_savings_usd)}/month** with {which}; "
-        f"the largest: {top.title} ({usd(top.monthly_savings_usd)}/month)."
+        f"the largest: {top.title} ({_savings_claim(top)})."
     )
 
 
@@ -704,14 +715,13 @@ def _recommendation_answer(found: ReferencedFinding, rec: Recommendation) -> str
     which = f"#{found.rank} of {found.of}, {rec.title}"
     when = f", from {period_text(found.period)}" if found.period is not None else ""
     if found.asks == "how":
-        first = (
-            f"**To act on {which}** ({usd(rec.monthly_savings_usd)}/month), in this order:\n"
-            + "\n".join(f"{i}. {step}" for i, step in enumerate(rec.steps, 1))
-        )
+        steps = "\n".join(f"{i}. {step}" for i, step in enumerate(rec.steps, 1))
+        first = f"**To act on {which}** ({_savings_claim(rec)}), in this order:\n{steps}"
         return "\n\n".join([first, rec.detail, _evidence(rec)])
+    saves = "saves" if rec.basis == "measured" else "would save"
     first = (
-        f"**{which}, saves {usd(rec.monthly_savings_usd)}/month** (confidence "
-        f"{rec.confidence * 100:.0f}%{when}). {rec.detail}"
+        f"**{which}, {saves} {_savings_claim(rec)}** ({_basis_and_confidence(rec)}{when}). "
+        f"{rec.detail}"
     )
     parts = [first, _evidence(rec)]
     if found.asks == "more":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.models.dimensions import Dimension
 from shared.models.period import PeriodRange
@@ -21,6 +21,15 @@ from shared.models.triage import TriageResponse
 NONE_KEY = "(none)"
 
 EvidenceValue = float | int | str
+
+# What a saving rests on (DESIGN §8, "What a recommendation may claim"): ``measured`` when
+# every number it is computed from is in the records; ``upper_bound`` when it assumes what
+# the records cannot show (that a prompt prefix is shared, how long it is): the most the
+# change would save.
+Basis = Literal["measured", "upper_bound"]
+# An upper bound's confidence never reaches a measured one's: it is capped here, below the
+# lowest confidence a measured kind starts from (``shared.usage.recommend.BASE_CONFIDENCE``).
+UPPER_BOUND_MAX_CONFIDENCE = 0.4
 
 
 class _Frozen(BaseModel):
@@ -92,6 +101,11 @@ class UnknownModel(_Frozen):
     requests: int = Field(ge=0)
 
 
+# Which prices a report's costs are at: the price table's, or the workspace's own
+# (``PUT /{ws}/prices``: the answer says "at your prices"; docs/prices.md).
+PricesBasis = Literal["list", "workspace"]
+
+
 class DataReport(_Frozen):
     """The ``agents_data`` response: ``{period, totals, breakdown, trend, anomalies}``."""
 
@@ -101,6 +115,22 @@ class DataReport(_Frozen):
     trend: Trend
     anomalies: list[Anomaly]
     unknown_models: list[UnknownModel] = Field(default_factory=list)
+    prices: PricesBasis = "list"
+
+
+class ModelTarget(_Frozen):
+    """A model a cheaper-model recommendation proposes, priced on the measured tokens."""
+
+    model: str
+    # Its capability tier in ``shared/model_tiers.yaml`` (None: a deprecated model's
+    # replacement the list does not classify).
+    tier: Literal["small", "medium", "large"] | None
+    monthly_savings_usd: float = Field(ge=0.0)
+    input_usd_per_mtok: float = Field(ge=0.0)
+    cached_input_usd_per_mtok: float = Field(ge=0.0)
+    output_usd_per_mtok: float = Field(ge=0.0)
+    # What the period's calls would have cost on it.
+    period_cost_usd: float = Field(ge=0.0)
 
 
 class Recommendation(_Frozen):
@@ -119,6 +149,58 @@ class Recommendation(_Frozen):
     feature: str | None
     # The model to move to (cheaper_model, deprecated_model); None for the other kinds.
     target_model: str | None = None
+    # Whether the saving is measured or an upper bound; the confidence follows from it.
+    basis: Basis
+    # Every model proposed, best first (``target_model`` is the first; the saving shown and
+    # counted in the total is the first's); empty for kinds that propose no model.
+    targets: list[ModelTarget] = Field(default_factory=list, max_length=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recommendation:
+        if self.basis == "upper_bound" and self.confidence > UPPER_BOUND_MAX_CONFIDENCE:
+            raise ValueError(f"an upper bound's confidence is at most {UPPER_BOUND_MAX_CONFIDENCE}")
+        if self.targets and self.targets[0].model != self.target_model:
+            raise ValueError("target_model must be the first of targets")
+        return self
+
+
+class WhatIfSource(_Frozen):
+    """One model the period's calls ran on, and what its tokens would cost on the target."""
+
+    provider: str
+    model: str
+    requests: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    # Calls whose current cost is unknown (a model neither the table nor the workspace
+    # prices): their tokens are in the what-if cost, not in the current one.
+    unpriced_requests: int = Field(ge=0)
+    current_cost_usd: float = Field(ge=0.0)
+    what_if_cost_usd: float = Field(ge=0.0)
+    difference_usd: float
+
+
+class WhatIf(_Frozen):
+    """What the period's measured tokens (the workspace's, or one feature's) would have cost
+    on another model: each call's tokens at the target's prices of its day (batch tokens at
+    its batch prices). Token counts differ between model families: ``caveat`` says so."""
+
+    provider: str
+    model: str
+    feature: str | None
+    input_usd_per_mtok: float = Field(ge=0.0)
+    cached_input_usd_per_mtok: float = Field(ge=0.0)
+    output_usd_per_mtok: float = Field(ge=0.0)
+    requests: int = Field(ge=0)
+    current_cost_usd: float = Field(ge=0.0)
+    what_if_cost_usd: float = Field(ge=0.0)
+    # what-if minus current: negative is a saving.
+    difference_usd: float
+    difference_pct: float | None
+    sources: list[WhatIfSource]
+    prices: PricesBasis
+    caveat: str
 
 
 class OptimizationReport(_Frozen):
@@ -128,6 +210,9 @@ class OptimizationReport(_Frozen):
     recommendations: list[Recommendation]
     total_monthly_savings_usd: float = Field(ge=0.0)
     unknown_models: list[UnknownModel] = Field(default_factory=list)
+    prices: PricesBasis = "list"
+    # Only when the request asked (``what_if``).
+    what_if: WhatIf | None = None
 
 
 class UsageFilters(_Frozen):

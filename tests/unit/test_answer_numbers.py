@@ -61,6 +61,7 @@ def _recommendation(title: str, detail: str, savings: float) -> Recommendation:
         detail=detail,
         monthly_savings_usd=savings,
         confidence=0.6,
+        basis="measured",
         evidence={"mean_output_tokens": 7.4, "requests": 1208},
         steps=["Switch it"],
         provider="openai",
