@@ -311,6 +311,16 @@ def _deprecated_model(
     )
 
 
+# How the text names the providers whose caching it describes.
+_PROVIDER_NAMES: Final[Mapping[str, str]] = {
+    "openai": "OpenAI",
+    "azure": "Azure OpenAI",
+    "anthropic": "Anthropic",
+    "aws": "Bedrock",
+    "google": "Vertex AI",
+}
+
+
 def _cache_prices(e: Mapping[str, EvidenceValue]) -> str:
     return (
         f"{_price(e['cached_input_usd_per_mtok'])} instead of "
@@ -359,9 +369,10 @@ def _prompt_caching(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly:
         return _Wording(
             title=f"Reorder the prompts of {scope} on {item.model} so they start the same",
             detail=(
-                f"{item.provider} caches prompts of {CACHEABLE_PREFIX_MIN_TOKENS:,} tokens or "
-                f"more by itself, yet none of the {_n(e['requests'])} calls of {scope} read a "
-                f"cached token although each sent at least {prefix}: their prompts do not "
+                f"{_PROVIDER_NAMES.get(item.provider, item.provider)} caches prompts of "
+                f"{CACHEABLE_PREFIX_MIN_TOKENS:,} tokens or more by itself, yet none of the "
+                f"{_n(e['requests'])} calls of {scope} read a cached token although each sent "
+                f"at least {prefix} input tokens: their prompts do not "
                 f"start with the same text. {assumption}{warm} at {_cache_prices(e)}: {claim}."
             ),
             steps=[
@@ -392,7 +403,8 @@ def _prompt_caching(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly:
         title=f"Cache a shared prompt prefix of {scope} on {item.model}",
         detail=(
             f"None of the {_n(e['requests'])} calls of {scope} read from the prompt cache, and "
-            f"each sent at least {prefix} input tokens. {item.provider} caches only what the "
+            f"each sent at least {prefix} input tokens. "
+            f"{_PROVIDER_NAMES.get(item.provider, item.provider)} caches only what the "
             f"prompt marks, for {CACHE_TTL_MINUTES} minutes. {assumption}{warm} at "
             f"{_cache_prices(e)}, and {_writes(e)}: {claim}."
         ),
@@ -420,7 +432,7 @@ def _batch_api(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly: floa
     else:
         why = (
             f"{_n(e['non_interactive_requests'])} of the {_n(e['requests'])} calls of {scope} "
-            f"({_share(e['non_interactive_share'])}) had no end user waiting. Their"
+            f"({_share(e['non_interactive_share'])}) had no end user waiting; those calls"
         )
     return _Wording(
         title=f"Send {scope} on {item.model} through the batch API",

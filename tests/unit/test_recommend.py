@@ -1,20 +1,27 @@
 """The optimization agent's recommendations: the planted inefficiencies, priced as planted.
 
-The synthetic workspace plants one inefficiency of each kind with a known monthly saving
-(``workspace.manifest``); hand-made rollups pin the wording, filtering and edge cases.
+The synthetic workspace plants inefficiencies of every kind with known monthly savings
+(``workspace.manifest``); hand-made rollups pin the wording, filtering and edge cases. Every
+saving shown is recomputed here from the evidence it shows, to the cent.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from devstack.synthetic import SyntheticWorkspace, generate
 from shared import pricing
-from shared.models.findings import OptimizationReport, UnknownModel
+from shared.models.findings import (
+    UPPER_BOUND_MAX_CONFIDENCE,
+    OptimizationReport,
+    Recommendation,
+    UnknownModel,
+)
 from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.recommendations import KINDS
 from shared.models.usage import usage_record
@@ -70,64 +77,191 @@ def test_every_planted_kind_is_recommended_at_its_manifest_savings(
     planted = {(item.kind, item.feature): item for item in workspace.manifest.inefficiencies}
     # Nothing but the plants.
     assert set(found) == set(planted)
-    assert sorted(kind for kind, _ in found) == sorted(KINDS)
+    assert {kind for kind, _ in found} == set(KINDS)
     for key, item in planted.items():
         rec = found[key]
         # Within 1%, or within the half cent that rounding to the cent may add.
         tolerance = max(0.01 * item.monthly_savings_usd, 0.005)
         assert abs(rec.monthly_savings_usd - item.monthly_savings_usd) <= tolerance, key
-        assert (rec.provider, rec.model, rec.target_model) == (
+        assert (rec.provider, rec.model, rec.target_model, rec.basis) == (
             item.provider,
             item.model,
             item.target_model,
+            item.basis,
         )
+        assert [t.model for t in rec.targets] == [model for model, _ in item.targets]
 
 
 def test_ranked_by_savings_and_totalled(full: OptimizationReport) -> None:
     savings = [r.monthly_savings_usd for r in full.recommendations]
     assert savings == sorted(savings, reverse=True)
-    assert full.recommendations[0].kind == "trim_outputs"
+    assert (full.recommendations[0].kind, full.recommendations[0].feature) == (
+        "prompt_caching",
+        "contract_review",
+    )
     assert full.total_monthly_savings_usd == pytest.approx(sum(savings), abs=1e-9)
-    assert full.total_monthly_savings_usd == 18.13
+    # Only the first target of a cheaper-model recommendation counts.
+    assert full.total_monthly_savings_usd == 66.71
     assert full.unknown_models == []
+
+
+def recomputed(rec: Recommendation) -> Decimal:
+    """The period saving, from nothing but the recommendation's evidence (the formulas of
+    shared.usage.savings, written out again)."""
+    e = rec.evidence
+
+    def price(key: str) -> Decimal:
+        return Decimal(str(e[key]))
+
+    def tokens(prefix: str) -> tuple[int, int, int]:
+        return (
+            int(e[f"{prefix}input_tokens"]),
+            int(e[f"{prefix}cached_input_tokens"]),
+            int(e[f"{prefix}output_tokens"]),
+        )
+
+    def cost(t: tuple[int, int, int], prefix: str) -> Decimal:
+        i, c, o = t
+        return (
+            (i - c) * price(f"{prefix}input_usd_per_mtok")
+            + c * price(f"{prefix}cached_input_usd_per_mtok")
+            + o * price(f"{prefix}output_usd_per_mtok")
+        ) / 1_000_000
+
+    if rec.kind in ("cheaper_model", "deprecated_model"):
+        return cost(tokens(""), "") - cost(tokens(""), "target_")
+    if rec.kind == "batch_api":
+        return cost(tokens("candidate_"), "") - cost(tokens("candidate_"), "batch_")
+    if rec.kind == "trim_outputs":
+        return int(e["excess_output_tokens"]) * price("output_usd_per_mtok") / 1_000_000
+    if rec.kind in ("response_cache", "failed_calls"):
+        return price("repeat_cost_usd" if rec.kind == "response_cache" else "error_cost_usd")
+    assert rec.kind == "prompt_caching"
+    prefix = int(e["prefix_tokens"])
+    read = price("input_usd_per_mtok") - price("cached_input_usd_per_mtok")
+    if e["mode"] == "gemini":
+        upkeep = price("input_usd_per_mtok") + price("storage_usd_per_mtok_hour")
+        cached, hours = int(e["cached_requests"]), int(e["cached_hours"])
+        return (cached * prefix * read - hours * prefix * upkeep) / 1_000_000
+    premium = max(price("cache_write_usd_per_mtok") - price("input_usd_per_mtok"), Decimal(0))
+    warm, cold = int(e["warm_requests"]), int(e["cold_requests"])
+    return (warm * prefix * read - cold * prefix * premium) / 1_000_000
+
+
+def to_the_cent(period: Decimal, days: int) -> float:
+    return float((period / days * 30).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def test_every_saving_shown_is_recomputed_from_its_evidence_to_the_cent(
+    full: OptimizationReport,
+) -> None:
+    assert {r.kind for r in full.recommendations} == set(KINDS)
+    for rec in full.recommendations:
+        days = int(rec.evidence["days"])
+        period = recomputed(rec)
+        assert to_the_cent(period, days) == rec.monthly_savings_usd, (rec.kind, rec.feature)
+        assert f"${rec.monthly_savings_usd:,.2f}/month" in rec.detail, rec.kind
+        assert (
+            float(period.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+            == (rec.evidence["period_savings_usd"])
+        )
+        # A second target is priced from its own evidence too.
+        if len(rec.targets) == 2:
+            tokens = (
+                int(rec.evidence["input_tokens"]),
+                int(rec.evidence["cached_input_tokens"]),
+                int(rec.evidence["output_tokens"]),
+            )
+            second = {k[len("second_") :]: v for k, v in rec.evidence.items() if "second_" in k}
+            again = rec.model_copy(update={"evidence": {**rec.evidence, **second}})
+            assert tokens[0] > 0
+            assert to_the_cent(recomputed(again), days) == rec.targets[1].monthly_savings_usd
+
+
+def test_the_text_says_measured_or_upper_bound(full: OptimizationReport) -> None:
+    for rec in full.recommendations:
+        amount = f"${rec.monthly_savings_usd:,.2f}/month"
+        if rec.basis == "measured":
+            assert f"saves {amount}" in rec.detail, rec.kind
+            assert "would save up to" not in rec.detail, rec.kind
+        else:
+            assert f"would save up to {amount}" in rec.detail, rec.kind
+            assert "saves " not in rec.detail, rec.kind
+            assert "do not show" in rec.detail, rec.kind
+        # The sentence the records could never prove is gone.
+        assert "repeat a prefix" not in rec.detail, rec.kind
+
+
+def test_an_upper_bound_never_gets_a_measured_confidence(full: OptimizationReport) -> None:
+    measured = [r.confidence for r in full.recommendations if r.basis == "measured"]
+    upper = [r.confidence for r in full.recommendations if r.basis == "upper_bound"]
+    assert upper
+    assert measured
+    assert max(upper) <= UPPER_BOUND_MAX_CONFIDENCE < min(BASE_CONFIDENCE.values())
+    assert max(upper) < min(measured)
+    # The model refuses one that claims more.
+    rec = next(r for r in full.recommendations if r.basis == "upper_bound")
+    with pytest.raises(ValidationError, match="upper bound"):
+        Recommendation.model_validate({**rec.model_dump(), "confidence": 0.6})
 
 
 def test_cheaper_model_shows_the_numbers_behind_it(
     workspace: SyntheticWorkspace, full: OptimizationReport
 ) -> None:
-    rec = next(r for r in full.recommendations if r.kind == "cheaper_model")
-    assert rec.title == "Move feature `classify_ticket` from gpt-4o to gpt-4o-mini"
+    rec = next(r for r in full.recommendations if r.feature == "classify_ticket")
+    assert rec.title == "Move feature `classify_ticket` from gpt-4o to gpt-5-nano"
     records = [r for r in workspace.records if r.feature == "classify_ticket"]
     inputs, outputs = sum(r.input_tokens for r in records), sum(r.output_tokens for r in records)
     assert rec.evidence["requests"] == len(records)
     assert rec.evidence["input_tokens"] == inputs
     assert rec.evidence["output_tokens"] == outputs
     assert rec.evidence["mean_output_tokens"] == round(outputs / len(records), 1)
+    assert (rec.evidence["signal"], rec.evidence["wanted_tier"]) == ("short_outputs", "small")
     at = workspace.manifest.price_at
     gpt4o = pricing.model_prices("openai", "gpt-4o", at)
-    mini = pricing.model_prices("openai", "gpt-4o-mini", at)
+    nano = pricing.model_prices("openai", "gpt-5-nano", at)
     assert rec.evidence["input_usd_per_mtok"] == float(gpt4o.input_mtok)
-    assert rec.evidence["target_output_usd_per_mtok"] == float(mini.output_mtok)
+    assert rec.evidence["target_output_usd_per_mtok"] == float(nano.output_mtok)
     assert rec.evidence["days"] == 30
-    for text in (f"{inputs:,} input", f"{outputs:,} output", "$2.50/$10.00", "$0.15/$0.60"):
+    assert [(t.model, t.tier) for t in rec.targets] == [
+        ("gpt-5-nano", "small"),
+        ("gpt-4.1-nano", "small"),
+    ]
+    for text in (
+        f"{inputs:,} input",
+        f"{outputs:,} output",
+        "$2.50/$10.00",
+        "$0.05/$0.40",
+        "classification-like",
+        "Second choice: gpt-4.1-nano at $0.10/$0.40",
+        "may count the same text in more or fewer tokens",
+    ):
         assert text in rec.detail
-    assert f"${rec.monthly_savings_usd:,.2f}/month" in rec.detail
+    assert f"${rec.targets[1].monthly_savings_usd:,.2f}/month less" in rec.detail
     assert 1 <= len(rec.steps) <= 4
     assert rec.confidence == BASE_CONFIDENCE["cheaper_model"]
 
 
 def test_each_kind_has_a_specific_title(full: OptimizationReport) -> None:
-    titles = {r.kind: r.title for r in full.recommendations}
+    titles = {r.feature: r.title for r in full.recommendations}
     assert titles == {
-        "cheaper_model": "Move feature `classify_ticket` from gpt-4o to gpt-4o-mini",
-        "prompt_caching": "Cache the shared prompt prefix of feature `contract_review` on gpt-4.1",
-        "batch_api": "Send feature `nightly_digest` on gpt-4o through the batch API",
-        "trim_outputs": (
-            "Cap the output of feature `summarize_thread` on claude-sonnet-4-6 at 1,024 tokens"
+        "classify_ticket": "Move feature `classify_ticket` from gpt-4o to gpt-5-nano",
+        "route_email": "Move feature `route_email` from claude-opus-4-1 to claude-haiku-5-5",
+        "contract_review": (
+            "Reorder the prompts of feature `contract_review` on gpt-4.1 so they start the same"
         ),
-        "response_cache": "Cache responses to repeated requests of feature `faq_answer` on gpt-4o",
-        "failed_calls": "Fix the failing calls of feature `extract_invoice` on gpt-4.1",
-        "deprecated_model": (
+        "support_agent": (
+            "Cache the repeated prompt prefix of feature `support_agent` on claude-sonnet-4-6"
+        ),
+        "nightly_digest": "Send feature `nightly_digest` on gpt-4o through the batch API",
+        "nightly_report": "Send feature `nightly_report` on gpt-4.1 through the batch API",
+        "summarize_thread": (
+            "Cap the output of feature `summarize_thread` on claude-sonnet-4-6 at 768 tokens"
+        ),
+        "faq_answer": "Cache responses to repeated requests of feature `faq_answer` on gpt-4o",
+        "kb_lookup": ("Cache responses to repeated requests of feature `kb_lookup` on gpt-4o-mini"),
+        "extract_invoice": "Fix the failing calls of feature `extract_invoice` on gpt-4.1",
+        "legacy_tagging": (
             "Replace deprecated command-light with command-r in feature `legacy_tagging`"
         ),
     }
@@ -137,20 +271,26 @@ def test_each_kind_has_a_specific_title(full: OptimizationReport) -> None:
 
 
 def test_sure_kinds_are_more_confident_than_guesses(full: OptimizationReport) -> None:
-    confidence = {r.kind: r.confidence for r in full.recommendations}
-    assert confidence["failed_calls"] > confidence["cheaper_model"] > confidence["trim_outputs"]
-    assert confidence["deprecated_model"] > confidence["prompt_caching"]
+    confidence = {r.feature: r.confidence for r in full.recommendations}
+    assert confidence["extract_invoice"] > confidence["classify_ticket"]
+    assert confidence["classify_ticket"] > confidence["summarize_thread"]
+    assert confidence["legacy_tagging"] > confidence["support_agent"]
+    # Measured caching (prefix hashes) against an upper bound (an assumed prefix).
+    assert confidence["support_agent"] > confidence["contract_review"]
+    # No end user at all against a schedule inferred from the hours.
+    assert confidence["nightly_digest"] > confidence["nightly_report"]
 
 
 def test_min_monthly_savings_filters_and_the_total_follows(
     rollups: list[DailyRollup], full: OptimizationReport
 ) -> None:
-    kept = recommend(rollups, PERIOD, min_monthly_savings_usd=2.0)
-    assert {r.kind for r in kept.recommendations} == {
-        "trim_outputs",
-        "response_cache",
-        "prompt_caching",
-        "batch_api",
+    kept = recommend(rollups, PERIOD, min_monthly_savings_usd=4.0)
+    assert {r.feature for r in kept.recommendations} == {
+        "contract_review",
+        "support_agent",
+        "route_email",
+        "summarize_thread",
+        "faq_answer",
     }
     assert kept.total_monthly_savings_usd == pytest.approx(
         sum(r.monthly_savings_usd for r in kept.recommendations), abs=1e-9
@@ -168,10 +308,12 @@ def test_only_the_period_counts_and_its_days_set_the_month(
     workspace: SyntheticWorkspace, rollups: list[DailyRollup]
 ) -> None:
     last_10 = period("2026-11-11", "2026-11-20")
-    rec = next(r for r in recommend(rollups, last_10).recommendations if r.kind == "cheaper_model")
+    rec = next(
+        r for r in recommend(rollups, last_10).recommendations if r.feature == "classify_ticket"
+    )
     at = datetime(2026, 11, 20, tzinfo=UTC)
     current = pricing.model_prices("openai", "gpt-4o", at)
-    target = pricing.model_prices("openai", "gpt-4o-mini", at)
+    target = pricing.model_prices("openai", "gpt-5-nano", at)
     saved = Decimal(0)
     for r in workspace.records:
         if r.feature == "classify_ticket" and r.day >= "2026-11-11":
