@@ -49,6 +49,7 @@ from shared.models.usage import UsageRecord
 from shared.services import Services
 from shared.store.documents import dedup_key
 from shared.workspaces.api import workspaces as workspaces_api
+from shared.workspaces.service import price_book
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def agents_data(ctx: Context) -> HttpResponse:
             request.period.resolve(ctx.now),
             filters=request.filters,
             dimensions=request.group_by,
+            book=price_book(ctx.services.workspaces, ctx.principal.workspace_id),
         )
     )
 
@@ -168,6 +170,8 @@ def agents_optimization(ctx: Context) -> HttpResponse:
             ctx.principal.workspace_id,
             request.period.resolve(ctx.now),
             min_monthly_savings_usd=request.min_monthly_savings_usd,
+            book=price_book(ctx.services.workspaces, ctx.principal.workspace_id),
+            what_if_spec=request.what_if,
         )
     )
 

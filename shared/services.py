@@ -88,7 +88,13 @@ class Services:
             budgets=FirestoreBudgetStore(db),
             bus=bus,
             pipeline=Pipeline(
-                storage, runs, threads, usage, bus, make_writer(settings, settings.project)
+                storage,
+                runs,
+                threads,
+                usage,
+                bus,
+                make_writer(settings, settings.project),
+                workspaces=workspaces,
             ),
             submitter=Submitter(storage, runs, threads, dedup, bus),
         )

@@ -14,22 +14,52 @@ from shared.errors import ValidationFailed
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.findings import Anomaly, DataReport, DriverDay, UsageFilters, UsageTotals
 from shared.models.period import PeriodRange
+from shared.price_book import PriceBook
 from shared.store.interfaces import UsageStore
 from shared.usage import report
 from shared.usage.anomalies import window_days
+from shared.usage.repricing import prices_basis, reprice
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
 Rollups = tuple[list[DailyRollup], list[UserDailyRollup]]
 
 
 def load_rollups(
-    trace: AgentTrace, usage: UsageStore, workspace_id: str, days: Sequence[str]
+    trace: AgentTrace,
+    usage: UsageStore,
+    workspace_id: str,
+    days: Sequence[str],
+    book: PriceBook,
 ) -> list[DailyRollup]:
+    """The daily rollups of ``days`` at the workspace's prices (``book``, each day by the
+    entries in force on it: ``shared.usage.repricing``)."""
     return trace.tool(
         "query_usage_rollups",
-        {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
-        lambda: usage.daily(workspace_id, days[0], days[-1]),
+        {
+            "workspace_id": workspace_id,
+            "first_day": days[0],
+            "last_day": days[-1],
+            "prices": prices_basis(book),
+        },
+        lambda: reprice(usage.daily(workspace_id, days[0], days[-1]), book),
         lambda rows: {"rows": len(rows), "days_with_usage": len({r.day for r in rows})},
+    )
+
+
+def load_user_rollups(
+    trace: AgentTrace, usage: UsageStore, workspace_id: str, days: Sequence[str], book: PriceBook
+) -> list[UserDailyRollup]:
+    """The per-user rollups of ``days`` at the workspace's prices."""
+    return trace.tool(
+        "query_user_rollups",
+        {
+            "workspace_id": workspace_id,
+            "first_day": days[0],
+            "last_day": days[-1],
+            "prices": prices_basis(book),
+        },
+        lambda: reprice(usage.users(workspace_id, days[0], days[-1]), book),
+        lambda rows: {"rows": len(rows)},
     )
 
 
@@ -42,9 +72,11 @@ def measure(
     filters: UsageFilters | None = None,
     dimensions: Sequence[Dimension] = DIMENSIONS,
     on_rollups: Callable[[list[DailyRollup]], None] | None = None,
+    book: PriceBook,
 ) -> DataReport:
-    """The data report. ``on_rollups`` is handed the daily rollups read (unfiltered), so
-    the run's next agent can price the same snapshot."""
+    """The data report, every cost at ``book``'s prices (the workspace's). ``on_rollups``
+    is handed the daily rollups read (unfiltered, repriced), so the run's next agent can
+    price the same snapshot."""
     filters = filters or UsageFilters()
     try:
         report.check_filters(filters)
@@ -57,20 +89,17 @@ def measure(
     )
     if filters.users is not None:
         # Per-user rollups carry no model or feature: one report over them.
-        per_user = trace.tool(
-            "query_user_rollups",
-            {"workspace_id": workspace_id, "first_day": days[0], "last_day": days[-1]},
-            lambda: usage.users(workspace_id, days[0], days[-1]),
-            lambda rows: {"rows": len(rows)},
-        )
+        per_user = load_user_rollups(trace, usage, workspace_id, days, book)
         result = trace.tool(
             "usage_report_by_user",
             {"period": period, "filters": filters},
-            lambda: report.build_data_report([], per_user, period, filters=filters),
+            lambda: report.build_data_report([], per_user, period, filters=filters).model_copy(
+                update={"prices": prices_basis(book)}
+            ),
         )
         trace.completed(result)
         return result
-    loaded = load_rollups(trace, usage, workspace_id, days)
+    loaded = load_rollups(trace, usage, workspace_id, days, book)
     if on_rollups is not None:
         on_rollups(loaded)
     rows = report.filter_rows(loaded, filters)
@@ -78,12 +107,7 @@ def measure(
     if "user" in dimensions and filters == UsageFilters():
         # Only the period's own days: the user breakdown needs no trend or lookback.
         own = report.days_of(period)
-        user_rows = trace.tool(
-            "query_user_rollups",
-            {"workspace_id": workspace_id, "first_day": own[0], "last_day": own[-1]},
-            lambda: usage.users(workspace_id, own[0], own[-1]),
-            lambda found: {"rows": len(found)},
-        )
+        user_rows = load_user_rollups(trace, usage, workspace_id, own, book)
     current = report.on_days(rows, report.days_of(period))
     current_users = report.on_days(user_rows, report.days_of(period))
     previous = report.on_days(rows, report.previous_days(period))
@@ -107,6 +131,7 @@ def measure(
             lambda: report.anomalies(rows, period),
         ),
         unknown_models=report.unknown_models(current),
+        prices=prices_basis(book),
     )
     trace.completed(result)
     return result

@@ -1,17 +1,32 @@
-"""The optimization agent: ranked, priced recommendations for a period (DESIGN §8)."""
+"""The optimization agent: ranked, priced recommendations for a period (DESIGN §8), and
+what-if repricing when asked (docs/prices.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared import pricing
 from shared.agents.data import load_rollups
 from shared.agents.trace import AgentTrace
+from shared.errors import ValidationFailed
 from shared.models.findings import OptimizationReport
 from shared.models.period import PeriodRange
+from shared.models.triage import WhatIfSpec
+from shared.price_book import PriceBook
 from shared.store.interfaces import UsageStore
 from shared.usage import report
 from shared.usage.recommend import recommend
+from shared.usage.repricing import prices_basis
 from shared.usage.rollups import DailyRollup
+from shared.usage.whatif import target_prices, what_if
+
+
+def check_what_if(spec: WhatIfSpec, book: PriceBook, period: PeriodRange) -> None:
+    """422 naming the target when neither the table nor the workspace prices it."""
+    try:
+        target_prices(spec, book, report.days_of(period)[-1])
+    except pricing.UnknownModelError as e:
+        raise ValidationFailed(f"what_if.model: {e}") from e
 
 
 def optimize(
@@ -20,19 +35,31 @@ def optimize(
     workspace_id: str,
     period: PeriodRange,
     *,
+    book: PriceBook,
     min_monthly_savings_usd: float = 0.0,
     measured: Sequence[DailyRollup] | None = None,
+    what_if_spec: WhatIfSpec | None = None,
 ) -> OptimizationReport:
     """``measured``: the daily rollups the run's data agent read (a superset of the period's
-    days); priced as they are instead of read again, so both agents report on one snapshot."""
+    days, at the workspace's prices already); priced as they are instead of read again, so
+    both agents report on one snapshot. ``book``: the workspace's prices and allowed models.
+    ``what_if_spec``: also reprice the period's tokens at that model's prices."""
     days = report.days_of(period)
+    if what_if_spec is not None:
+        check_what_if(what_if_spec, book, period)
+    at_prices = "the workspace's prices" if book.custom else "the price table"
     trace.think(
         "Profile each (provider, model, feature) workload over the period and test it "
-        "against every recommendation rule; price each saving from the price table at "
+        f"against every recommendation rule; price each saving at {at_prices} at "
         f"{days[-1]} and extrapolate to a 30-day month."
+        + (
+            f" Then price the period's measured tokens at {what_if_spec.model}'s prices."
+            if what_if_spec is not None
+            else ""
+        )
     )
     if measured is None:
-        rows = load_rollups(trace, usage, workspace_id, days)
+        rows = load_rollups(trace, usage, workspace_id, days, book)
     else:
         rows = trace.tool(
             "reuse_measured_rollups",
@@ -43,7 +70,23 @@ def optimize(
     result = trace.tool(
         "price_recommendations",
         {"period": period, "min_monthly_savings_usd": min_monthly_savings_usd},
-        lambda: recommend(rows, period, min_monthly_savings_usd=min_monthly_savings_usd),
+        lambda: recommend(
+            rows, period, min_monthly_savings_usd=min_monthly_savings_usd, book=book
+        ).model_copy(update={"prices": prices_basis(book)}),
     )
+    if what_if_spec is not None:
+        spec = what_if_spec
+        priced = trace.tool(
+            "what_if_repricing",
+            {
+                "model": spec.model,
+                "provider": spec.provider,
+                "feature": spec.feature,
+                "period": period,
+                "prices": prices_basis(book),
+            },
+            lambda: what_if(rows, spec, book, days),
+        )
+        result = result.model_copy(update={"what_if": priced})
     trace.completed(result)
     return result

@@ -45,9 +45,17 @@ from shared.models.findings import (
 )
 from shared.models.messages import STEP_TOPICS, Step, StepRequested
 from shared.models.period import PeriodRange, resolve_token
-from shared.models.triage import TriageResponse
+from shared.models.triage import TriageResponse, WhatIfSpec
+from shared.price_book import PriceBook
 from shared.store.documents import Committed, MessageDoc, RunDoc, StepMarker
-from shared.store.interfaces import CreateConflict, RunStore, Storage, ThreadStore, UsageStore
+from shared.store.interfaces import (
+    CreateConflict,
+    RunStore,
+    Storage,
+    ThreadStore,
+    UsageStore,
+    WorkspaceStore,
+)
 from shared.usage.report import days_of, on_days
 from shared.usage.rollups import DailyRollup
 
@@ -104,6 +112,8 @@ class Pipeline:
         bus: Bus,
         writer: AnswerWriter,
         clock: Clock = utc_now,
+        *,
+        workspaces: WorkspaceStore,
     ) -> None:
         self.storage = storage
         self.runs = runs
@@ -112,6 +122,7 @@ class Pipeline:
         self.bus = bus
         self.writer = writer
         self.clock = clock
+        self.workspaces = workspaces
 
     # --- a step ---------------------------------------------------------------------------
 
@@ -211,6 +222,7 @@ class Pipeline:
             filters=_filters_of(triaged),
             dimensions=_dimensions_of(triaged),
             on_rollups=measured.extend,
+            book=self._book(work),
         )
         # The rollups read, so that the optimization step prices the same snapshot.
         work.handoff = rollups_handoff(measured, period)
@@ -227,8 +239,14 @@ class Pipeline:
             self.usage,
             work.run.workspace_id,
             period,
+            book=self._book(work),
             measured=measured_rollups(work.markers.get("data"), period),
+            what_if_spec=_what_if_of(triaged),
         )
+
+    def _book(self, work: StepWork) -> PriceBook:
+        """The workspace's prices, read once per step (a step is one claimed delivery)."""
+        return self.workspaces.settings(work.run.workspace_id).price_book()
 
     # --- the last step: the answer --------------------------------------------------------
 
@@ -513,11 +531,22 @@ def _period_of(triaged: TriageResponse, now: datetime) -> PeriodRange:
     return resolve_token(DEFAULT_PERIOD, now)
 
 
+def _what_if_of(triaged: TriageResponse) -> WhatIfSpec | None:
+    """The what-if the question asks ("what would summarize have cost on claude-3-5-haiku?")."""
+    mention = triaged.entities.what_if
+    if mention is None:
+        return None
+    return WhatIfSpec(model=mention.model, provider=mention.provider, feature=mention.feature)
+
+
 def _filters_of(triaged: TriageResponse) -> UsageFilters:
     """The workspace's own models, features and providers the question names narrow the
     data (a follow-up's inherited ones too: "what about anthropic?" after "which feature
-    costs the most?" ranks Anthropic's features)."""
-    models = [m.name for m in triaged.entities.models if m.known]
+    costs the most?" ranks Anthropic's features). A what-if's target model is no filter:
+    the question asks about the usage as it ran."""
+    what_if = triaged.entities.what_if
+    target = None if what_if is None else what_if.model
+    models = [m.name for m in triaged.entities.models if m.known and m.name != target]
     features = [f.name for f in triaged.entities.features if f.known]
     providers = [p.name for p in triaged.entities.providers if p.known]
     return UsageFilters(

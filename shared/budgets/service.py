@@ -40,6 +40,8 @@ from shared.models.budgets import (
 from shared.store.budget_interface import BudgetChange, BudgetStore
 from shared.store.documents import WorkspaceDoc
 from shared.store.interfaces import CreateConflict, UsageStore, WorkspaceStore
+from shared.usage.repricing import reprice
+from shared.usage.rollups import DailyRollup
 from shared.workspaces.roles import allows
 from shared.workspaces.service import ATTEMPTS, RETRY_AFTER_S, _acting, _entry
 
@@ -262,7 +264,7 @@ def list_budgets(stores: Stores, workspace_id: str, uid: str, now: datetime) -> 
     member = _acting(stores.workspaces, workspace_id, uid, "read")
     found = stores.budgets.budgets(workspace_id)
     month = Month(now)
-    rows = stores.usage.daily(workspace_id, *month.read_range()) if found else []
+    rows = _month_rows(stores, workspace_id, month) if found else []
     totals = group_totals(rows, month)
     admin = allows(member.role, "manage")
     return [Listed(b, standing(b, totals, month), month, admin) for b in found]
@@ -270,8 +272,14 @@ def list_budgets(stores: Stores, workspace_id: str, uid: str, now: datetime) -> 
 
 def standing_of(stores: Stores, budget: BudgetDoc, now: datetime) -> Standing:
     month = Month(now)
-    rows = stores.usage.daily(budget.workspace_id, *month.read_range())
+    rows = _month_rows(stores, budget.workspace_id, month)
     return standing(budget, group_totals(rows, month), month)
+
+
+def _month_rows(stores: Stores, workspace_id: str, month: Month) -> list[DailyRollup]:
+    """The month's daily rollups at the workspace's prices (docs/prices.md)."""
+    book = stores.workspaces.settings(workspace_id).price_book()
+    return reprice(stores.usage.daily(workspace_id, *month.read_range()), book)
 
 
 # --- notifications ----------------------------------------------------------------------------

@@ -45,8 +45,9 @@ from shared.models.budgets import (
 )
 from shared.models.messages import EVENTS_TOPIC
 from shared.store.budget_interface import BudgetStore
-from shared.store.interfaces import UsageStore
+from shared.store.interfaces import UsageStore, WorkspaceStore
 from shared.topology import NOTIFICATION_KIND
+from shared.usage.repricing import reprice
 from shared.usage.rollups import DailyRollup
 
 TICK_TOPIC: Final = "apex-budget-tick"
@@ -74,15 +75,23 @@ class Checked:
 
 
 def check_workspace(
-    budgets: BudgetStore, usage: UsageStore, bus: Bus, workspace_id: str, at: datetime
+    budgets: BudgetStore,
+    usage: UsageStore,
+    bus: Bus,
+    workspace_id: str,
+    at: datetime,
+    *,
+    workspaces: WorkspaceStore,
 ) -> Checked:
-    """Judge the workspace's budgets at ``at`` and publish each alert not published yet."""
+    """Judge the workspace's budgets at ``at`` and publish each alert not published yet.
+    Spend is at the workspace's prices (its book, read only when it has budgets)."""
     month = Month(at)
     # A steady tick: every alert it judges crossed is in the fired set (read with them).
     found, fired = budgets.tick_view(workspace_id, month.key)
     if not found:
         return Checked(0, 0, [])
-    rows = usage.daily(workspace_id, *month.read_range())
+    book = workspaces.settings(workspace_id).price_book()
+    rows = reprice(usage.daily(workspace_id, *month.read_range()), book)
     candidates, unknown = alerts_of(found, rows, month, at, fired)
     held = budgets.existing(workspace_id, [c.notification_id for c in unknown])
     to_publish: list[NotificationDoc] = []

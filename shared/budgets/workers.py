@@ -38,7 +38,12 @@ def _tick(services: Services, message: BudgetTick, envelope: PushEnvelope) -> st
         count = tick.fan_out(services.budgets, services.bus, at)
         return f"budget tick: {count} workspaces to check"
     checked = tick.check_workspace(
-        services.budgets, services.usage, services.bus, message.workspace_id, at
+        services.budgets,
+        services.usage,
+        services.bus,
+        message.workspace_id,
+        at,
+        workspaces=services.workspaces,
     )
     return checked.summary()
 

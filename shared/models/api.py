@@ -16,6 +16,7 @@ from shared.models.events import RunEvent, iso_utc
 from shared.models.findings import Answer, Recommendation, UsageFilters
 from shared.models.messages import ID_PATTERN
 from shared.models.period import PeriodSpec
+from shared.models.triage import WhatIfSpec
 
 MAX_MESSAGE_CHARS = 8_000
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -54,6 +55,8 @@ class DataRequest(_Request):
 class OptimizationRequest(_Request):
     period: PeriodSpec
     min_monthly_savings_usd: float = Field(default=0.0, ge=0.0, le=1e12)
+    # What the period's tokens would have cost on another model (docs/prices.md).
+    what_if: WhatIfSpec | None = None
 
 
 class Rejected(_Response):

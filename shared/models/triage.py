@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models.dimensions import Dimension
 from shared.models.period import PeriodRange
+from shared.models.usage import Name, ProviderId
 
 
 class Intent(StrEnum):
@@ -78,6 +79,21 @@ class SavingsTarget(_Frozen):
     monthly_usd: float | None = None
 
 
+class WhatIfSpec(_Frozen):
+    """What-if repricing (docs/prices.md): the period's measured tokens, the whole workspace's
+    or ``feature``'s, at ``model``'s prices (``provider`` None: the price table infers it)."""
+
+    model: Name
+    provider: ProviderId | None = None
+    feature: Name | None = None
+
+
+class WhatIfMention(WhatIfSpec):
+    """A what-if question ("what would summarize have cost on claude-3-5-haiku?")."""
+
+    phrase: str
+
+
 # A measure the message asks about by name ("p95 latency", "how many tokens", "error rate").
 Metric = Literal["cost", "requests", "tokens", "latency", "errors", "cache"]
 # What an entity kind is called in ``Entities.inherited``.
@@ -120,6 +136,8 @@ class Entities(_Frozen):
     intents: list[Intent] = Field(default_factory=list)
     # An earlier answer's finding the message refers to (only with a thread's context).
     reference: FindingRef | None = None
+    # A what-if question: what the usage would have cost on another model.
+    what_if: WhatIfMention | None = None
     # What was carried over from the thread's previous run (DESIGN §13); empty without one.
     inherited: list[Inheritable] = Field(default_factory=list)
 

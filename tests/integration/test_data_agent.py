@@ -11,6 +11,7 @@ from shared.agents.data import measure
 from shared.agents.trace import EventLog
 from shared.models.findings import UsageFilters
 from shared.models.period import AbsolutePeriod
+from shared.price_book import PriceBook
 from shared.store.usage import FirestoreUsageStore
 from shared.usage.report import build_data_report, days_needed
 
@@ -21,7 +22,7 @@ def test_the_tools_give_the_report(firestore_client: firestore.Client) -> None:
     store.apply("ws", workspace.records)
     period = AbsolutePeriod(start=date(2026, 11, 10), end=date(2026, 11, 20)).resolve()
     log = EventLog(lambda: datetime(2026, 11, 21, tzinfo=UTC))
-    got = measure(log.agent("data", "t"), store, "ws", period)
+    got = measure(log.agent("data", "t"), store, "ws", period, book=PriceBook.LIST)
     days = days_needed(period)
     expected = build_data_report(
         store.daily("ws", days[0], days[-1]), store.users("ws", days[0], days[-1]), period
@@ -37,7 +38,12 @@ def test_the_tools_give_the_report(firestore_client: firestore.Client) -> None:
         "spend_anomalies",
     ]
     filtered = measure(
-        EventLog().agent("data", "t"), store, "ws", period, filters=UsageFilters(models=["gpt-4o"])
+        EventLog().agent("data", "t"),
+        store,
+        "ws",
+        period,
+        filters=UsageFilters(models=["gpt-4o"]),
+        book=PriceBook.LIST,
     )
     assert filtered.totals.requests == sum(
         r.requests
