@@ -61,7 +61,8 @@ def test_the_synthetic_findings_have_what_the_tests_need() -> None:
     assert findings.triage.route.agents == ["data", "optimization"]
     assert findings.data is not None
     assert findings.optimization is not None
-    assert len(findings.optimization.recommendations) == 7
+    # Every plant of the synthetic workspace (devstack.synthetic).
+    assert len(findings.optimization.recommendations) == 11
     assert len(findings.data.anomalies) == 1
     assert findings.data.totals.unpriced_requests == 12
 
@@ -155,11 +156,25 @@ def test_recommendations_are_ranked_with_savings_and_total() -> None:
     assert sections[1].startswith(
         f"**Recommendations**, {usd(report.total_monthly_savings_usd)}/month in total"
     )
-    ranked = re.findall(r"^(\d+)\. \*\*(.+?)\*\*: (\$[\d,]+\.\d\d)/month", sections[1], re.M)
+    ranked = re.findall(
+        r"^(\d+)\. \*\*(.+?)\*\*: (up to )?(\$[\d,]+\.\d\d)/month "
+        r"\((measured|upper bound), confidence (\d+)%\)",
+        sections[1],
+        re.M,
+    )
+    # Each with its basis (an upper bound is "up to") and its confidence.
     assert ranked == [
-        (str(rank), rec.title, usd(rec.monthly_savings_usd))
+        (
+            str(rank),
+            rec.title,
+            "" if rec.basis == "measured" else "up to ",
+            usd(rec.monthly_savings_usd),
+            rec.basis.replace("_", " "),
+            f"{rec.confidence * 100:.0f}",
+        )
         for rank, rec in enumerate(report.recommendations, 1)
     ]
+    assert {basis for *_, basis, _ in ranked} == {"measured", "upper bound"}
     assert "Together, these savings" in text
     assert '("cut our LLM bill by 30%")' in text
 
