@@ -123,6 +123,7 @@ def test_optimization_finds_every_planted_saving(
     for plant in planted.manifest.inefficiencies:
         rec = found[(plant.kind, plant.model, plant.feature)]
         assert rec["monthly_savings_usd"] == pytest.approx(plant.monthly_savings_usd, rel=0.05)
+        assert (rec["basis"], rec["target_model"]) == (plant.basis, plant.target_model)
     high = function("agents_optimization").post(
         "/", headers=loaded.headers, json={"period": PERIOD, "min_monthly_savings_usd": 4}
     )
