@@ -41,7 +41,8 @@ Kinds, with the detection rule and the period savings:
     more or fewer tokens: the wording says so.
 ``prompt_caching``
     Needs ``P.cached < P.in``, and a provider whose caching is modelled: ``automatic``
-    (OpenAI, Azure: prompts of 1,024+ tokens are cached by the provider itself),
+    (OpenAI, Azure: prompts of 1,024+ tokens are cached by the provider itself; when
+    prefix hashes show repeats there, the shared prefix is too short to cache: no finding),
     ``explicit`` (a cache-write price in the table: Anthropic, Claude on Bedrock or Vertex;
     entries live ``CACHE_TTL_MINUTES``), ``gemini`` (implicit caching, or an explicit
     context cache billed for storage per hour: ``shared/model_tiers.yaml``).
@@ -609,6 +610,10 @@ def _detect_caching(group: _Group) -> _Hit | None:
     rows, prices = group.rows, group.prices
     if mode == "explicit" and _sum(rows, "prefix_hashed_requests"):
         return _measured_caching(group)
+    if mode != "explicit" and _sum(rows, "prefix_repeat_requests"):
+        # The calls do repeat a prefix (their hashes say so), yet the provider's own cache
+        # read none of it: the shared prefix is shorter than it caches. Nothing to advise.
+        return None
     prefix = min(row.min_input_tokens for row in rows)
     if _sum(rows, "cached_input_tokens") or prefix < CACHEABLE_PREFIX_MIN_TOKENS:
         return None

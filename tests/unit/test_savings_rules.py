@@ -129,6 +129,19 @@ def test_rollups_without_an_hour_histogram_claim_no_warm_cache() -> None:
     assert none_of(old, kind="prompt_caching")
 
 
+def test_openai_repeated_prefix_hashes_without_cache_reads_mean_a_short_prefix() -> None:
+    long_prompts = row(
+        "openai", "gpt-4.1", min_input_tokens=5000, input_tokens=6_000_000, output_tokens=300_000
+    )
+    assert found(long_prompts, kind="prompt_caching").basis == "upper_bound"
+    # The hashes show the calls share a prefix, and OpenAI cached none of it by itself: the
+    # prefix is shorter than 1,024 tokens; "the prompts do not start the same" would be false.
+    hashed = long_prompts.model_copy(
+        update={"prefix_hashed_requests": 1000, "prefix_repeat_requests": 900}
+    )
+    assert none_of(hashed, kind="prompt_caching")
+
+
 @pytest.mark.parametrize(
     ("provider", "model", "tier", "propose"),
     [
