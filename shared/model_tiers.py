@@ -29,7 +29,10 @@ class _Frozen(BaseModel):
 
 
 def _compiles(pattern: str) -> str:
-    re.compile(pattern)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from exc
     return pattern
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from shared.model_tiers import TIER_ORDER, model_tiers
+from shared.model_tiers import TIER_ORDER, TIERS_FILE, model_tiers
 from shared.price_book import PriceBook
 from shared.usage.rollups import DailyRollup
 from shared.usage.savings import Inefficiency, find_inefficiencies
@@ -164,6 +166,13 @@ def test_openai_repeated_prefix_hashes_without_cache_reads_mean_a_short_prefix()
 def test_the_tier_list(provider: str, model: str, tier: str, propose: bool) -> None:
     tiers = model_tiers()
     assert (tiers.tier(provider, model), tiers.proposable(provider, model)) == (tier, propose)
+
+
+def test_a_bad_pattern_in_the_list_is_refused_when_loaded(tmp_path: Path) -> None:
+    text = TIERS_FILE.read_text(encoding="utf-8").replace('pattern: "-nano$"', 'pattern: "(-nano"')
+    (tmp_path / "tiers.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError, match="not a regular expression"):
+        model_tiers(tmp_path / "tiers.yaml")
 
 
 def test_an_unlisted_model_has_no_tier_and_is_never_proposed() -> None:
