@@ -610,6 +610,7 @@ def test_triage_response_json_shape() -> None:
         "intents",
         "reference",
         "inherited",  # DESIGN §3.6: always present; empty for a message without a thread
+        "what_if",  # docs/prices.md: null unless the message asks what-if
     }
     assert body["entities"]["inherited"] == []
     assert body["entities"]["reference"] is None
@@ -723,3 +724,47 @@ def test_a_quarter_without_a_year_is_the_latest_that_has_begun() -> None:
     period = analyze("spend in Q4", now=utc(2026, 3, 1)).entities.period
     assert period is not None
     assert (period.start, period.end) == (utc(2025, 10, 1), utc(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("message", "model", "feature"),
+    [
+        ("what would summarize have cost on claude-3-5-haiku last month?", "claude-3-5-haiku",
+         "summarize"),
+        ("What if we had used gpt-4o-mini for summarize?", "gpt-4o-mini", "summarize"),
+        ("how much would it all cost with gemini-2.0-flash last week", "gemini-2.0-flash", None),
+        ("What if summarize ran on claude-3-5-haiku?", "claude-3-5-haiku", "summarize"),
+        ("reprice last month at claude-3-5-haiku prices", "claude-3-5-haiku", None),
+    ],
+)  # fmt: skip
+def test_a_what_if_question_names_its_target_and_goes_through_both_agents(
+    message: str, model: str, feature: str | None
+) -> None:
+    result = analyze(
+        message,
+        now=NOW,
+        known_models=["gpt-4o", "claude-3-opus"],
+        known_features=["summarize", "chat"],
+        known_providers=["openai", "anthropic"],
+    )
+    what_if = result.entities.what_if
+    assert what_if is not None
+    assert (what_if.model, what_if.feature) == (model, feature)
+    route = decide_route(result, has_usage_data=True)
+    assert route.agents == ["data", "optimization"]
+    assert route.answer == "findings"
+    assert model in route.reason
+    # Without usage data there is nothing to reprice: onboarding, as for any question.
+    assert decide_route(result, has_usage_data=False).answer == "onboarding"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "what did we spend on claude-3-opus last month?",
+        "what would we save by moving summarize to gpt-4o-mini?",
+        "what would our spend be next month?",
+    ],
+)
+def test_questions_about_the_usage_as_it_ran_are_no_what_if(message: str) -> None:
+    assert run(message).entities.what_if is None

@@ -25,6 +25,7 @@ from shared.models.triage import (
     ModelMention,
     ProviderMention,
     SavingsTarget,
+    WhatIfMention,
 )
 
 _I: Final = re.IGNORECASE
@@ -655,6 +656,62 @@ def _group_by(text: str) -> list[Dimension]:
     return [dimension for dimension, pattern in _GROUP_BY.items() if pattern.search(text)]
 
 
+# --- what-if ----------------------------------------------------------------------------
+
+# A question about what the usage would have cost on another model: the target is the first
+# model named after the cue's preposition ("on", "with", "using", "switched to"...).
+_WHAT_IF_CUES: Final = tuple(
+    re.compile(pattern, _I)
+    for pattern in (
+        r"\bwhat\s+(?:would|will|might|could)\b.{0,120}?\b(?:have\s+)?(?:cost|costs|been|be)\b"
+        r".{0,40}?(?P<to>\b(?:on|with|using|via|in|at)\b|\bif\s+(?:we|i|it|they)\s+(?:had\s+)?"
+        r"(?:used|use|switched\s+to|moved\s+to|ran\s+on|run\s+on|been\s+on)\b)",
+        r"\bhow\s+much\s+would\b.{0,120}?\b(?:cost|be)\b.{0,40}?(?P<to>\b(?:on|with|using|via)\b)",
+        r"\bwhat\s+if\s+(?:we|i|it|they)\s+(?:had\s+)?(?:used|use)\b(?P<to>)",
+        r"\bwhat\s+if\b.{0,60}?\b(?:switched|switch|moved|move|ran|run|been|were|was)\b"
+        r".{0,60}?(?P<to>\b(?:to|on|with)\b)",
+        r"\bif\s+(?:we|i)\s+had\s+(?:used|run\b.{0,60}?\bon|switched\b.{0,60}?\bto)(?P<to>)",
+        r"\b(?:cost|reprice[ds]?|priced?)\b.{0,80}?(?P<to>\bat\b)[^.?!]{0,60}?'?s?\s+prices\b",
+    )
+)
+
+
+def _what_if(
+    text: str,
+    models: list[ModelMention],
+    features: list[FeatureMention],
+    providers: list[ProviderMention],
+) -> WhatIfMention | None:
+    for cue in _WHAT_IF_CUES:
+        match = cue.search(text)
+        if match is None:
+            continue
+        after = match.end("to")
+        # The target: the model named first after the preposition.
+        placed = [(text.lower().find(m.phrase.lower(), after), m) for m in models]
+        found = sorted((at, m) for at, m in placed if at >= 0) if placed else []
+        if not found:
+            continue
+        at, target = found[0]
+        # A provider named right with the target ("on anthropic's claude-3-5-haiku").
+        provider = next(
+            (
+                p.name
+                for p in providers
+                if after <= text.lower().find(p.phrase.lower(), after) < at + len(target.phrase)
+            ),
+            None,
+        )
+        feature = features[0].name if len(features) == 1 else None
+        return WhatIfMention(
+            model=target.name,
+            provider=provider,
+            feature=feature,
+            phrase=text[match.start() : at + len(target.phrase)].strip(),
+        )
+    return None
+
+
 def extract_entities(
     text: str,
     now: datetime,
@@ -666,11 +723,14 @@ def extract_entities(
     model_spans = [
         m.span() for m in _MODEL_RE.finditer(text) if len(m.group()) > len(m["fam"] or "")
     ] + [m.span() for m in _ALIAS_RE.finditer(text)]
+    providers = _providers(text, known_providers, model_spans)
+    features = _features(text, _known(known_features), model_spans, known_features)
     return Entities(
         period=find_period(text, now),
         models=models,
-        providers=_providers(text, known_providers, model_spans),
-        features=_features(text, _known(known_features), model_spans, known_features),
+        providers=providers,
+        features=features,
         savings_target=_savings_target(text),
         group_by=_group_by(text),
+        what_if=_what_if(text, models, features, providers),
     )

@@ -514,6 +514,8 @@ def decide_route(result: TriageResult, *, has_usage_data: bool) -> Route:
     1. A reference to an earlier answer's finding -> no agents, a ``reference`` answer from
        that finding (``clarify`` when it matches several).
     2. ``data_onboarding`` -> no agents, the ``onboarding`` answer.
+    2b. A what-if ("what would X have cost on model Y?") with usage data -> ``data`` then
+       ``optimization`` (which reprices the measured tokens), whatever else was scored.
     3. Unclear (``clarify``) -> no agents, a ``clarify`` answer with the two readings; the
        ``onboarding`` answer instead when the workspace has no usage data.
     4. ``other`` -> no agents, a ``help`` answer.
@@ -550,6 +552,18 @@ def decide_route(result: TriageResult, *, has_usage_data: bool) -> Route:
             answer="onboarding",
             data_sufficient=has_usage_data,
             reason="asks how to send usage data",
+        )
+    what_if = result.entities.what_if
+    if what_if is not None and has_usage_data:
+        # A what-if names what it asks: no reading to clarify, whatever the lexicon scored.
+        return Route(
+            agents=["data", "optimization"],
+            answer="findings",
+            data_sufficient=True,
+            reason=(
+                f"asks what the usage would have cost on {what_if.model}: measure, then "
+                "reprice the measured tokens at its prices"
+            ),
         )
     if result.clarify:
         if not has_usage_data:
