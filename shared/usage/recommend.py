@@ -6,8 +6,14 @@ specific title, a sentence showing the numbers behind the saving, the saving per
 month, its basis and a confidence, the evidence, and the steps to take. Savings are
 computed, never guessed; the wording only quotes numbers that are in the evidence or the
 saving itself, and says which basis the saving has: "saves $X/month" for a measured one,
-"would save up to $X/month" for an upper bound, whose assumption the text states. Pure: no
-I/O, no clock (the period says which prices apply).
+"would save up to $X/month" for an upper bound, whose assumption the text states.
+
+The confidence follows from the basis: a measured saving starts from its kind's
+``BASE_CONFIDENCE`` (0.5 to 0.9: how likely acting on it saves about that without hurting the
+feature); an upper bound's is capped at ``UPPER_BOUND_MAX_CONFIDENCE`` (0.4), below every
+measured kind's, so an upper bound never reads as sure as a measurement. Both are lowered
+when few calls back the extrapolation. Pure: no I/O, no clock (the period says which prices
+apply).
 """
 
 from __future__ import annotations
