@@ -8,9 +8,11 @@ import { onIdTokenChanged } from "./vendor/firebase/firebase-auth.js";
 import {
   $,
   KIND_LABELS,
+  basisLabel,
   bindSignIn,
   callFunction as call,
   h,
+  listAlerts,
   listWorkspaces,
   loadConfig,
   money,
@@ -51,6 +53,10 @@ const state = {
   reauthFor: null, // the workspace an auth frame was re-sent for after a switch raced it
   teamTab: "members", // the team dialog's open tab
   teamRun: 0, // the team dialog's latest render; an older one's answers are dropped
+  follow: true, // the view follows the newest message (false while the reader scrolls back)
+  autoTop: null, // the scrollTop the page itself last set (its scroll events are not the reader's)
+  unread: new Set(), // ids of the active workspace's unread alerts (GET /{ws}/notifications, live frames)
+  alertsRun: 0, // the latest unread count asked for; an older one's answer is dropped
 };
 
 // ---------------------------------------------------------------------------------------
@@ -125,10 +131,39 @@ function setConn(kind, label) {
   $("send").disabled = !state.authed;
 }
 
-function scrollToEnd() {
+// The view follows the newest message: each new row, question and answer is scrolled into
+// view, however tall. A reader who scrolls back up to read stops the following; scrolling
+// back to the bottom, sending, or opening a thread starts it again.
+const FOLLOW_SLACK_PX = 48;
+
+function setScroll(top) {
   const c = $("conversation");
-  // Follow the run only when the reader is already near the bottom.
-  if (c.scrollHeight - c.scrollTop - c.clientHeight < 200) c.scrollTop = c.scrollHeight;
+  c.scrollTop = top;
+  state.autoTop = c.scrollTop;
+}
+
+function scrollToEnd() {
+  if (state.follow) setScroll($("conversation").scrollHeight);
+}
+
+// A finished answer: the whole run when it fits, else from its top (its first sentence
+// answers the question); then the reader reads, and the view stays where it is.
+function revealAnswer(run) {
+  if (!state.follow || !run.isConnected) return;
+  const c = $("conversation");
+  const box = c.getBoundingClientRect();
+  const top = run.getBoundingClientRect().top - box.top + c.scrollTop - 8;
+  if (c.scrollHeight - top <= c.clientHeight) return setScroll(c.scrollHeight);
+  setScroll(top);
+  state.follow = false;
+}
+
+function onConversationScroll() {
+  const c = $("conversation");
+  // The page's own scrolling (and the browser clamping it as content changes) is not a choice.
+  if (state.autoTop !== null && Math.abs(c.scrollTop - state.autoTop) < 2) return;
+  state.autoTop = null;
+  state.follow = c.scrollHeight - c.scrollTop - c.clientHeight <= FOLLOW_SLACK_PX;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -169,7 +204,8 @@ class RunView {
       this.lastSeq = next.seq;
       this.render(next);
     }
-    scrollToEnd();
+    if (this.done) revealAnswer(this.el);
+    else scrollToEnd();
   }
 
   row(frame, icon, title, ...body) {
@@ -219,15 +255,21 @@ class RunView {
         return tool.row;
       }
       case "agent_completed":
+        // What the suggestions after the answer are made from: what triage read, what the
+        // data step found.
+        if (frame.agent === "triage") this.triage = d.result;
+        if (frame.agent === "data") this.data = d.result;
         return this.row(frame, d.status === "completed" ? "✓" : "✕",
           [h("strong", { text: d.status === "completed" ? "Completed" : `Ended: ${d.status}` })], jsonBlock("result", d.result, "agent-result"));
       case "message":
-        this.answer.replaceChildren(renderText(d.text || ""), recommendationsTable(d.recommendations || []));
+        this.recommendations = d.recommendations || [];
+        this.answer.replaceChildren(renderText(d.text || ""), recommendationsTable(this.recommendations));
         return this.row(frame, "✎", [document.createTextNode(`Answer written${d.writer ? ` (${d.writer} writer)` : ""}`)]);
       case "run_completed": {
         const took = `${(d.duration_ms / 1000).toFixed(2)} s`;
         this.row(frame, "✓", [h("strong", { text: "Run completed" }), document.createTextNode(` in ${took}`)]);
-        return this.finish("done", `Completed in ${took}`);
+        this.finish("done", `Completed in ${took}`);
+        return this.offerFollowUps();
       }
       case "run_failed":
         this.row(frame, "✕", [h("strong", { text: "Run failed" }), document.createTextNode(` · ${d.reason}`)]);
@@ -250,6 +292,71 @@ class RunView {
       `${agents} agent${agents === 1 ? "" : "s"} · ${this.tools.size} tool call${this.tools.size === 1 ? "" : "s"}`;
     this.details.open = false; // the answer matters now; the steps stay one click away
   }
+
+  // The natural next questions about this answer, as buttons that ask them. Only the newest
+  // answer offers them: asking anything takes them away.
+  offerFollowUps() {
+    const questions = followUps(this.triage, this.data, this.recommendations || []);
+    if (!questions.length) return;
+    this.el.append(h("div", { class: "followups", "data-testid": "followups", role: "group", "aria-label": "Ask next" },
+      ...questions.map((q) => h("button", {
+        type: "button", class: "followup", "data-testid": "followup",
+        onclick: () => { if (state.authed) sendMessage(q); },
+      }, q))));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Follow-ups. Each is worded the way the triage reads a follow-up or a reference to this
+// answer (docs/triage.md, "Conversation"), so it continues the thread instead of starting over:
+// a period or a breakdown alone inherits the rest of the question; "How?" and "#1 why?" are
+// the steps and the evidence of a recommendation; "What caused it?" an anomaly's driver.
+
+const BREAKDOWNS = [["feature", "features", "By feature"], ["model", "models", "By model"]];
+
+function periodFollowUp(period) {
+  const token = period?.token;
+  if (token === "last_month") return "And the month before?";
+  if (token === "last_week" || token === "last_7d") return "And the week before?";
+  return "And last month?";
+}
+
+function followUps(triage, data, recs) {
+  const answer = triage?.route?.answer;
+  const entities = triage?.entities || {};
+  const out = [];
+  if (answer === "reference") {
+    const ref = entities.reference;
+    if (ref?.kind !== "recommendation" || ref.ranks?.length !== 1) return out;
+    const rank = ref.ranks[0];
+    out.push(ref.asks === "how" ? `#${rank} why?` : "How?");
+    if (rank < ref.listed) out.push(`Tell me more about #${rank + 1}`);
+    return out;
+  }
+  if (answer !== "findings") return out;
+  const intents = entities.intents?.length ? entities.intents : [triage.intent];
+  const anomaly = () => {
+    if (data?.anomalies?.length) out.push("What caused it?");
+    out.push(periodFollowUp(entities.period));
+  };
+  const measures = () => {
+    out.push(periodFollowUp(entities.period));
+    const by = BREAKDOWNS.find(([dim, list]) => !(entities.group_by || []).includes(dim) && !(entities[list] || []).length);
+    if (by) out.push(by[2]);
+  };
+  const savings = () => {
+    if (!recs.length) return;
+    out.push("How?", "#1 why?");
+    if (recs.length > 1) out.push("Tell me more about #2");
+  };
+  for (const intent of intents) {
+    if (intent === "anomaly") anomaly();
+    else if (intent === "optimization") savings();
+    else if (intent === "cost_analysis" || intent === "usage_question") measures();
+  }
+  // A spend answer also priced the savings (the optimization agent runs for it).
+  if (!intents.includes("optimization")) savings();
+  return [...new Set(out)].slice(0, 4);
 }
 
 function recommendationsTable(recs) {
@@ -265,18 +372,22 @@ function recommendationsTable(recs) {
     cell("rec-kind", h("span", { class: `kind kind-${r.kind}`, text: KIND_LABELS[r.kind] || r.kind })),
     h("td", { class: "num", "data-testid": "rec-savings", "data-usd": String(r.monthly_savings_usd), text: money.format(r.monthly_savings_usd) }),
     h("td", { class: "num", "data-testid": "rec-confidence", text: `${Math.round(r.confidence * 100)}%` }),
+    cell("rec-basis", h("span", { class: `basis basis-${r.basis ?? "unstated"}`, "data-basis": r.basis ?? "", text: basisLabel(r.basis) })),
     cell("rec-model", h("code", { text: r.model }),
       r.target_model ? h("span", { class: "target" }, document.createTextNode(" → "), h("code", { text: r.target_model })) : null),
     cell("rec-feature", r.feature ? h("code", { text: r.feature }) : h("span", { class: "muted", text: "all" })),
   ));
-  return h("div", { class: "table-wrap" }, h("table", { class: "recs", "data-testid": "recommendations" },
+  // A wide table scrolls sideways in its own box (focusable, so the keyboard scrolls it too);
+  // the page never does.
+  return h("div", { class: "table-wrap", "data-testid": "recommendations-scroll", role: "region", tabindex: "0",
+    "aria-label": "Recommendations table" }, h("table", { class: "recs", "data-testid": "recommendations" },
     h("caption", { text: "Recommendations, largest monthly saving first" }),
-    h("thead", {}, h("tr", {}, ...["#", "Recommendation", "Kind", "Savings / month", "Confidence", "Model", "Feature"]
+    h("thead", {}, h("tr", {}, ...["#", "Recommendation", "Kind", "Savings / month", "Confidence", "Basis", "Model", "Feature"]
       .map((t, i) => h("th", { scope: "col", class: i === 3 || i === 4 ? "num" : null, text: t })))),
     h("tbody", {}, ...rows),
     h("tfoot", {}, h("tr", {}, h("th", { scope: "row", colspan: "3", text: "Total" }),
       h("td", { class: "num", "data-testid": "recommendations-total", text: money.format(totalCents / 100) }),
-      h("td", { colspan: "3" })))));
+      h("td", { colspan: "4" })))));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -301,6 +412,7 @@ function appendToConversation(node) {
 function clearConversation() {
   $("conversation").replaceChildren($("empty"));
   $("empty").hidden = false;
+  state.follow = true;
 }
 
 // The run's view, made once per run; `show` puts it in the open conversation.
@@ -477,6 +589,7 @@ function onFrame(frame) {
       noteRole(frame.role);
       if (state.authed) return; // the answer to a token refresh
       state.authed = true;
+      loadUnread(); // a member of it, as the relay just checked
       state.attempts = 0;
       setConn("online", "Connected");
       // After a reconnect: pick up every unfinished run where it was, and resend what was not
@@ -515,6 +628,10 @@ function onFrame(frame) {
       }
       return showAlert(`${frame.message} (${frame.code})`);
     }
+    case "notification":
+      // The relay sends the socket's workspace's alerts; one that raced a switch is dropped.
+      if (state.authed) showLiveAlert(frame.notification);
+      return;
     case "run.resumed": // the replay follows as event frames
     case "run.cancel.ok":
     case "pong":
@@ -524,7 +641,55 @@ function onFrame(frame) {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Alerts (DESIGN §11): the active workspace's unread count in the top bar (the dashboard lists
+// them and marks them read), and an alert pushed on the socket shown as it arrives.
+
+const ALERT_KINDS = { budget: "Budget alert", anomaly: "Spend anomaly" };
+
+function renderUnread() {
+  const n = state.unread.size;
+  const link = $("alerts-link");
+  link.hidden = n === 0;
+  $("alerts-count").textContent = String(n);
+  link.setAttribute("aria-label", `${n} unread alert${n === 1 ? "" : "s"}: see them on the dashboard`);
+}
+
+async function loadUnread() {
+  const run = ++state.alertsRun;
+  const ws = state.workspaceId;
+  let listed;
+  try {
+    listed = await listAlerts(state.auth, state.config, ws, 50);
+  } catch (e) {
+    return showAlert(`Could not read the workspace's alerts: ${e.message}`);
+  }
+  if (run !== state.alertsRun || ws !== state.workspaceId) return;
+  // Frames that arrived meanwhile are unread too (a Set: one listed and pushed counts once).
+  for (const n of listed.notifications) if (n.unread) state.unread.add(n.notification_id);
+  renderUnread();
+}
+
+function clearAlerts() {
+  state.alertsRun += 1;
+  state.unread.clear();
+  renderUnread();
+  $("live-alert").hidden = true;
+  $("live-alert-text").textContent = "";
+}
+
+function showLiveAlert(n) {
+  if (n.unread) state.unread.add(n.notification_id);
+  renderUnread();
+  $("live-alert-kind").textContent = ALERT_KINDS[n.kind] || "Alert";
+  $("live-alert-text").textContent = n.text;
+  $("live-alert").dataset.notificationId = n.notification_id;
+  $("live-alert").hidden = false;
+}
+
 function sendMessage(content) {
+  for (const offered of $("conversation").querySelectorAll(".followups")) offered.remove();
+  state.follow = true; // the reader asked: the view goes to the question and its answer
   const frame = { type: "chat.send", client_msg_id: crypto.randomUUID(), content };
   if (state.threadId) frame.thread_id = state.threadId;
   const bubble = userBubble(content, "Sending…");
@@ -592,6 +757,7 @@ function switchWorkspace(id) {
   state.early.clear();
   state.pending.clear();
   clearConversation();
+  clearAlerts();
   $("threads").replaceChildren();
   renderSwitcher();
   if (state.authed) {
@@ -1061,6 +1227,8 @@ async function scheduleRefresh(user) {
 
 function bindUi() {
   $("alert-close").addEventListener("click", () => { $("alert").hidden = true; });
+  $("live-alert-close").addEventListener("click", () => { $("live-alert").hidden = true; $("message").focus(); });
+  $("conversation").addEventListener("scroll", onConversationScroll, { passive: true });
   bindSignIn(state.auth);
   $("reconnect").addEventListener("click", async () => {
     $("alert").hidden = true;
@@ -1161,6 +1329,7 @@ function onSignedOut() {
   renderSwitcher();
   $("workspace").textContent = "";
   clearConversation();
+  clearAlerts();
   $("threads").replaceChildren();
   $("app-view").hidden = true;
   $("session").hidden = true;

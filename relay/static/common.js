@@ -29,6 +29,11 @@ export const KIND_LABELS = {
   deprecated_model: "Deprecated model",
 };
 
+// What a recommendation's saving rests on (DESIGN §8, issue 14): measured from the records, or
+// an upper bound the records cannot narrow. Findings stored before `basis` existed state none.
+export const BASIS_LABELS = { measured: "Measured", upper_bound: "Upper bound" };
+export const basisLabel = (basis) => (basis ? BASIS_LABELS[basis] ?? basis : "Not stated");
+
 // DOM helper. Untrusted text only ever goes through textContent, never innerHTML.
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -167,4 +172,24 @@ export function renderWorkspaceOptions(select, workspaces, activeId, role) {
     : [...workspaces, { workspace_id: activeId, name: activeId, role: role ?? "?" }];
   select.replaceChildren(...entries.map((w) => h("option", { value: w.workspace_id, text: workspaceLabel(w) })));
   select.value = activeId ?? "";
+}
+
+// ---------------------------------------------------------------------------------------
+// Alerts (DESIGN §11): a workspace's notifications, newest first, each `unread` or not for the
+// reader, who marks them read up to one (the server keeps the mark per member).
+
+const notificationsUrl = (config, ws) =>
+  `${config.workspacesUrl.replace(/\/+$/, "")}/${encodeURIComponent(ws)}/notifications`;
+
+// GET /{ws}/notifications: {notifications: [...], unread}.
+export function listAlerts(auth, config, ws, limit = 20) {
+  return callFunction(auth, `${notificationsUrl(config, ws)}?limit=${limit}`, { workspace: ws });
+}
+
+// POST /{ws}/notifications/read: read, for the caller, up to `notificationId` (and so not one
+// that arrived after the reader looked).
+export function markAlertsRead(auth, config, ws, notificationId) {
+  return callFunction(auth, `${notificationsUrl(config, ws)}/read`, {
+    method: "POST", workspace: ws, body: { notification_id: notificationId },
+  });
 }

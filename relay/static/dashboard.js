@@ -7,11 +7,14 @@
 import {
   $,
   KIND_LABELS,
+  basisLabel,
   bindSignIn,
   callFunction,
   h,
+  listAlerts,
   listWorkspaces,
   loadConfig,
+  markAlertsRead,
   money,
   onSession,
   rememberWorkspace,
@@ -271,7 +274,9 @@ async function load() {
   $("alert").hidden = true;
   showWorkspaceName();
   $("period-text").textContent = `${longDay(range.start)} – ${longDay(range.end)} (UTC)${period.days ? `, the last ${period.days} days` : ""}`;
-  for (const id of ["budgets", "recs", "breakdowns", "daily-table-wrap"]) loading($(id));
+  for (const id of ["budgets", "recs", "breakdowns", "daily-table-wrap", "alerts-list"]) loading($(id));
+  $("alerts-unread").textContent = "";
+  $("alerts-read").hidden = true;
   $("daily-empty").hidden = true;
   $("totals").replaceChildren();
   $("recs-total").textContent = "";
@@ -313,6 +318,7 @@ async function load() {
         firstMark("budgets");
       })
       .catch((e) => current() && sectionError($("budgets"), "the budgets", e)),
+    loadAlerts(ws, current),
   ];
   await Promise.all(sections);
   if (!current()) return;
@@ -556,9 +562,55 @@ function renderBudgets(list) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Recommendations, ranked as agents_optimization ranks them, each with a question for the chat.
+// Alerts (DESIGN §11): the workspace's unread notifications, newest first; "Mark all as read"
+// marks them read for this reader up to the newest shown (one that arrives meanwhile stays
+// unread). Not tied to the period: an alert is news until read.
 
-const BASIS_LABELS = { measured: "Measured", upper_bound: "Upper bound" };
+const ALERT_KINDS = { budget: "Budget", anomaly: "Spend anomaly" };
+const alertTime = (iso) => new Date(iso).toLocaleString("en-US", {
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: "UTC", timeZoneName: "short",
+});
+
+function loadAlerts(ws, current) {
+  return listAlerts(state.auth, state.config, ws, 50)
+    .then((body) => current() && renderAlerts(ws, body.notifications.filter((n) => n.unread)))
+    .catch((e) => current() && sectionError($("alerts-list"), "the alerts", e));
+}
+
+function renderAlerts(ws, unread) {
+  $("alerts-unread").textContent = unread.length ? String(unread.length) : "";
+  $("alerts-read").hidden = !unread.length;
+  $("alerts-read").disabled = false;
+  $("alerts-read").onclick = () => markRead(ws, unread[0].notification_id);
+  if (!unread.length) {
+    $("alerts-list").replaceChildren(h("p", { class: "muted empty-note", "data-testid": "alerts-empty", text: "No unread alerts." }));
+    return;
+  }
+  $("alerts-list").replaceChildren(h("ul", { class: "alert-list" }, ...unread.map((n) => h("li", {
+    class: "alert-item", "data-testid": "alert", "data-notification-id": n.notification_id, "data-kind": n.kind,
+  },
+  h("span", { class: "alert-kind", text: ALERT_KINDS[n.kind] || n.kind }),
+  h("span", { class: "alert-text", "data-testid": "alert-text", text: n.text }),
+  h("time", { class: "alert-time", datetime: n.ts, text: alertTime(n.ts) })))));
+}
+
+async function markRead(ws, upTo) {
+  const button = $("alerts-read");
+  button.disabled = true;
+  try {
+    await markAlertsRead(state.auth, state.config, ws, upTo);
+  } catch (e) {
+    button.disabled = false;
+    return showAlert(`Could not mark the alerts read: ${e.message}`);
+  }
+  if (ws !== state.workspaceId) return;
+  const run = state.run;
+  await loadAlerts(ws, () => run === state.run && ws === state.workspaceId);
+  $("alerts-title").focus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Recommendations, ranked as agents_optimization ranks them, each with a question for the chat.
 
 // `name` in a title or detail (the writers' one inline mark) as code; the rest as text.
 function codeSpans(text) {
@@ -581,7 +633,7 @@ function renderRecommendations(found, period, range) {
     return;
   }
   $("recs").replaceChildren(h("ol", { class: "rec-list", "data-testid": "rec-list" }, ...recs.map((r, i) => {
-    const basis = r.basis ? BASIS_LABELS[r.basis] ?? r.basis : "Not stated";
+    const basis = basisLabel(r.basis);
     return h("li", { class: "rec", "data-testid": "rec", "data-kind": r.kind },
       h("div", { class: "rec-head" },
         h("span", { class: "rec-rank", "aria-hidden": "true", text: String(i + 1) }),

@@ -19,7 +19,9 @@ import math
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,17 @@ from playwright.sync_api import (
 )
 
 from devstack.stack import RunningStack
-from tests.support.browser import ARTIFACTS, ROOT, PageWatch, launch, offline_context
+from shared.budgets.tick import messages_of
+from shared.bus import Bus
+from shared.models.budgets import NotificationDoc, Period
+from tests.support.browser import ARTIFACTS, PHONE, ROOT, PageWatch, launch, offline_context
 from tests.support.browser import open_page as support_open_page
 from tests.support.event_sequence import check_sequence
 from tests.support.relay import PlantedUser, auth_default_project
 
 QUESTION = "What did we spend last month, and where can we save?"
 RUN_TIMEOUT_MS = 90_000
+BASIS_LABELS = {"measured": "Measured", "upper_bound": "Upper bound"}  # common.js
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +202,12 @@ def check_recommendations(table_scope: Any, recommendations: list[dict[str, Any]
         expect(row.get_by_test_id("rec-savings")).to_have_text(money(rec["monthly_savings_usd"]))
         expect(row.get_by_test_id("rec-confidence")).to_have_text(
             f"{js_round(rec['confidence'] * 100)}%"
+        )
+        # What the saving rests on (issue 14): measured, or an upper bound.
+        basis = row.get_by_test_id("rec-basis")
+        expect(basis).to_have_text(BASIS_LABELS[rec["basis"]] if rec.get("basis") else "Not stated")
+        expect(basis.locator("[data-basis]")).to_have_attribute(
+            "data-basis", rec.get("basis") or ""
         )
         model = rec["model"] + (f" → {rec['target_model']}" if rec.get("target_model") else "")
         expect(row.get_by_test_id("rec-model")).to_have_text(model)
@@ -386,3 +398,208 @@ def test_vendored_firebase_sdk_is_the_pinned_npm_package() -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+# --- issue 15 item 5: the view follows, wide tables scroll in their box, follow-ups, phones --
+
+
+def in_view(page: Page, testid_scope: Any) -> bool:
+    """The top of ``testid_scope`` (a locator) is within the conversation's visible part."""
+    inside: bool = testid_scope.evaluate(
+        """(e) => {
+            const c = document.querySelector('[data-testid="conversation"]')
+              .getBoundingClientRect();
+            const r = e.getBoundingClientRect();
+            return r.top >= c.top - 1 && r.top < c.bottom - 20;
+        }"""
+    )
+    return inside
+
+
+def triage_result(stack: RunningStack, shopper: PlantedUser, run_id: str) -> dict[str, Any]:
+    events = runs_get(stack, shopper, run_id)["events"]
+    done = [e for e in events if e["event"] == "agent_completed" and e.get("agent") == "triage"]
+    assert len(done) == 1, events
+    result: dict[str, Any] = done[0]["data"]["result"]
+    return result
+
+
+def follow_up(page: Page, text: str) -> str:
+    """Click the newest answer's suggestion ``text``; the run it starts."""
+    runs_before = page.get_by_test_id("run").count()
+    offered = page.get_by_test_id("run").last.get_by_test_id("followup")
+    offered.filter(has_text=re.compile(f"^{re.escape(text)}$")).click()
+    expect(page.get_by_test_id("message-user").last).to_have_text(text)
+    run = page.get_by_test_id("run").nth(runs_before)
+    expect(run).to_be_attached()
+    run_id = run.get_attribute("data-run-id")
+    assert run_id
+    return run_id
+
+
+def check_newest_in_view(page: Page, run_id: str) -> None:
+    """The run just finished: its answer is on screen (the page followed it there), and the
+    conversation is longer than the screen (so following was needed)."""
+    run = page.locator(f'[data-testid="run"][data-run-id="{run_id}"]')
+    expect(run).to_have_attribute("data-done", "done", timeout=RUN_TIMEOUT_MS)
+    overflow = page.get_by_test_id("conversation").evaluate("c => c.scrollHeight - c.clientHeight")
+    assert overflow > 0, "the conversation fits the screen: nothing to follow"
+    # The page positions the answer once the run ends; give it its frame.
+    deadline = time.monotonic() + 5
+    while not in_view(page, run.get_by_test_id("answer")):
+        assert time.monotonic() < deadline, "the newest answer is not in view"
+        page.wait_for_timeout(100)
+
+
+def test_the_view_follows_the_newest_answer_and_its_follow_ups_continue_the_thread(
+    relay_stack: RunningStack, shopper: PlantedUser, browser: Browser
+) -> None:
+    """A screen shorter than the conversation: each question and answer comes into view as
+    it arrives, however tall the one before. The suggestions after an answer are its natural
+    follow-ups, each one the triage reads with the thread's context (a follow-up that
+    inherits, or a reference to the answer's recommendation), and clicking one asks it."""
+    context, watch = offline_context(browser, viewport={"width": 1280, "height": 720})
+    try:
+        page = open_page(context, watch, relay_stack.relay)
+        sign_in(page, shopper)
+        page.get_by_test_id("new-chat").click()
+
+        first = ask(page, QUESTION)
+        check_newest_in_view(page, first)
+        # A spend-and-savings answer for last month invites the month before, a breakdown,
+        # and the recommendations' steps and evidence.
+        offered = page.locator(f'[data-run-id="{first}"] [data-testid="followup"]')
+        expect(offered).to_have_text(["And the month before?", "By feature", "How?", "#1 why?"])
+        expect(page.get_by_test_id("followups")).to_have_count(1)
+
+        # A breakdown alone: a follow-up that keeps last month and both questions.
+        second = follow_up(page, "By feature")
+        check_newest_in_view(page, second)
+        triaged = triage_result(relay_stack, shopper, second)
+        assert triaged["route"]["answer"] == "findings"
+        assert {"intent", "period"} <= set(triaged["entities"]["inherited"]), triaged["entities"]
+        assert triaged["entities"]["group_by"] == ["feature"]
+        # Only the newest answer offers follow-ups.
+        expect(page.get_by_test_id("followups")).to_have_count(1)
+        newest = page.locator(f'[data-run-id="{second}"] [data-testid="followup"]')
+        expect(newest).to_have_text(["And the month before?", "By model", "How?", "#1 why?"])
+
+        # "How?": the steps of the recommendation the answer led with, from its findings.
+        third = follow_up(page, "How?")
+        check_newest_in_view(page, third)
+        triaged = triage_result(relay_stack, shopper, third)
+        assert triaged["route"]["answer"] == "reference"
+        reference = triaged["entities"]["reference"]
+        assert (reference["kind"], reference["ranks"], reference["asks"]) == (
+            "recommendation",
+            [1],
+            "how",
+        )
+        answer = page.locator(f'[data-run-id="{third}"]').get_by_test_id("answer")
+        expect(answer).to_contain_text("To act on #1")
+        # ... and then the evidence of the same one, or the next one.
+        expect(page.locator(f'[data-run-id="{third}"] [data-testid="followup"]')).to_have_text(
+            ["#1 why?", "Tell me more about #2"]
+        )
+
+        screenshot(page, "chat-follow-ups.png")
+
+        # A reader who scrolls back up to read, while a run goes on, stays where they are.
+        fourth = ask(page, "and the week before?")
+        conversation = page.get_by_test_id("conversation")
+        conversation.evaluate("c => { c.scrollTop = 0; }")
+        wait_done(page, fourth)
+        page.wait_for_timeout(300)
+        assert conversation.evaluate("c => c.scrollTop") == 0, "the view was pulled away"
+        watch.assert_clean()
+    finally:
+        context.close()
+
+
+def publish_alert(stack: RunningStack, workspace: str) -> None:
+    """An alert frame for ``workspace``'s sockets, on ``apex-events`` as ``budget_worker``
+    publishes it (not stored: only the frame)."""
+    doc = NotificationDoc(
+        notification_id=f"a_{uuid.uuid4().hex[:16]}",
+        workspace_id=workspace,
+        kind="anomaly",
+        text="Spend on 2026-12-01 was $41.20, 3.1 times the usual $13.29, driven by gpt-4o.",
+        created_at=datetime.now(UTC),
+        period=Period(start="2026-12-01", end="2026-12-01"),
+        spend_usd=41.2,
+    )
+    Bus(Bus.publisher(), stack.project).publish_all(messages_of(doc))
+
+
+def test_on_a_phone_the_top_bar_fits_and_a_wide_table_scrolls_in_its_box(
+    relay_stack: RunningStack, shopper: PlantedUser, browser: Browser
+) -> None:
+    context, watch = offline_context(browser, viewport=PHONE)
+    try:
+        page = open_page(context, watch, relay_stack.relay)
+        sign_in(page, shopper)
+        width = PHONE["width"]
+        # With an alert pushed (its unread count in the top bar), the bar is at its fullest.
+        publish_alert(relay_stack, shopper.user.workspace)
+        expect(page.get_by_test_id("live-alert")).to_be_visible(timeout=30_000)
+        expect(page.get_by_test_id("alerts-count")).to_have_text(re.compile(r"^[1-9]\d*$"))
+        # Nothing sticks out of the screen (what scrolls inside a box of its own aside).
+        outside = """(limit) => [...document.querySelectorAll("body *")].filter((e) => {
+                const r = e.getBoundingClientRect();
+                if (!r.width || r.right <= limit + 0.5) return false;
+                for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+                  const s = getComputedStyle(p);
+                  if (["auto", "scroll", "hidden"].includes(s.overflowX)
+                      && p.getBoundingClientRect().right <= limit + 0.5) return false;
+                }
+                return true;
+              }).map((e) => `${e.tagName}.${e.className}#${e.id}`
+                + ` right=${e.getBoundingClientRect().right}`)"""
+        assert page.evaluate(outside, width) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        controls = ("sign-out", "nav-dashboard", "alerts-link", "connection-status")
+        for control in (*controls, "workspace-select", "live-alert-close"):
+            box = page.get_by_test_id(control).bounding_box()
+            assert box is not None, control
+            assert box["x"] >= 0, (control, box)
+            assert box["x"] + box["width"] <= width, (control, box)
+        # "Sign out" is itself at its centre: nothing covers it, so a tap reaches it.
+        sign_out = page.get_by_test_id("sign-out")
+        assert sign_out.evaluate(
+            """(b) => { const r = b.getBoundingClientRect();
+                return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }"""
+        )
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat-phone-top.png"))
+        page.get_by_test_id("new-chat").evaluate("b => b.click()")  # the sidebar is hidden here
+        run_id = ask(page, QUESTION)
+        wait_done(page, run_id)
+        run = page.locator(f'[data-testid="run"][data-run-id="{run_id}"]')
+        box = run.get_by_test_id("recommendations-scroll")
+        sizes = box.evaluate("b => [b.scrollWidth, b.clientWidth]")
+        assert sizes[0] > sizes[1], f"the table fits a phone ({sizes}): nothing to scroll"
+        # Its last column is reached by scrolling the table's own box...
+        last = run.locator('[data-testid="recommendations"] thead th').last
+        expect(last).to_have_text("Feature")
+        box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
+        reach = last.evaluate(
+            """(th) => { const b = th.closest('[data-testid="recommendations-scroll"]')
+                .getBoundingClientRect(); const r = th.getBoundingClientRect();
+                return [r.left >= b.left - 1, r.right <= b.right + 1]; }"""
+        )
+        assert reach == [True, True], "the last column is clipped"
+        # ... which the keyboard can scroll too (it takes the focus).
+        expect(box).to_have_attribute("tabindex", "0")
+        # ... while the page and the conversation never scroll sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        conversation = page.get_by_test_id("conversation")
+        assert conversation.evaluate("c => c.scrollWidth - c.clientWidth") <= 0
+        assert page.evaluate(outside, width) == []
+        screenshot(page, "chat-phone.png")
+
+        sign_out.click()
+        expect(page.get_by_test_id("signin-view")).to_be_visible()
+        watch.assert_clean()
+    finally:
+        context.close()

@@ -29,12 +29,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from google.cloud import firestore
+from google.cloud.pubsub_v1 import PublisherClient
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.stack import RunningStack
 from devstack.synthetic import generate
 from relay.app import STATIC_DIR
+from shared.budgets.tick import TICK_TOPIC
+from shared.models.budgets import BudgetTick
+from shared.store.usage import FirestoreUsageStore
 from tests.relay.test_lifecycle import _IMPORT, _PageParts, _served_as_built
 from tests.support.browser import (
     ARTIFACTS,
@@ -667,3 +671,136 @@ def test_the_vendored_chart_js_is_the_pinned_npm_package() -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+# --- alerts (issue 16 item 4): pushed to the chat page, listed unread on the dashboard ---------
+
+ALERT_RECORDS = 6
+
+
+def spend_today(stack: RunningStack, user: ChatUser, db: firestore.Client) -> None:
+    """A few gpt-4o calls of the last minutes, through ``usage_ingest``, applied."""
+    now = datetime.now(UTC)
+    raw = [
+        {
+            "id": f"alert-{i}",
+            "model": "gpt-4o",
+            "provider": "openai",
+            "input_tokens": 20_000,
+            "output_tokens": 2_000,
+            # Today (UTC), however close to midnight the test runs.
+            "ts": max(now - timedelta(minutes=i + 1), now.replace(hour=0, minute=0)).isoformat(),
+            "feature": "summarize",
+        }
+        for i in range(ALERT_RECORDS)
+    ]
+    response = httpx.post(
+        stack.functions["usage_ingest"],
+        json=raw,
+        headers={"Authorization": f"Bearer {user.id_token}", "X-Apex-Workspace": user.workspace},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    store = FirestoreUsageStore(db)
+    deadline = time.monotonic() + 60
+    while store.catalogue(user.workspace).records < ALERT_RECORDS:
+        assert time.monotonic() < deadline, "the aggregator did not apply the records"
+        time.sleep(0.25)
+
+
+def tick(stack: RunningStack, workspace: str) -> None:
+    """The tick for one workspace, as the fan-out of the scheduler's tick publishes it."""
+    message = BudgetTick(workspace_id=workspace)
+    publisher = PublisherClient()
+    topic = publisher.topic_path(stack.project, TICK_TOPIC)
+    publisher.publish(topic, message.model_dump_json().encode(), **message.attributes()).result(
+        timeout=30
+    )
+
+
+def test_an_alert_shows_live_on_the_chat_page_and_unread_on_the_dashboard_until_read(
+    relay_stack: RunningStack, context: tuple[BrowserContext, PageWatch]
+) -> None:
+    """Spend crosses 50% and 80% of a budget; the tick fires both. The chat page, open and
+    connected, shows each as it is pushed on its socket, with the unread count; the dashboard
+    lists both unread; "Mark all as read" marks them read for this reader (the server's
+    mark), so neither page shows them again."""
+    with AuthEmulator(relay_stack.hosts.auth, relay_stack.project) as auth:
+        user = verified_chat_user(auth)
+    api = Workspaces(relay_stack.functions["workspaces"])
+    db = firestore.Client(project=relay_stack.project)
+    try:
+        spend_today(relay_stack, user, db)
+    finally:
+        db.close()
+    ctx, watch = context
+    chat = watched_page(ctx, watch)
+    chat.goto(f"{relay_stack.relay}/")
+    sign_in_chat(chat, user)
+    expect(chat.get_by_test_id("alerts-link")).to_be_hidden()  # nothing unread yet
+
+    # Made far above the spend (nothing fires), then set to 85% spent: 50% and 80% crossed.
+    budgets = f"/{user.workspace}/budgets"
+    made = api.call(user, "POST", budgets, {"name": "Prod", "monthly_usd": 1_000_000}, 201)
+    assert made["spend_usd"] > 0, made
+    monthly = round(made["spend_usd"] / 0.85, 2)
+    api.call(user, "PATCH", f"{budgets}/{made['budget_id']}", {"monthly_usd": monthly})
+    tick(relay_stack, user.workspace)
+    listed = wait_for_alerts(api, user, 2)
+    texts = [n["text"] for n in listed["notifications"]]
+    assert all(t.startswith("Budget “Prod” crossed ") for t in texts), texts
+
+    # Live, on the open chat page: the newest one pushed, and both counted unread.
+    live = chat.get_by_test_id("live-alert")
+    expect(live).to_be_visible(timeout=30_000)
+    expect(chat.get_by_test_id("live-alert-kind")).to_have_text("Budget alert")
+    either = re.compile("|".join(f"^{re.escape(t)}$" for t in texts))
+    expect(chat.get_by_test_id("live-alert-text")).to_have_text(either)
+    expect(chat.get_by_test_id("alerts-count")).to_have_text("2")
+    expect(chat.get_by_test_id("alerts-link")).to_have_accessible_name(
+        "2 unread alerts: see them on the dashboard"
+    )
+    # A reload counts them from GET /{ws}/notifications (the frames are gone).
+    chat.reload()
+    expect(chat.get_by_test_id("connection-status")).to_have_text("Connected")
+    expect(chat.get_by_test_id("alerts-count")).to_have_text("2")
+
+    # The dashboard lists them, newest first, unread.
+    chat.get_by_test_id("alerts-link").click()
+    wait_drawn(chat, user.workspace, *preset_range(30))
+    alerts = chat.get_by_test_id("alert")
+    expect(alerts).to_have_count(2)
+    expect(alerts.get_by_test_id("alert-text")).to_have_text(texts)
+    expect(chat.get_by_test_id("alerts-unread")).to_have_text("2")
+    full_screenshot(chat, "dashboard-alerts.png")
+    read = chat.get_by_test_id("alerts-read")
+    read.click()
+    expect(chat.get_by_test_id("alerts-empty")).to_have_text("No unread alerts.")
+    expect(read).to_be_hidden()
+    assert api.call(user, "GET", f"/{user.workspace}/notifications")["unread"] == 0
+    chat.reload()
+    wait_drawn(chat, user.workspace, *preset_range(30))
+    expect(chat.get_by_test_id("alerts-empty")).to_be_visible()
+    chat.get_by_test_id("nav-chat").click()
+    expect(chat.get_by_test_id("connection-status")).to_have_text("Connected")
+    expect(chat.get_by_test_id("alerts-link")).to_be_hidden()
+    assert_clean(chat, watch)
+
+
+def sign_in_chat(page: Page, user: ChatUser) -> None:
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("connection-status")).to_have_text("Connected")
+
+
+def wait_for_alerts(api: Workspaces, user: ChatUser, count: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        listed: dict[str, Any] = api.call(user, "GET", f"/{user.workspace}/notifications")
+        if len(listed["notifications"]) >= count:
+            assert len(listed["notifications"]) == count, listed
+            assert listed["unread"] == count, listed
+            return listed
+        assert time.monotonic() < deadline, f"the tick fired {listed}"
+        time.sleep(0.5)
