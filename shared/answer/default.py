@@ -44,10 +44,12 @@ from shared.models.findings import (
     DriverDay,
     Findings,
     OptimizationReport,
+    PricesBasis,
     Recommendation,
     ReferencedFinding,
     UnknownModel,
     UsageTotals,
+    WhatIf,
 )
 from shared.models.period import DAYS_PER_MONTH, PeriodRange
 from shared.models.triage import Intent, SavingsTarget
@@ -145,7 +147,8 @@ def _headline(data: DataReport, scope: str | None = None) -> str:
         return f"No LLM calls were recorded for {when}."
     on = f" on {scope}" if scope else ""
     lines = [
-        f"**Spend{on} for {when}: {usd(totals.cost_usd)}** over {_count(totals.requests)} requests."
+        f"**Spend{on} for {when}: {usd(totals.cost_usd)}**{_at_your_prices(data.prices)} over "
+        f"{_count(totals.requests)} requests."
     ]
     before = f"the previous period ({period_text(trend.previous_period)})"
     if trend.cost_change_pct is None:
@@ -192,8 +195,10 @@ def _row_summary(row: BreakdownRow) -> str:
 
 def _asked_about(findings: Findings, data: DataReport) -> str | None:
     entities = findings.triage.entities
+    # A what-if's target is a model to price, not one the usage ran on.
+    target = entities.what_if.model if entities.what_if else None
     wanted: list[tuple[Dimension, str]] = [
-        *(("model", m.name) for m in entities.models),
+        *(("model", m.name) for m in entities.models if m.name != target),
         *(("feature", f.name) for f in entities.features),
         *(("provider", p.name) for p in entities.providers),
     ]
@@ -279,10 +284,67 @@ def _recommendations(report: OptimizationReport) -> str:
             "in this period."
         )
     lines = [
-        f"**Recommendations**, {usd(report.total_monthly_savings_usd)}/month in total, "
-        "largest first:"
+        f"**Recommendations**, {usd(report.total_monthly_savings_usd)}/month in total"
+        f"{_at_your_prices(report.prices)}, largest first:"
     ]
     lines += [_recommendation_line(i, r) for i, r in enumerate(report.recommendations, 1)]
+    return "\n".join(lines)
+
+
+def _at_your_prices(prices: PricesBasis) -> str:
+    """Said wherever a cost is at the workspace's own prices (``PUT /{ws}/prices``)."""
+    return " at your prices" if prices == "workspace" else ""
+
+
+def _what_if_lead(report: OptimizationReport) -> str | None:
+    """The what-if's answer: the period's tokens on the target model, against as they ran."""
+    what = report.what_if
+    if what is None:
+        return None
+    when = period_text(report.period)
+    scope = _code(what.feature) if what.feature else "your usage"
+    if what.requests == 0:
+        return f"**{_capital(scope)} had no calls from {when} to reprice on {_code(what.model)}.**"
+    prices = "at your prices" if what.prices == "workspace" else "at list prices"
+    if what.difference_usd == 0:
+        change = "the same"
+    else:
+        direction = "less" if what.difference_usd < 0 else "more"
+        pct = what.difference_pct
+        share = f" ({abs(pct):.1f}%)" if pct is not None else ""
+        change = f"{usd(abs(what.difference_usd))}{share} {direction}"
+    return (
+        f"**On {_code(what.model)}, {scope} would have cost about {usd(what.what_if_cost_usd)} "
+        f"from {when}** ({prices}), against {usd(what.current_cost_usd)} as it ran: {change}."
+    )
+
+
+def _per_mtok(price: float) -> str:
+    """A price per million tokens as the table gives it (``$0.075``, not ``$0.08``)."""
+    return usd(price) if round(price, 2) == price else f"${price:,.6g}"
+
+
+def _what_if_section(what: WhatIf) -> str:
+    """The what-if's numbers per source model, and its caveat (never left out)."""
+    prices = "your prices" if what.prices == "workspace" else "list prices"
+    lines = [
+        f"**What-if on {_code(what.model)}** ({what.provider}, {prices}: "
+        f"{_per_mtok(what.input_usd_per_mtok)} input, {_per_mtok(what.cached_input_usd_per_mtok)} "
+        f"cached input, {_per_mtok(what.output_usd_per_mtok)} output per million tokens):"
+    ]
+    for source in what.sources:
+        unpriced = (
+            f"; {_count(source.unpriced_requests)} of its requests are not priced as they ran"
+            if source.unpriced_requests
+            else ""
+        )
+        lines.append(
+            f"- {_code(source.model)} ({source.provider}): {_count(source.requests)} requests, "
+            f"{_count(source.input_tokens)} input tokens ({_count(source.cached_input_tokens)} "
+            f"cached), {_count(source.output_tokens)} output: {usd(source.current_cost_usd)} as "
+            f"it ran, {usd(source.what_if_cost_usd)} on {_code(what.model)}{unpriced}."
+        )
+    lines.append(f"_{what.caveat}_")
     return "\n".join(lines)
 
 
@@ -510,7 +572,8 @@ def answer_lead(findings: Findings) -> str | None:
     data, optimization = findings.data, findings.optimization
     if data is not None and data.totals.requests == 0:
         return None  # the headline says there were no calls
-    sentences = []
+    # A what-if names what it asks: its answer comes first.
+    sentences: list[str | None] = [_what_if_lead(optimization)] if optimization else []
     for intent in findings.triage.entities.intents or [findings.triage.intent]:
         if intent is Intent.COST_ANALYSIS and data is not None:
             sentences.append(_cost_lead(findings, data))
@@ -547,6 +610,8 @@ def findings_text(findings: Findings) -> str:
     elif lead is not None:
         sections["headline"] = lead
     if optimization is not None:
+        if optimization.what_if is not None:
+            sections["what_if"] = _what_if_section(optimization.what_if)
         sections["recommendations"] = _recommendations(optimization)
         target = findings.triage.entities.savings_target
         if target is not None and optimization.recommendations:
@@ -559,6 +624,7 @@ def findings_text(findings: Findings) -> str:
         Intent.ANOMALY: ("headline", "asked", "anomalies", "drivers"),
         Intent.USAGE_QUESTION: ("headline", "usage", "asked", "spend", "drivers"),
     }.get(intent, ("headline", "asked", "usage", "drivers"))
+    order = (order[0], "what_if", *order[1:])
     order += tuple(name for name in sections if name not in order)
     return "\n\n".join(text for name in order if (text := sections.get(name)))
 
