@@ -4,6 +4,7 @@ what-if repricing when asked (docs/prices.md)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from shared import pricing
 from shared.agents.data import load_rollups
@@ -39,14 +40,22 @@ def optimize(
     min_monthly_savings_usd: float = 0.0,
     measured: Sequence[DailyRollup] | None = None,
     what_if_spec: WhatIfSpec | None = None,
+    unpriced_what_if: Literal["refuse", "report"] = "refuse",
 ) -> OptimizationReport:
     """``measured``: the daily rollups the run's data agent read (a superset of the period's
     days, at the workspace's prices already); priced as they are instead of read again, so
     both agents report on one snapshot. ``book``: the workspace's prices and allowed models.
-    ``what_if_spec``: also reprice the period's tokens at that model's prices."""
+    ``what_if_spec``: also reprice the period's tokens at that model's prices; a target
+    nobody prices is refused (422) or, for the chat, ``report``-ed in the result."""
     days = report.days_of(period)
+    unpriced = None
     if what_if_spec is not None:
-        check_what_if(what_if_spec, book, period)
+        try:
+            check_what_if(what_if_spec, book, period)
+        except ValidationFailed:
+            if unpriced_what_if == "refuse":
+                raise
+            unpriced, what_if_spec = what_if_spec, None
     at_prices = "the workspace's prices" if book.custom else "the price table"
     trace.think(
         "Profile each (provider, model, feature) workload over the period and test it "
@@ -74,6 +83,8 @@ def optimize(
             rows, period, min_monthly_savings_usd=min_monthly_savings_usd, book=book
         ).model_copy(update={"prices": prices_basis(book)}),
     )
+    if unpriced is not None:
+        result = result.model_copy(update={"what_if_unpriced": unpriced})
     if what_if_spec is not None:
         spec = what_if_spec
         priced = trace.tool(

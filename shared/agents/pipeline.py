@@ -242,6 +242,7 @@ class Pipeline:
             book=self._book(work),
             measured=measured_rollups(work.markers.get("data"), period),
             what_if_spec=_what_if_of(triaged),
+            unpriced_what_if="report",
         )
 
     def _book(self, work: StepWork) -> PriceBook:

@@ -298,6 +298,14 @@ def _at_your_prices(prices: PricesBasis) -> str:
 
 def _what_if_lead(report: OptimizationReport) -> str | None:
     """The what-if's answer: the period's tokens on the target model, against as they ran."""
+    unpriced = report.what_if_unpriced
+    if unpriced is not None:
+        scope = _code(unpriced.feature) if unpriced.feature else "your usage"
+        return (
+            f"**Apex cannot price {_code(unpriced.model)}**: neither the price table nor your "
+            f"workspace's prices know it, so it cannot say what {scope} would have cost on it. "
+            "An admin can price it with PUT /{workspace}/prices (docs/prices.md)."
+        )
     what = report.what_if
     if what is None:
         return None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.models.dimensions import Dimension
 from shared.models.period import PeriodRange
 from shared.models.recommendations import RecommendationKind
-from shared.models.triage import TriageResponse
+from shared.models.triage import TriageResponse, WhatIfSpec
 
 # The key of a breakdown row for calls that named no feature or no end user.
 NONE_KEY = "(none)"
@@ -213,6 +213,9 @@ class OptimizationReport(_Frozen):
     prices: PricesBasis = "list"
     # Only when the request asked (``what_if``).
     what_if: WhatIf | None = None
+    # A chat what-if whose target neither the table nor the workspace prices (the function
+    # answers 422 instead): the answer says so.
+    what_if_unpriced: WhatIfSpec | None = None
 
 
 class UsageFilters(_Frozen):

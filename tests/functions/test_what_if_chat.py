@@ -141,3 +141,20 @@ def test_a_what_if_question_is_answered_first_from_the_repriced_tokens(
     assert re.search(r"\*\*Spend on feature `summarize` for .*\*\* at your prices", again.text), (
         again.text
     )
+
+
+def test_a_what_if_on_a_model_nobody_prices_says_so_first_and_the_run_completes(
+    chat: Callable[[str], Turn],
+) -> None:
+    turn = chat("what would summarize have cost on gpt-9-ultra last month?")
+    assert turn.agents == ["triage", "data", "optimization"]
+    optimization = turn.agent("optimization")
+    assert optimization["what_if"] is None
+    assert optimization["what_if_unpriced"] == {
+        "model": "gpt-9-ultra",
+        "provider": None,
+        "feature": "summarize",
+    }
+    first = turn.text.split("\n\n")[0]
+    assert first.startswith("**Apex cannot price `gpt-9-ultra`**")
+    assert "would have cost on it" in first
