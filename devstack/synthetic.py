@@ -195,9 +195,9 @@ def _route(rng: random.Random) -> _Call:
 
 
 def _contract(rng: random.Random) -> _Call:
-    # A 6,000-token clause library, but each prompt starts with the document's own header
+    # A 1,800-token clause library, but each prompt starts with the document's own header
     # (OpenAI would cache a stable 1,024+-token start by itself): no call reads the cache.
-    prompt = 6000 + rng.randint(200, 1500)
+    prompt = 1800 + rng.randint(0, 500)
     return _Call(prompt, rng.randint(250, 450), rng.uniform(2500, 6000), _user(rng))
 
 
@@ -291,19 +291,32 @@ def _research(rng: random.Random) -> _Call:
     )
 
 
+# One plant of each kind, and healthy background traffic.
 _FEATURES: Final = (
     _Feature("classify_ticket", "openai", "gpt-4o", 40, _classify, plants="cheaper_model"),
-    _Feature("route_email", "anthropic", "claude-opus-4-1", 40, _route, plants="cheaper_model"),
     _Feature(
         "contract_review",
         "openai",
         "gpt-4.1",
-        90,
+        60,
         _contract,
-        hours=(8, 14),
+        hours=(9, 13),
         plants="prompt_caching",
         basis="upper_bound",
     ),
+    _Feature("nightly_digest", "openai", "gpt-4o", 30, _digest, hours=(2, 4), plants="batch_api"),
+    _Feature(
+        "summarize_thread", "anthropic", "claude-sonnet-4-6", 30, _summarize, plants="trim_outputs"
+    ),
+    _Feature("faq_answer", "openai", "gpt-4o", 60, _faq, plants="response_cache"),
+    _Feature("extract_invoice", "openai", "gpt-4.1", 30, _extract, plants="failed_calls"),
+    _Feature("legacy_tagging", "cohere", "command-light", 30, _legacy, plants="deprecated_model"),
+    _Feature("chat_assistant", "openai", "gpt-4o-mini", 60, _chat),
+    _Feature("code_review", "anthropic", "claude-haiku-4-5", 20, _code_review),
+)
+# Issue 14's other cases, a second plant of four kinds (``generate(all_cases=True)``).
+_ISSUE_14_FEATURES: Final = (
+    _Feature("route_email", "anthropic", "claude-opus-4-1", 40, _route, plants="cheaper_model"),
     _Feature(
         "support_agent",
         "anthropic",
@@ -313,12 +326,7 @@ _FEATURES: Final = (
         hours=(8, 20),
         plants="prompt_caching",
     ),
-    _Feature("nightly_digest", "openai", "gpt-4o", 30, _digest, hours=(2, 4), plants="batch_api"),
     _Feature("nightly_report", "openai", "gpt-4.1", 40, _report, hours=(1, 3), plants="batch_api"),
-    _Feature(
-        "summarize_thread", "anthropic", "claude-sonnet-4-6", 30, _summarize, plants="trim_outputs"
-    ),
-    _Feature("faq_answer", "openai", "gpt-4o", 60, _faq, plants="response_cache"),
     _Feature(
         "kb_lookup",
         "openai",
@@ -328,13 +336,11 @@ _FEATURES: Final = (
         plants="response_cache",
         midnight_pairs=True,
     ),
-    _Feature("extract_invoice", "openai", "gpt-4.1", 30, _extract, plants="failed_calls"),
-    _Feature("legacy_tagging", "cohere", "command-light", 30, _legacy, plants="deprecated_model"),
-    _Feature("chat_assistant", "openai", "gpt-4o-mini", 60, _chat),
-    _Feature("code_review", "anthropic", "claude-haiku-4-5", 20, _code_review),
 )
 # One day, an agent loop on a feature that does not otherwise run drives spend far up.
-_ANOMALY: Final = _Feature("research_agent", "anthropic", "claude-sonnet-4-6", 450, _research)
+_ANOMALY: Final = _Feature("research_agent", "anthropic", "claude-sonnet-4-6", 250, _research)
+# The calls it takes to stand out (3x the median) over the larger spend of all the cases.
+_ANOMALY_ALL_CASES_PER_DAY: Final = 450
 _ANOMALY_DAYS_BEFORE_END: Final = 8
 
 
@@ -387,12 +393,21 @@ def _midnight_pairs(
 
 
 def generate(
-    *, end: date, days: int = 30, seed: int = DEFAULT_SEED, scale: int = 1
+    *,
+    end: date,
+    days: int = 30,
+    seed: int = DEFAULT_SEED,
+    scale: int = 1,
+    all_cases: bool = False,
 ) -> SyntheticWorkspace:
     """Synthetic usage for the ``days`` UTC days ending with ``end`` (inclusive).
 
-    ``scale`` multiplies every feature's daily call count (the default, about 300 calls a
-    day, keeps a 30-day workspace to ~9,000 records). ``days`` must be at least ``MIN_DAYS``.
+    ``scale`` multiplies every feature's daily call count (the default, about 350 calls a
+    day, keeps a 30-day workspace to ~10,000 records). ``days`` must be at least
+    ``MIN_DAYS``. ``all_cases`` adds issue 14's other cases (``_ISSUE_14_FEATURES``: a
+    premium Anthropic classifier, Anthropic caching measured by prefix hashes, a scheduled
+    job with user ids, repeats the next day), a second plant of four kinds; without it the
+    workspace has one plant of each kind (the demo's, and the triage scoring's).
     """
     if days < MIN_DAYS:
         raise ValueError(f"days must be at least {MIN_DAYS} (the anomaly needs a rolling median)")
@@ -404,10 +419,11 @@ def generate(
     anomaly_day = start + timedelta(
         days=max(ROLLING_WINDOW_DAYS, days - 1 - _ANOMALY_DAYS_BEFORE_END)
     )
+    features = _FEATURES + _ISSUE_14_FEATURES if all_cases else _FEATURES
     raw: list[dict[str, Any]] = []
     for offset in range(days):
         day = start + timedelta(days=offset)
-        for feature in _FEATURES:
+        for feature in features:
             # +-20% day-to-day variation keeps the series realistic but the median stable.
             count = round(feature.per_day * scale * rng.uniform(0.8, 1.2))
             if feature.midnight_pairs:
@@ -415,16 +431,20 @@ def generate(
             else:
                 raw.extend(_calls(feature, day, count, rng, seed))
         if day == anomaly_day:
-            raw.extend(_calls(_ANOMALY, day, _ANOMALY.per_day * scale, rng, seed))
+            per_day = _ANOMALY_ALL_CASES_PER_DAY if all_cases else _ANOMALY.per_day
+            raw.extend(_calls(_ANOMALY, day, per_day * scale, rng, seed))
     # In time order, as a client exports them (the repeat windows are exact in any order
     # only for calls clustered within a window: shared.usage.repeats).
     raw.sort(key=lambda item: (item["ts"], item["id"]))
     now = datetime.combine(end + timedelta(days=1), time(tzinfo=UTC))
     records = [parse_usage_record(item, now=now) for item in raw]
-    return SyntheticWorkspace(raw=raw, records=records, manifest=_manifest(records, start, end))
+    manifest = _manifest(records, start, end, features)
+    return SyntheticWorkspace(raw=raw, records=records, manifest=manifest)
 
 
-def _manifest(records: Sequence[UsageRecord], start: date, end: date) -> Manifest:
+def _manifest(
+    records: Sequence[UsageRecord], start: date, end: date, features: Sequence[_Feature]
+) -> Manifest:
     days = (end - start).days + 1
     price_at = datetime.combine(end, time(tzinfo=UTC))
     rollups = list(accumulate(records).daily.values())
@@ -432,7 +452,7 @@ def _manifest(records: Sequence[UsageRecord], start: date, end: date) -> Manifes
         (item.kind, item.feature): item
         for item in find_inefficiencies(rollups, days=days, price_at=price_at)
     }
-    expected = [(f.plants, f.name) for f in _FEATURES if f.plants is not None]
+    expected = [(f.plants, f.name) for f in features if f.plants is not None]
     missing = [pair for pair in expected if pair not in found]
     if missing:
         # E.g. a period before the table has OpenAI batch prices (2026-10-14).
@@ -441,7 +461,7 @@ def _manifest(records: Sequence[UsageRecord], start: date, end: date) -> Manifes
         )
     mislabelled = [
         (f.plants, f.name, found[(f.plants, f.name)].basis)
-        for f in _FEATURES
+        for f in features
         if f.plants is not None and found[(f.plants, f.name)].basis != f.basis
     ]
     if mislabelled:

@@ -61,8 +61,7 @@ def test_the_synthetic_findings_have_what_the_tests_need() -> None:
     assert findings.triage.route.agents == ["data", "optimization"]
     assert findings.data is not None
     assert findings.optimization is not None
-    # Every plant of the synthetic workspace (devstack.synthetic).
-    assert len(findings.optimization.recommendations) == 11
+    assert len(findings.optimization.recommendations) == 7
     assert len(findings.data.anomalies) == 1
     assert findings.data.totals.unpriced_requests == 12
 

@@ -251,8 +251,8 @@ def test_tell_me_more_about_2_leads_with_recommendation_2() -> None:
     second = optimization_report().recommendations[1]
     text = answer(findings)
     assert first_sentence(text) == (
-        f"**#2 of 7, {second.title}, saves {usd(second.monthly_savings_usd)}/month** (confidence "
-        f"{second.confidence * 100:.0f}%, from {WHEN})."
+        f"**#2 of 7, {second.title}, saves {usd(second.monthly_savings_usd)}/month** (measured, "
+        f"confidence {second.confidence * 100:.0f}%, from {WHEN})."
     )
     assert second.detail in text
     assert "**Steps**\n1. " + second.steps[0] in text

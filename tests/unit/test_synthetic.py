@@ -27,6 +27,13 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def workspace() -> SyntheticWorkspace:
+    """Every case: one plant of each kind and issue 14's second plants."""
+    return generate(end=END, all_cases=True)
+
+
+@pytest.fixture(scope="module")
+def default() -> SyntheticWorkspace:
+    """The demo's workspace: one plant of each kind."""
     return generate(end=END)
 
 
@@ -47,6 +54,9 @@ def test_deterministic_for_a_seed() -> None:
     assert a.raw == b.raw
     assert a.manifest == b.manifest
     assert generate(end=END, days=10, seed=8).raw != a.raw
+    assert generate(end=END, days=10, all_cases=True).raw == (
+        generate(end=END, days=10, all_cases=True).raw
+    )
 
 
 def test_covers_the_period_and_parses_as_the_plain_form(workspace: SyntheticWorkspace) -> None:
@@ -66,17 +76,27 @@ def test_covers_the_period_and_parses_as_the_plain_form(workspace: SyntheticWork
 # prompts are never cached is an upper bound (that its calls share a prefix is assumed).
 PLANTS = {
     ("cheaper_model", "classify_ticket"): "measured",
-    ("cheaper_model", "route_email"): "measured",
     ("prompt_caching", "contract_review"): "upper_bound",
-    ("prompt_caching", "support_agent"): "measured",
     ("batch_api", "nightly_digest"): "measured",
-    ("batch_api", "nightly_report"): "measured",
     ("trim_outputs", "summarize_thread"): "measured",
     ("response_cache", "faq_answer"): "measured",
-    ("response_cache", "kb_lookup"): "measured",
     ("failed_calls", "extract_invoice"): "measured",
     ("deprecated_model", "legacy_tagging"): "measured",
+    ("cheaper_model", "route_email"): "measured",
+    ("prompt_caching", "support_agent"): "measured",
+    ("batch_api", "nightly_report"): "measured",
+    ("response_cache", "kb_lookup"): "measured",
 }
+# The default workspace's plants: one of each kind.
+ONE_EACH = (
+    "classify_ticket",
+    "contract_review",
+    "nightly_digest",
+    "summarize_thread",
+    "faq_answer",
+    "extract_invoice",
+    "legacy_tagging",
+)
 # The issue's tolerance for a planted saving recomputed from the records.
 WITHIN = 0.05
 
@@ -93,6 +113,21 @@ def test_no_upper_bound_is_labelled_measured(workspace: SyntheticWorkspace) -> N
     assert {
         (item.kind, item.feature): item.basis for item in workspace.manifest.inefficiencies
     } == PLANTS
+
+
+def test_the_default_workspace_plants_one_of_each_kind(default: SyntheticWorkspace) -> None:
+    assert [(i.kind, i.feature, i.basis) for i in default.manifest.inefficiencies] == [
+        (kind, feature, basis) for (kind, feature), basis in PLANTS.items() if feature in ONE_EACH
+    ]
+    assert [i.kind for i in default.manifest.inefficiencies] == list(KINDS)
+    # Its plants are the same as in the full set (the other cases do not disturb them).
+    rollups = list(accumulate(default.records).daily.values())
+    found = synthetic.find_inefficiencies(
+        rollups, days=default.manifest.days, price_at=default.manifest.price_at
+    )
+    assert sorted((f.kind, f.feature) for f in found) == sorted(
+        (kind, feature) for kind, feature in PLANTS if feature in ONE_EACH
+    )
 
 
 def test_background_triggers_nothing_but_the_plants(workspace: SyntheticWorkspace) -> None:
@@ -307,7 +342,9 @@ def test_deprecated_model_savings(workspace: SyntheticWorkspace) -> None:
     assert item.monthly_savings_usd == pytest.approx(monthly(total, 30), rel=1e-9)
 
 
-def test_the_anomaly_day(workspace: SyntheticWorkspace) -> None:
+@pytest.mark.parametrize("name", ["default", "workspace"])
+def test_the_anomaly_day(name: str, request: pytest.FixtureRequest) -> None:
+    workspace: SyntheticWorkspace = request.getfixturevalue(name)
     anomaly = workspace.manifest.anomaly
     assert anomaly.day == "2026-11-12"
     assert (anomaly.feature, anomaly.model) == ("research_agent", "claude-sonnet-4-6")
@@ -324,7 +361,8 @@ def test_the_anomaly_day(workspace: SyntheticWorkspace) -> None:
 def test_parametrizable() -> None:
     # Its speed is not asserted here (timed unit tests fail on a loaded machine; bench/ times).
     ws = generate(end=END, days=30)
-    assert 15_000 < len(ws.records) < 25_000
+    assert 8_000 < len(ws.records) < 14_000
+    assert 15_000 < len(generate(end=END, days=30, all_cases=True).records) < 25_000
     small = generate(end=END, days=8)
     doubled = generate(end=END, days=8, scale=2)
     assert 1.8 * len(small.records) < len(doubled.records) < 2.2 * len(small.records)
@@ -340,7 +378,7 @@ def test_a_period_the_price_table_cannot_price_fails_loudly() -> None:
 
 @pytest.mark.parametrize(("seed", "days"), [(1, 8), (2, 14), (3, 21), (11, 45)])
 def test_exactly_the_plants_are_found_for_other_seeds_and_lengths(seed: int, days: int) -> None:
-    ws = generate(end=END, days=days, seed=seed)
+    ws = generate(end=END, days=days, seed=seed, all_cases=True)
     rollups = list(accumulate(ws.records).daily.values())
     found = synthetic.find_inefficiencies(rollups, days=days, price_at=ws.manifest.price_at)
     assert sorted((f.kind, f.feature) for f in found) == sorted(PLANTS)

@@ -184,7 +184,8 @@ def test_a_greeting_or_thanks_is_not_a_follow_up() -> None:
         ("tell me more about the classify_ticket one", [5], "more"),
         ("how?", [1], "how"),
         ("#12", [], "more"),
-        ("the caching one", [1, 2], "more"),
+        # Both caches: the response cache (#2) and prompt caching (#3).
+        ("the caching one", [2, 3], "more"),
     ],
 )
 def test_references_to_recommendations(message: str, ranks: list[int], asks: str) -> None:
