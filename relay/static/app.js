@@ -846,6 +846,9 @@ function openTeam() {
 function selectTab(tab) {
   state.teamTab = tab;
   renderTeam({ focus: `#tab-${tab}` });
+  // The tab takes the keyboard at once (its buttons are drawn before the panel's calls); the
+  // panel fills in when they answer.
+  $(`tab-${tab}`)?.focus();
 }
 
 function renderTabs(role) {

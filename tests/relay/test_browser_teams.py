@@ -53,6 +53,10 @@ RUN_TIMEOUT_MS = 90_000
 # The relay and the functions may answer from a membership or key check up to this old
 # (DESIGN §9: at most 10 s), so a removal or a revocation shows within it.
 ACCESS_CACHE_S = 10.0
+# The team dialog moves the keyboard once the function calls its view needs have answered
+# (the workspace list, members, invites or keys): on a loaded machine these can take longer
+# than expect's 5 s default, so focus is awaited as long as any other step of a view.
+FOCUS_TIMEOUT_MS = 20_000
 NO_CONTROLS = (
     "invite-form",
     "invite-list",
@@ -213,7 +217,7 @@ def close_dialog(page: Page, dialog: Locator, opener: Locator) -> None:
     """Escape closes it and gives the keyboard back to what opened it."""
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(opener).to_be_focused()
+    expect(opener).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
 
 
 def on_screen(element: Locator) -> None:
@@ -239,7 +243,7 @@ def test_an_owner_builds_a_team_and_a_demoted_colleague_sees_no_controls(
     page.get_by_test_id("new-workspace").click()
     create = page.get_by_role("dialog", name="New workspace")
     expect(create).to_have_attribute("aria-modal", "true")
-    expect(create.get_by_label("Name")).to_be_focused()
+    expect(create.get_by_label("Name")).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     create.get_by_label("Name").fill(name)
     create.get_by_role("button", name="Create workspace").click()
     expect(create).to_be_hidden()
@@ -253,7 +257,7 @@ def test_an_owner_builds_a_team_and_a_demoted_colleague_sees_no_controls(
     dialog = open_team(page, name)
     members_tab = dialog.get_by_role("tab", name="Members")
     expect(members_tab).to_have_attribute("aria-selected", "true")
-    expect(members_tab).to_be_focused()
+    expect(members_tab).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     expect(dialog.get_by_test_id("team-subtitle")).to_have_text("Your role: owner")
     rows = dialog.get_by_test_id("member-row")
     expect(rows).to_have_count(1)
@@ -282,7 +286,7 @@ def test_an_owner_builds_a_team_and_a_demoted_colleague_sees_no_controls(
     offer = other.get_by_role("dialog", name="Join a workspace")
     expect(offer).to_be_visible()
     accept = offer.get_by_role("button", name="Accept invitation")
-    expect(accept).to_be_focused()
+    expect(accept).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     accept.click()
     expect(offer).to_be_hidden()
     in_workspace(other, team, f"{name} · admin")
@@ -344,11 +348,11 @@ def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
 
     # To the keys tab from the keyboard (the tabs follow the arrow keys).
     dialog = open_team(page, name)
-    expect(dialog.get_by_role("tab", name="Members")).to_be_focused()
+    expect(dialog.get_by_role("tab", name="Members")).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     page.keyboard.press("ArrowRight")
     keys_tab = dialog.get_by_role("tab", name="API keys")
     expect(keys_tab).to_have_attribute("aria-selected", "true")
-    expect(keys_tab).to_be_focused()
+    expect(keys_tab).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     expect(dialog.get_by_text("No keys yet.")).to_be_visible()
     dialog.get_by_label("Name").fill("ci ingest")
     dialog.get_by_label("Scope").select_option("ingest")
@@ -360,7 +364,7 @@ def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
     expect(box.get_by_test_id("key-secret-warning")).to_contain_text("you will not see it again")
     copy = box.get_by_test_id("key-secret-copy")
     expect(copy).to_have_accessible_name("Copy")
-    expect(copy).to_be_focused()
+    expect(copy).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     secret = box.get_by_test_id("key-secret").input_value()
     keys = api.keys(admin, team)
     assert len(keys) == 1, keys
@@ -384,7 +388,7 @@ def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
     # "Done" takes the key off the page, and it never comes back.
     box.get_by_role("button", name=re.compile("^Done")).click()
     expect(box).to_have_count(0)
-    expect(dialog.get_by_label("Name")).to_be_focused()
+    expect(dialog.get_by_label("Name")).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     assert secret not in page.content()
     close_dialog(page, dialog, page.get_by_test_id("open-team"))
 
@@ -403,10 +407,10 @@ def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
     confirm = page.get_by_role("alertdialog", name="Revoke API key")
     expect(confirm).to_be_visible()
     expect(confirm).to_contain_text("ci ingest")
-    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     page.keyboard.press("Escape")
     expect(confirm).to_be_hidden()
-    expect(revoke).to_be_focused()
+    expect(revoke).to_be_focused(timeout=FOCUS_TIMEOUT_MS)
     assert api.keys(admin, team)[0]["revoked_at"] is None
     revoke.click()
     confirm.get_by_role("button", name="Revoke key").click()
