@@ -361,16 +361,18 @@ def _prompt_caching(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly:
                 "Check that cached input tokens appear in the usage records",
             ],
         )
-    warm = (
-        f"the {_n(e['warm_requests'])} calls made in hours with at least "
-        f"{WARM_CALLS_PER_HOUR} calls (one per {CACHE_TTL_MINUTES} minutes, if spread evenly) "
-        "would find it cached"
-    )
     assumption = (
         f"The records do not show whether the calls share a prefix: if their first {prefix} "
         "tokens (the shortest call's input) were the same, "
     )
     measure = "Send prompt_prefix_hash with each usage record, so Apex can measure the repeats"
+    if mode == "gemini":
+        return _gemini_caching(item, e, claim, assumption, measure)
+    warm = (
+        f"the {_n(e['warm_requests'])} calls made in hours with at least "
+        f"{WARM_CALLS_PER_HOUR} calls (one per {CACHE_TTL_MINUTES} minutes, if spread evenly) "
+        "would find it cached"
+    )
     if mode == "automatic":
         return _Wording(
             title=f"Reorder the prompts of {scope} on {item.model} so they start the same",
@@ -384,24 +386,6 @@ def _prompt_caching(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly:
             steps=[
                 "Put the fixed instructions and reference text first, the per-request text last",
                 "Keep ids, dates and other changing values out of the start of the prompt",
-                measure,
-            ],
-        )
-    if mode == "gemini":
-        return _Wording(
-            title=f"Cache the shared prompt prefix of {scope} on {item.model}",
-            detail=(
-                f"None of the {_n(e['requests'])} calls of {scope} read from the cache although "
-                f"each sent at least {prefix} input tokens (Gemini caches repeated prefixes "
-                f"implicitly). {assumption}an explicit context cache kept during the "
-                f"{_n(e['cached_hours'])} hours busy enough to pay for it (storage "
-                f"{_price(e['storage_usd_per_mtok_hour'])} per million tokens per hour, from "
-                f"Google's price list; one creation each hour at the input price) would let "
-                f"{_n(e['cached_requests'])} calls read it at {_cache_prices(e)}: {claim}."
-            ),
-            steps=[
-                "Put the fixed instructions and reference text first in the prompt",
-                "Create an explicit context cache for them during busy hours",
                 measure,
             ],
         )
@@ -419,6 +403,29 @@ def _prompt_caching(item: Inefficiency, e: Mapping[str, EvidenceValue], monthly:
             "(cache_control)",
             measure,
             "Check that cached input tokens appear in the usage records",
+        ],
+    )
+
+
+def _gemini_caching(
+    item: Inefficiency, e: Mapping[str, EvidenceValue], claim: str, assumption: str, measure: str
+) -> _Wording:
+    scope, prefix = _scope(item), _n(e["prefix_tokens"])
+    return _Wording(
+        title=f"Cache the shared prompt prefix of {scope} on {item.model}",
+        detail=(
+            f"None of the {_n(e['requests'])} calls of {scope} read from the cache although "
+            f"each sent at least {prefix} input tokens (Gemini caches repeated prefixes "
+            f"implicitly). {assumption}an explicit context cache kept during the "
+            f"{_n(e['cached_hours'])} hours busy enough to pay for it (storage "
+            f"{_price(e['storage_usd_per_mtok_hour'])} per million tokens per hour, from "
+            f"Google's price list; one creation each hour at the input price) would let "
+            f"{_n(e['cached_requests'])} calls read it at {_cache_prices(e)}: {claim}."
+        ),
+        steps=[
+            "Put the fixed instructions and reference text first in the prompt",
+            "Create an explicit context cache for them during busy hours",
+            measure,
         ],
     )
 

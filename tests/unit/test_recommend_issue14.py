@@ -22,6 +22,7 @@ from shared.models.usage import UsageRecord, usage_record
 from shared.price_book import PriceBook, PriceEntry
 from shared.usage.recommend import recommend
 from shared.usage.rollups import DailyRollup, accumulate
+from tests.unit.test_recommend import recomputed, to_the_cent
 
 FIRST, LAST = date(2026, 11, 7), date(2026, 11, 20)
 PERIOD = AbsolutePeriod(start=FIRST.isoformat(), end=LAST.isoformat()).resolve()
@@ -326,3 +327,56 @@ def test_a_question_asked_at_23_50_and_again_at_00_10_is_a_repeat() -> None:
     assert rec.evidence["repeat_requests"] == 12 * (DAYS - 1)
     assert "seen in the previous 24 hours" in rec.detail
     assert rec.basis == "measured"
+
+
+# --- every saving shown, recomputed from its evidence ------------------------------------------
+
+
+def gemini_records(rng: random.Random) -> list[UsageRecord]:
+    """A Gemini 2.5 Flash assistant with a 3,000-token prompt, never read from the cache."""
+    found = []
+    for day in days():
+        for hour in range(8, 20):
+            for _ in range(rng.randint(2, 40)):
+                found.append(
+                    record(
+                        at(day, hour * 3600 + rng.uniform(0, 3600)),
+                        "gemini-2.5-flash",
+                        "google",
+                        "gemini_assistant",
+                        input_tokens=3000 + rng.randint(0, 800),
+                        output_tokens=rng.randint(300, 600),
+                        user=rng.choice(USERS),
+                    )
+                )
+    return found
+
+
+def test_every_saving_on_team_shaped_data_is_recomputed_from_its_evidence_to_the_cent() -> None:
+    rng = random.Random(9)
+    records = (
+        triage_records(rng)
+        + rag_records(rng)
+        + drafting_records(rng, hashed=False, per_hour=(20, 30))
+        + digest_records(rng)
+        + helpdesk_records(rng)
+        + gemini_records(rng)
+    )
+    report = recommend(rollups(records), PERIOD)
+    shown = {
+        (r.kind, r.feature, r.evidence.get("mode", r.evidence.get("signal")))
+        for r in report.recommendations
+    }
+    assert {
+        ("cheaper_model", "ticket_triage", "short_outputs"),
+        ("prompt_caching", "docs_qa", "automatic"),
+        ("prompt_caching", "drafting", "explicit"),
+        ("prompt_caching", "gemini_assistant", "gemini"),
+        ("batch_api", "morning_digest", "schedule"),
+        ("response_cache", "helpdesk", None),
+    } <= shown
+    for rec in report.recommendations:
+        assert to_the_cent(recomputed(rec), DAYS) == rec.monthly_savings_usd, (
+            rec.kind,
+            rec.feature,
+        )
