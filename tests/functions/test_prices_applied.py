@@ -5,9 +5,11 @@ unknown, and what-if repricing on ``agents_optimization``."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,10 +17,11 @@ from flask.testing import FlaskClient
 from google.cloud import firestore
 
 from shared import pricing
+from shared.models.budgets import BudgetTick, NotificationFrame
 from shared.models.usage import UsageRecord, usage_record
 from shared.store.usage import FirestoreUsageStore
 from shared.usage.whatif import CAVEAT
-from tests.support.functions import User
+from tests.support.functions import Captured, User, envelope
 
 Fn = Callable[[str], FlaskClient]
 D = Decimal
@@ -126,9 +129,7 @@ def _put(function: Fn, user: User, book: list[dict[str, Any]]) -> None:
 def test_a_price_change_reprices_history_by_its_effective_date(function: Fn, loaded: User) -> None:
     before = _data(function, loaded)
     assert before["prices"] == "list"
-    assert before["unknown_models"] == [
-        {"provider": "openai", "model": PRIVATE, "requests": DAYS}
-    ]
+    assert before["unknown_models"] == [{"provider": "openai", "model": PRIVATE, "requests": DAYS}]
     priced = [r for r in RECORDS if r.model != PRIVATE]
     assert before["totals"]["cost_usd"] == _cents(sum((_list_cost(r) for r in priced), D(0)))
 
@@ -218,7 +219,9 @@ def test_what_if_reprices_a_features_measured_tokens_at_another_models_prices(
     _put(function, loaded, [{"provider": "anthropic", "model": "claude-3-5-haiku-latest",
                              "discount_pct": 10}])  # fmt: skip
     whole = api.post(
-        "/", headers=loaded.headers, json={"period": PERIOD, "what_if": {"model": "claude-3-5-haiku"}}
+        "/",
+        headers=loaded.headers,
+        json={"period": PERIOD, "what_if": {"model": "claude-3-5-haiku"}},
     ).get_json()
     assert whole["prices"] == "workspace"
     assert whole["what_if"]["prices"] == "workspace"
@@ -257,3 +260,63 @@ def test_an_unknown_or_bad_target_is_a_422_naming_it(
     )
     assert response.status_code == 422, response.get_json()
     assert names in response.get_json()["error"]["message"]
+
+
+# --- budgets at the workspace's prices -------------------------------------------------------
+
+TICK_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _gpt4o_calls(at: datetime, n: int) -> list[UsageRecord]:
+    return [
+        usage_record(
+            ts=at - timedelta(minutes=i + 1),
+            provider="openai",
+            model="gpt-4o",
+            feature="summarize",
+            user=f"budget-{i}",
+            input_tokens=10_000,
+            output_tokens=1_000,
+        )
+        for i in range(n)
+    ]
+
+
+def test_budgets_spend_and_alerts_are_at_the_workspaces_prices(
+    function: Fn, user: User, firestore_client: firestore.Client, topics: dict[str, Captured]
+) -> None:
+    ws = user.workspace
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    this_month = _gpt4o_calls(max(now, month_start + timedelta(minutes=10)), 3)
+    last_month = _gpt4o_calls(TICK_AT - timedelta(hours=2), 4)
+    FirestoreUsageStore(firestore_client).apply(ws, this_month + last_month)
+    listed_now = sum((_list_cost(r) for r in this_month), D(0))
+    listed_then = sum((_list_cost(r) for r in last_month), D(0))
+    # 85% of the budget at list prices (crosses 50% and 80%); 59.5% at 30% off (only 50%).
+    monthly = round(float(listed_then) / 0.85, 2)
+    made = function("workspaces").post(
+        f"/{ws}/budgets", json={"name": "Prod", "monthly_usd": monthly}, headers=user.headers
+    )
+    assert made.status_code == 201, made.get_json()
+    budget_id = made.get_json()["budget_id"]
+    assert made.get_json()["spend_usd"] == _cents(listed_now)
+
+    _put(function, user, [{"provider": "openai", "model": "gpt-4o", "discount_pct": 30}])
+    listed = function("workspaces").get(f"/{ws}/budgets", headers=user.headers).get_json()
+    [budget] = listed["budgets"]
+    assert budget["spend_usd"] == _cents(listed_now * D("0.7"))
+
+    tick = BudgetTick(workspace_id=ws, at=TICK_AT)
+    message = SimpleNamespace(
+        data=tick.model_dump_json().encode(),
+        attributes=tick.attributes(),
+        message_id=uuid.uuid4().hex,
+    )
+    pushed = function("budget_worker").post("/", json=envelope(message))
+    assert pushed.status_code == 204, pushed.get_data(as_text=True)
+    # No webhook: each alert is a frame for the workspace's sockets (docs/budgets.md).
+    [frame] = topics["apex-events"].pull(1)
+    alert = NotificationFrame.model_validate_json(frame.data).notification
+    assert alert.notification_id == f"b_{budget_id}_202611_5000"
+    assert topics["apex-events"].empty()
