@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from functools import cache
 from typing import Any, Final, TypeVar
 
 from shared import pricing
@@ -46,9 +47,10 @@ def day_start(day: str) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class _Scaled:
-    """A discount alone on a listed model: every cost times ``factor``."""
+    """A discount alone on a listed model: every cost times (1 - discount/100), as the
+    integer ratio (numerator, denominator)."""
 
-    factor: Decimal
+    ratio: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ def _how(book: PriceBook, provider: str, model: str, day: str, unpriced: bool) -
         except pricing.UnknownModelError:
             pass  # Not listed: priced below from the entry (or left unpriced).
         else:
-            return _Scaled(entry.factor)
+            return _Scaled(entry.factor.as_integer_ratio())
     try:
         return _Priced(
             book.model_prices(provider, model, at),
@@ -88,8 +90,14 @@ def _nano(usd: Decimal) -> int:
     return pricing.to_nanousd(usd)
 
 
-def _scale(nanousd: int, factor: Decimal) -> int:
-    return int((nanousd * factor).to_integral_value(rounding=ROUND_HALF_EVEN))
+def _scale(nanousd: int, ratio: tuple[int, int]) -> int:
+    """``nanousd`` times ``ratio`` (numerator, denominator), rounded half to even: integers
+    only (a 90-day read scales tens of thousands of rows)."""
+    quotient, remainder = divmod(nanousd * ratio[0], ratio[1])
+    twice = 2 * remainder
+    if twice > ratio[1] or (twice == ratio[1] and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def _tokens(row: Any, prefix: str = "") -> tuple[int, int, int]:
@@ -104,16 +112,26 @@ def _minus(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, 
     return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
 
 
-def _cost_fields(row: DailyRollup | UserDailyRollup) -> list[str]:
-    return [name for name in type(row).model_fields if name.endswith("cost_nanousd")]
+@cache
+def _cost_fields(cls: type[DailyRollup | UserDailyRollup]) -> tuple[str, ...]:
+    return tuple(name for name in cls.model_fields if name.endswith("cost_nanousd"))
+
+
+def _copy(row: _R, update: dict[str, int]) -> _R:
+    # Rows read from the store are whole (``_Rollup.trusted``): a copy with new costs needs no
+    # validation, and ``model_copy`` would cost more than the repricing.
+    return type(row).trusted({**vars(row), **update})
 
 
 def _apply(row: _R, how: _Scaled | _Priced) -> _R:
     update: dict[str, int] = {}
     if isinstance(how, _Scaled):
-        for name in _cost_fields(row):
-            update[name] = _scale(getattr(row, name), how.factor)
-        return row.model_copy(update=update)
+        ratio = how.ratio
+        fields = vars(row)
+        for name in _cost_fields(type(row)):
+            if fields[name]:
+                update[name] = _scale(fields[name], ratio)
+        return _copy(row, update)
     standard, batch = how.standard, how.batch
     batched = _tokens(row, "batch_")
     total = standard.cost(*_minus(_tokens(row), batched)) + batch.cost(*batched)
@@ -135,7 +153,7 @@ def _apply(row: _R, how: _Scaled | _Priced) -> _R:
             else:
                 cost = _nano(standard.cost(*subset))
             update[f"{prefix}cost_nanousd"] = cost
-    return row.model_copy(update=update)
+    return _copy(row, update)
 
 
 def prices_basis(book: PriceBook) -> PricesBasis:
