@@ -142,13 +142,32 @@ function setScroll(top) {
   state.autoTop = c.scrollTop;
 }
 
+// Whether the reader scrolled since the page last did: then they follow only if they went back
+// to the bottom. (Checked here as well as on scroll events, which may come a frame late, after
+// the page has scrolled again. The conversation has no scroll anchoring, so only the reader
+// and the browser's clamping move it.)
+function readerScrolled() {
+  const c = $("conversation");
+  if (state.autoTop === null || Math.abs(c.scrollTop - state.autoTop) < 2) return;
+  state.autoTop = null;
+  state.follow = c.scrollHeight - c.scrollTop - c.clientHeight <= FOLLOW_SLACK_PX;
+}
+
+// Follow from now on, wherever the reader was (they asked something, or opened a thread).
+function followAgain() {
+  state.follow = true;
+  state.autoTop = null;
+}
+
 function scrollToEnd() {
+  readerScrolled();
   if (state.follow) setScroll($("conversation").scrollHeight);
 }
 
 // A finished answer: the whole run when it fits, else from its top (its first sentence
 // answers the question); then the reader reads, and the view stays where it is.
 function revealAnswer(run) {
+  readerScrolled();
   if (!state.follow || !run.isConnected) return;
   const c = $("conversation");
   const box = c.getBoundingClientRect();
@@ -160,7 +179,7 @@ function revealAnswer(run) {
 
 function onConversationScroll() {
   const c = $("conversation");
-  // The page's own scrolling (and the browser clamping it as content changes) is not a choice.
+  // The page's own scrolling is not the reader's choice.
   if (state.autoTop !== null && Math.abs(c.scrollTop - state.autoTop) < 2) return;
   state.autoTop = null;
   state.follow = c.scrollHeight - c.scrollTop - c.clientHeight <= FOLLOW_SLACK_PX;
@@ -412,7 +431,7 @@ function appendToConversation(node) {
 function clearConversation() {
   $("conversation").replaceChildren($("empty"));
   $("empty").hidden = false;
-  state.follow = true;
+  followAgain();
 }
 
 // The run's view, made once per run; `show` puts it in the open conversation.
@@ -689,7 +708,7 @@ function showLiveAlert(n) {
 
 function sendMessage(content) {
   for (const offered of $("conversation").querySelectorAll(".followups")) offered.remove();
-  state.follow = true; // the reader asked: the view goes to the question and its answer
+  followAgain(); // the reader asked: the view goes to the question and its answer
   const frame = { type: "chat.send", client_msg_id: crypto.randomUUID(), content };
   if (state.threadId) frame.thread_id = state.threadId;
   const bubble = userBubble(content, "Sending…");
