@@ -393,12 +393,15 @@ function recommendationsTable(recs) {
     h("td", { class: "num", "data-testid": "rec-confidence", text: `${Math.round(r.confidence * 100)}%` }),
     cell("rec-basis", h("span", { class: `basis basis-${r.basis ?? "unstated"}`, "data-basis": r.basis ?? "", text: basisLabel(r.basis) })),
     cell("rec-model", h("code", { text: r.model }),
-      r.target_model ? h("span", { class: "target" }, document.createTextNode(" → "), h("code", { text: r.target_model })) : null),
+      r.target_model ? h("span", { class: "target" }, document.createTextNode(" → "), h("code", { text: r.target_model })) : null,
+      // A second model proposed (issue 14: up to two, each priced on the measured tokens).
+      ...(r.targets || []).slice(1).map((t) => h("span", { class: "target", "data-testid": "rec-alt-target" },
+        document.createTextNode(" or "), h("code", { text: t.model }), document.createTextNode(` (${money.format(t.monthly_savings_usd)}/mo)`)))),
     cell("rec-feature", r.feature ? h("code", { text: r.feature }) : h("span", { class: "muted", text: "all" })),
   ));
   // A wide table scrolls sideways in its own box (focusable, so the keyboard scrolls it too);
   // the page never does.
-  return h("div", { class: "table-wrap", "data-testid": "recommendations-scroll", role: "region", tabindex: "0",
+  return h("div", { class: "table-wrap recs-wrap", "data-testid": "recommendations-scroll", role: "region", tabindex: "0",
     "aria-label": "Recommendations table" }, h("table", { class: "recs", "data-testid": "recommendations" },
     h("caption", { text: "Recommendations, largest monthly saving first" }),
     h("thead", {}, h("tr", {}, ...["#", "Recommendation", "Kind", "Savings / month", "Confidence", "Basis", "Model", "Feature"]

@@ -210,6 +210,9 @@ def check_recommendations(table_scope: Any, recommendations: list[dict[str, Any]
             "data-basis", rec.get("basis") or ""
         )
         model = rec["model"] + (f" → {rec['target_model']}" if rec.get("target_model") else "")
+        # The second model proposed, priced on its own.
+        for other in rec.get("targets", [])[1:]:
+            model += f" or {other['model']} ({money(other['monthly_savings_usd'])}/mo)"
         expect(row.get_by_test_id("rec-model")).to_have_text(model)
         expect(row.get_by_test_id("rec-feature")).to_have_text(rec["feature"] or "all")
     total = sum(js_round(r["monthly_savings_usd"] * 100) for r in recommendations) / 100
