@@ -579,21 +579,25 @@ def test_on_a_phone_the_top_bar_fits_and_a_wide_table_scrolls_in_its_box(
         run_id = ask(page, QUESTION)
         wait_done(page, run_id)
         run = page.locator(f'[data-testid="run"][data-run-id="{run_id}"]')
-        box = run.get_by_test_id("recommendations-scroll")
-        sizes = box.evaluate("b => [b.scrollWidth, b.clientWidth]")
+        scroller = run.get_by_test_id("recommendations-scroll")
+        sizes = scroller.evaluate("b => [b.scrollWidth, b.clientWidth]")
         assert sizes[0] > sizes[1], f"the table fits a phone ({sizes}): nothing to scroll"
         # Its last column is reached by scrolling the table's own box...
         last = run.locator('[data-testid="recommendations"] thead th').last
         expect(last).to_have_text("Feature")
-        box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
+        scroller.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
         reach = last.evaluate(
             """(th) => { const b = th.closest('[data-testid="recommendations-scroll"]')
                 .getBoundingClientRect(); const r = th.getBoundingClientRect();
                 return [r.left >= b.left - 1, r.right <= b.right + 1]; }"""
         )
         assert reach == [True, True], "the last column is clipped"
-        # ... which the keyboard can scroll too (it takes the focus).
-        expect(box).to_have_attribute("tabindex", "0")
+        # ... which the keyboard scrolls too (the box takes the focus).
+        scroller.evaluate("b => { b.scrollLeft = 0; }")
+        scroller.focus()
+        expect(scroller).to_be_focused()
+        page.keyboard.press("ArrowRight")
+        expect(scroller).not_to_have_js_property("scrollLeft", 0)
         # ... while the page and the conversation never scroll sideways.
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         conversation = page.get_by_test_id("conversation")

@@ -59,6 +59,7 @@ TOP_ROWS = 8  # dashboard.js: a breakdown's rows before "Other"
 ACCESS_CACHE_S = 10.0
 MAX_SERIES = 7  # dashboard.js: models stacked one by one
 DIMENSIONS = ("feature", "model", "provider", "user")
+BASIS_LABELS = {"measured": "Measured", "upper_bound": "Upper bound"}  # common.js
 # Okabe & Ito's colour-blind-safe palette, which the chart's series take (grey for "Other").
 OKABE_ITO = {"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"}
 # Collects every CSP violation the page reports (Chromium also logs them as console errors).
@@ -303,6 +304,7 @@ def check_recommendations(page: Page, found: dict[str, Any]) -> None:
             confidence: Number(r.querySelector('[data-testid="rec-confidence"]').dataset.value),
             confidenceText: r.querySelector('[data-testid="rec-confidence"]').textContent,
             basis: r.querySelector('[data-testid="rec-basis"]').dataset.basis,
+            basisText: r.querySelector('[data-testid="rec-basis"]').textContent,
             ask: r.querySelector('[data-testid="rec-ask"]').getAttribute("href")}))""",
     )
     assert len(shown) == len(recs)
@@ -313,7 +315,9 @@ def check_recommendations(page: Page, found: dict[str, Any]) -> None:
         assert row["savings"] == f"{money(rec['monthly_savings_usd'])}/mo"
         assert row["confidence"] == rec["confidence"]
         assert row["confidenceText"] == f"Confidence {round(rec['confidence'] * 100)}%"
-        assert row["basis"] == rec.get("basis", "")
+        # What the saving rests on (issue 14), beside the confidence it gives.
+        assert row["basis"] == rec["basis"]
+        assert row["basisText"] == f"Basis: {BASIS_LABELS[rec['basis']]}"
         question = parse_qs(urlsplit(row["ask"]).query)["ask"][0]
         assert urlsplit(row["ask"]).path == "/"
         assert rec["title"] in question
