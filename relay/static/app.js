@@ -129,6 +129,7 @@ function setConn(kind, label) {
   conn.textContent = label;
   $("reconnect").hidden = kind !== "closed";
   $("send").disabled = !state.authed;
+  for (const button of document.querySelectorAll(".followup")) button.disabled = !state.authed;
 }
 
 // The view follows the newest message: each new row, question and answer is scrolled into
@@ -319,8 +320,8 @@ class RunView {
     if (!questions.length) return;
     this.el.append(h("div", { class: "followups", "data-testid": "followups", role: "group", "aria-label": "Ask next" },
       ...questions.map((q) => h("button", {
-        type: "button", class: "followup", "data-testid": "followup",
-        onclick: () => { if (state.authed) sendMessage(q); },
+        type: "button", class: "followup", "data-testid": "followup", disabled: !state.authed,
+        onclick: () => sendMessage(q),
       }, q))));
   }
 }

@@ -519,6 +519,36 @@ def test_the_view_follows_the_newest_answer_and_its_follow_ups_continue_the_thre
         context.close()
 
 
+def test_after_an_anomaly_the_page_offers_what_caused_it_and_answers_from_its_driver(
+    relay_stack: RunningStack, shopper: PlantedUser, context: tuple[BrowserContext, PageWatch]
+) -> None:
+    browser_context, watch = context
+    page = open_page(browser_context, watch, relay_stack.relay)
+    sign_in(page, shopper)
+    page.get_by_test_id("new-chat").click()
+    first = ask(page, "Were there any spend anomalies last month?")
+    wait_done(page, first)
+    events = runs_get(relay_stack, shopper, first)["events"]
+    measured = next(
+        e for e in events if e["event"] == "agent_completed" and e.get("agent") == "data"
+    )
+    anomalies = measured["data"]["result"]["anomalies"]
+    assert anomalies, "the planted month has a spend anomaly"
+    offered = page.locator(f'[data-run-id="{first}"] [data-testid="followup"]')
+    expect(offered).to_have_text(["What caused it?", "And the month before?"])
+    second = follow_up(page, "What caused it?")
+    wait_done(page, second)
+    triaged = triage_result(relay_stack, shopper, second)
+    assert triaged["route"]["answer"] == "reference"
+    reference = triaged["entities"]["reference"]
+    assert (reference["kind"], reference["ranks"]) == ("anomaly", [1]), reference
+    # The answer is the anomaly's driver on its day, from the earlier findings.
+    costliest = max(anomalies, key=lambda a: a["cost_usd"])
+    answer = page.locator(f'[data-run-id="{second}"]').get_by_test_id("answer")
+    expect(answer).to_contain_text(costliest["driver"]["model"])
+    watch.assert_clean()
+
+
 def publish_alert(stack: RunningStack, workspace: str) -> None:
     """An alert frame for ``workspace``'s sockets, on ``apex-events`` as ``budget_worker``
     publishes it (not stored: only the frame)."""
