@@ -85,12 +85,16 @@ def prepared_commits(
 ) -> tuple[list[firestore.WriteBatch], int]:
     """The commits ``apply`` makes for ``records`` into a new workspace, built ahead, and
     the documents they write."""
-    batches, writes, seen = [], 0, set[str]()
+    batches, writes, seen = [], 0, dict[str, dict[int, tuple[int, int]]]()
     for chunk in commit_chunks(records):
-        rollups = accumulate(chunk, seen_request_hashes=seen)
-        seen |= rollups.new_request_hashes
+        # Chunks' window markers are their own here (each created once, as in a first
+        # ingest where every batch brings new requests).
+        rollups = accumulate(chunk, markers=seen)
+        new = {m: s for m, s in rollups.markers.items() if m not in seen}
+        seen.update(rollups.markers)
+        rollups = rollups.model_copy(update={"markers": new})
         batches.append(store.batch(workspace, rollups, chunk))
-        writes += len(rollups.record_ids) + len(rollups.new_request_hashes)
+        writes += len(rollups.record_ids) + len(new)
         writes += 2 * len({r.day for r in chunk})  # a part in each rollup collection
     return batches, writes
 

@@ -4,11 +4,13 @@ and write-once parts (``shared.usage.layout``), its catalogue, and the aggregato
 No document is written more than once a second on average, whatever the ingest rate
 (DESIGN §10; docs/usage.md has the reasoning and the figures):
 
-- applying a batch *creates* documents only: each record's marker, each new request-hash
-  marker, and per UTC day one *part* in ``usage_daily`` and one in ``usage_daily_users``
-  holding that commit's rollups (and catalogue) as blobs. Each commit is atomic, so a record
-  counts once however often its batch is delivered; a commit that loses a race on a marker
-  is recomputed against the markers that now exist;
+- applying a batch *creates* each record's marker and, per UTC day, one *part* in
+  ``usage_daily`` and one in ``usage_daily_users`` holding that commit's rollups (and
+  catalogue) as blobs, and writes the window markers of request and prompt prefix hashes
+  (``shared.usage.repeats``) that moved enough: created, or updated under the version it
+  read. Each commit is atomic, so a record counts once however often its batch is
+  delivered; a commit that loses a race on a marker is recomputed against the markers as
+  they now are;
 - *compaction* folds a day's parts into its day document(s) and deletes them, in one atomic
   commit per day and collection, at most once per ``COMPACT_EVERY_S`` per workspace: the
   aggregator that claims the window's lease (``usage_compaction/lease``) compacts. Each day
@@ -23,12 +25,13 @@ No document is written more than once a second on average, whatever the ingest r
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeVar
@@ -42,20 +45,20 @@ from shared.errors import Unavailable
 from shared.models.usage import UsageRecord
 from shared.store import raw_reads, raw_writes
 from shared.store.documents import Catalogue
-from shared.usage import parts
+from shared.usage import parts, repeats
 from shared.usage.layout import (
     APPLIED_RECORDS_COLLECTION,
     COMPACTION_COLLECTION,
     COMPACTION_LEASE,
     DAY_KIND,
+    HASH_WINDOWS_COLLECTION,
     PART_KIND,
-    REQUEST_HASHES_COLLECTION,
     USAGE_DAILY_COLLECTION,
     USAGE_DAILY_USERS_COLLECTION,
     day_doc_id,
+    marker_ids,
     part_doc_id,
     record_marker_id,
-    request_hash_marker_id,
 )
 from shared.usage.rollups import DailyRollup, RollupBatch, UserDailyRollup, accumulate
 
@@ -69,7 +72,10 @@ MAX_WRITES: Final = 500
 # all than a compaction window, so a quiet moment between two compactions is found.
 CATALOGUE_ATTEMPTS: Final = 40
 CATALOGUE_PAUSE_S: Final = 0.1
-MAX_COMMIT_ATTEMPTS: Final = 5
+MAX_COMMIT_ATTEMPTS: Final = 8
+# After a commit lost a race on a marker: a pause of up to this, times the attempt, drawn at
+# random, so racing aggregators (a hot request or prefix hash in every batch) stop colliding.
+CONFLICT_PAUSE_S: Final = 0.02
 # Commits of one batch in flight at once (see ``FirestoreUsageStore.apply``).
 COMMITTERS: Final = 2
 # A workspace is compacted at most once per window: each day document is then written at
@@ -101,6 +107,17 @@ class StoredRollups(BaseModel):
     kind: Literal["day", "part"]
     rows: bytes
     catalogue: bytes | None = None
+
+
+class StoredWindow(BaseModel):
+    """A document of ``usage_hash_windows`` (``shared.usage.repeats``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    slots: dict[str, list[int]]
+
+    def decoded(self) -> dict[int, tuple[int, int]]:
+        return repeats.decode(self.slots)
 
 
 class StoredPartCatalogue(BaseModel):
@@ -147,6 +164,50 @@ class KnownMarkers:
 
 # ~100 bytes a marker id: a few tens of MiB at most.
 KNOWN_MARKERS: Final = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """A window marker as this process knows it: as stored (``None``: this process believes
+    there is none), the stored version (the precondition of its next write), and what the
+    process has noted since without writing (calls of its own committed parts: evidence of
+    repeats as good as the stored times)."""
+
+    stored: repeats.Slots | None
+    version: datetime | None
+    local: repeats.Slots
+
+
+class KnownWindows:
+    """Window markers this process has read or written, most recent first, bounded. A stale
+    one costs a failed commit (its write's precondition), never a wrong count."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._states: OrderedDict[tuple[str, str], WindowState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, workspace_id: str, marker_ids: Iterable[str]) -> dict[str, WindowState]:
+        with self._lock:
+            found = {}
+            for marker in marker_ids:
+                state = self._states.get((workspace_id, marker))
+                if state is not None:
+                    found[marker] = state
+                    self._states.move_to_end((workspace_id, marker))
+        return found
+
+    def put(self, workspace_id: str, states: dict[str, WindowState]) -> None:
+        with self._lock:
+            for marker, state in states.items():
+                self._states[(workspace_id, marker)] = state
+                self._states.move_to_end((workspace_id, marker))
+            while len(self._states) > self._capacity:
+                self._states.popitem(last=False)
+
+
+# A few hundred bytes a marker's state.
+KNOWN_WINDOWS: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +278,7 @@ class FirestoreUsageStore:
         self._db = client
         self._clock = clock
         self._known = KnownMarkers(KNOWN_MARKERS)
+        self._windows = KnownWindows(KNOWN_WINDOWS)
         self._decoded_days = DecodedDays(decoded_rows)
         self._leases: OrderedDict[str, int] = OrderedDict()
         self._leases_lock = threading.Lock()
@@ -328,20 +390,21 @@ class FirestoreUsageStore:
         Then compact the workspace if no one has in this window (``COMPACT_EVERY_S``).
 
         The batch is committed in chunks, ``COMMITTERS`` at a time: while one commit waits on
-        Firestore the next is folded and encoded. A chunk treats the request hashes of the
-        chunks before it as seen (their markers exist once those commit), so repeats are
-        counted as in one sequential pass and concurrent chunks never race on a hash marker.
+        Firestore the next is folded and encoded. A chunk that shares a window marker with a
+        chunk in flight waits for it, so it starts from the marker that chunk wrote: repeats
+        are counted as in one sequential pass, and two chunks never race on a marker.
         """
-        earlier: set[str] = set()
         with ThreadPoolExecutor(COMMITTERS, thread_name_prefix="usage-commit") as pool:
-            futures = []
+            futures: list[tuple[Future[int], dict[str, repeats.Window]]] = []
             for chunk in commit_chunks(records):
-                hashes = {m: m for r in chunk if (m := request_hash_marker_id(r)) is not None}
+                windows = {m: w for r in chunk for w, m in marker_ids(r)}
+                for future, used in futures:
+                    if not future.done() and used.keys() & windows.keys():
+                        future.result()
                 futures.append(
-                    pool.submit(self._apply_chunk, workspace_id, chunk, hashes, frozenset(earlier))
+                    (pool.submit(self._apply_chunk, workspace_id, chunk, windows), windows)
                 )
-                earlier.update(hashes)
-            applied = sum(future.result() for future in futures)
+            applied = sum(future.result() for future, _ in futures)
         if self._claim_window(workspace_id):
             done = self.compact(workspace_id)
             log.info(
@@ -354,33 +417,49 @@ class FirestoreUsageStore:
         self,
         workspace_id: str,
         chunk: Sequence[UsageRecord],
-        hashes: dict[str, str],
-        earlier: frozenset[str],
+        windows: dict[str, repeats.Window],
     ) -> int:
         """Commit the chunk optimistically, leaving out what known markers cover (one round
-        trip); if a marker already exists, read the markers and commit what is left."""
+        trip); if a marker was created or moved meanwhile, read the markers and commit what
+        is left against them."""
         ws = self._ws(workspace_id)
         record_markers = {record_marker_id(r.record_id): r.record_id for r in chunk}
         applied_ids = {record_markers[m] for m in self._known.of(workspace_id, record_markers)}
-        seen = self._known.of(workspace_id, hashes)
-        # A redelivery, or records sent before: apply only what no marker covers yet.
-        for _ in range(MAX_COMMIT_ATTEMPTS):
+        # Window markers this process does not know are taken to be absent: created, and if
+        # one exists after all, the commit fails and they are read.
+        states = self._windows.of(workspace_id, windows)
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
             rollups = accumulate(
-                chunk, seen_request_hashes=seen | earlier, applied_record_ids=applied_ids
+                chunk,
+                markers={m: state.local for m, state in states.items()},
+                applied_record_ids=applied_ids,
             )
             if not rollups.record_ids:
                 return 0
-            if self._try_commit(ws, rollups, chunk):
-                self._known.add(
+            writes = {
+                m: slots
+                for m, slots in rollups.markers.items()
+                if repeats.needs_write(states[m].stored if m in states else None, slots, windows[m])
+            }
+            versions = self._try_commit(ws, rollups, chunk, writes, states)
+            if versions is not None:
+                self._known.add(workspace_id, [record_marker_id(r) for r in rollups.record_ids])
+                self._windows.put(
                     workspace_id,
-                    [record_marker_id(r) for r in rollups.record_ids]
-                    + [*rollups.new_request_hashes],
+                    {
+                        m: WindowState(slots, versions[m], slots)
+                        if m in writes
+                        else WindowState(states[m].stored, states[m].version, slots)
+                        for m, slots in rollups.markers.items()
+                    },
                 )
                 return len(rollups.record_ids)
-            # Someone else created one of these markers: read which exist, and recompute.
+            # Someone else wrote one of these markers: read them as they are, and recompute.
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_S * (attempt + 1)))  # noqa: S311 (jitter)
             applied_ids = self._existing(ws.collection(APPLIED_RECORDS_COLLECTION), record_markers)
-            seen = self._existing(ws.collection(REQUEST_HASHES_COLLECTION), hashes)
-            self._known.add(workspace_id, [record_marker_id(r) for r in applied_ids] + [*seen])
+            self._known.add(workspace_id, [record_marker_id(r) for r in applied_ids])
+            states = self._read_windows(ws, windows)
+            self._windows.put(workspace_id, states)
         raise Unavailable("usage rollups: too many concurrent writers; the batch is retried")
 
     def _existing(self, collection: Any, ids: dict[str, str]) -> set[str]:
@@ -390,37 +469,84 @@ class FirestoreUsageStore:
         refs = [collection.document(doc_id) for doc_id in ids]
         return {ids[snap.id] for snap in self._db.get_all(refs) if snap.exists}
 
-    def _try_commit(self, ws: Any, rollups: RollupBatch, chunk: Sequence[UsageRecord]) -> bool:
-        """Commit the rollups with the markers of the records they hold; False if a marker
-        already exists (nothing was written: the commit is atomic)."""
+    def _read_windows(self, ws: Any, windows: dict[str, repeats.Window]) -> dict[str, WindowState]:
+        """The window markers that exist, as stored."""
+        if not windows:
+            return {}
+        collection = ws.collection(HASH_WINDOWS_COLLECTION)
+        found = {}
+        for snap in self._db.get_all([collection.document(m) for m in windows]):
+            if snap.exists:
+                slots = StoredWindow.model_validate(snap.to_dict()).decoded()
+                found[snap.id] = WindowState(slots, snap.update_time, slots)
+        return found
+
+    def _try_commit(
+        self,
+        ws: Any,
+        rollups: RollupBatch,
+        chunk: Sequence[UsageRecord],
+        writes: Mapping[str, repeats.Slots],
+        states: dict[str, WindowState],
+    ) -> dict[str, datetime] | None:
+        """Commit the rollups with the markers of the records they hold and the window
+        markers ``writes``; their new versions, or None if a record marker already exists or
+        a window marker is not the version read (nothing was written: the commit is atomic)."""
         records = list(
             {r.record_id: r for r in chunk if r.record_id in rollups.record_ids}.values()
         )
+        batch = self._db.batch()
+        windows = ws.collection(HASH_WINDOWS_COLLECTION)
+        # Before the records' markers and parts: their results come first, in this order.
+        for marker, slots in writes.items():
+            fields = {"slots": repeats.encode(slots)}
+            known = states.get(marker)
+            if known is None or known.version is None:
+                batch.create(windows.document(marker), fields)
+            else:
+                batch.update(
+                    windows.document(marker),
+                    fields,
+                    option=self._db.write_option(last_update_time=known.version),
+                )
+        self.add_to_batch(batch, ws.id, rollups, records)
         try:
-            self.batch(ws.id, rollups, records).commit()
-        except AlreadyExists:
-            return False
-        return True
+            results = batch.commit()
+        except (AlreadyExists, FailedPrecondition, NotFound):
+            return None
+        return {m: result.update_time for m, result in zip(writes, results, strict=False)}
 
     def batch(
         self, workspace_id: str, rollups: RollupBatch, records: Sequence[UsageRecord]
     ) -> firestore.WriteBatch:
-        """The one atomic write that applies ``rollups`` (the deltas of ``records``): the
-        records' markers, the new request-hash markers, and per day a part in each rollup
+        """The one atomic write of ``rollups`` (the deltas of ``records``) into a workspace
+        that has none of their window markers yet: the markers created, then the records'
+        markers and parts (what ``bench.ingest`` replays; ``apply`` commits through
+        ``_try_commit``, which also updates markers that exist)."""
+        batch = self._db.batch()
+        windows = self._ws(workspace_id).collection(HASH_WINDOWS_COLLECTION)
+        for marker, slots in rollups.markers.items():
+            batch.create(windows.document(marker), {"slots": repeats.encode(slots)})
+        self.add_to_batch(batch, workspace_id, rollups, records)
+        return batch
+
+    def add_to_batch(
+        self,
+        batch: firestore.WriteBatch,
+        workspace_id: str,
+        rollups: RollupBatch,
+        records: Sequence[UsageRecord],
+    ) -> None:
+        """Add to ``batch`` the records' markers and, per day, a part in each rollup
         collection. Every write creates a document."""
         ws = self._ws(workspace_id)
-        batch = self._db.batch()
         # Markers are empty documents: their existence is all they say (the id names them).
         applied = ws.collection(APPLIED_RECORDS_COLLECTION)
-        hashes = ws.collection(REQUEST_HASHES_COLLECTION)
         raw_writes.add(
             batch,
             [
-                *(
-                    raw_writes.create_empty(applied.document(record_marker_id(r.record_id)))
-                    for r in records
-                ),
-                *(raw_writes.create_empty(hashes.document(m)) for m in rollups.new_request_hashes),
+                raw_writes.create_empty(applied.document(record_marker_id(r.record_id)))
+                for r in records
             ],
         )
         at_ms = int(self._clock() * 1000)
@@ -443,7 +569,6 @@ class FirestoreUsageStore:
                     "rows": parts.encode(UserDailyRollup, parts.rows_of(users)),
                 },
             )
-        return batch
 
     # --- compaction -----------------------------------------------------------------------
 
@@ -640,15 +765,13 @@ def _catalogue_delta(day: str, folded: Sequence[StoredRollups]) -> dict[str, Any
 
 
 def commit_chunks(records: Sequence[UsageRecord]) -> Iterator[Sequence[UsageRecord]]:
-    """Consecutive runs of records whose commit fits ``MAX_WRITES``: each record's marker
-    and request-hash marker, and two parts for each day the run touches."""
+    """Consecutive runs of records whose commit fits ``MAX_WRITES``: each record's marker,
+    its window markers, and two parts for each day the run touches."""
     start, writes = 0, 0
-    touched: set[str] = set()  # days and hash markers the run writes
+    touched: set[str] = set()  # days and window markers the run writes
     for index, record in enumerate(records):
         keys = {"d" + record.day}
-        marker = request_hash_marker_id(record)
-        if marker is not None:
-            keys.add("h" + marker)
+        keys.update("h" + marker for _, marker in marker_ids(record))
         cost = 1 + _cost(keys - touched)
         if writes + cost > MAX_WRITES:
             yield records[start:index]

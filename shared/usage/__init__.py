@@ -1,4 +1,4 @@
 """The usage domain, pure (no storage, no clock): daily rollups of usage records
-(``rollups``, ``histograms``, their ids in ``layout``), the data agent's measures
+(``rollups``, ``sketches``, ``repeats``, their ids in ``layout``), the data agent's measures
 (``report``, ``anomalies``) and the optimization agent's priced savings (``savings``,
 ``recommend``)."""

@@ -9,12 +9,13 @@ Under ``workspaces/{ws}/``:
   ``part``), ``rows``, and for parts ``catalogue``;
 - ``usage_daily_users/{id}``: the same for ``UserDailyRollup`` rows (no catalogue);
 - ``usage_applied/{record_marker_id}``: a record was applied (create-if-absent);
-- ``usage_request_hashes/{request_hash_marker_id}``: a request hash was seen;
+- ``usage_hash_windows/{window_marker_id}``: when a request hash or a prompt prefix hash
+  was seen, per (provider, model, feature) (``shared.usage.repeats``);
 - ``usage_compaction/lease``: the last compaction window claimed (``window``).
 
 A day's rollups are the fold of its day documents and its parts. ``rollup_doc_id`` and
-``user_rollup_doc_id`` name a rollup (its identity, as ``DailyRollup.doc_id``), and scope the
-request-hash markers; they are no longer document ids of their own. Each part of an id is
+``user_rollup_doc_id`` name a rollup (its identity, as ``DailyRollup.doc_id``); they are no
+longer document ids of their own. Each part of an id is
 percent-encoded so ids are unambiguous; an id too long for Firestore is replaced by a hash.
 """
 
@@ -27,11 +28,12 @@ from urllib.parse import quote
 
 from shared import pricing
 from shared.models.usage import UsageRecord
+from shared.usage.repeats import PREFIX, REQUEST, Window
 
 USAGE_DAILY_COLLECTION: Final = "usage_daily"
 USAGE_DAILY_USERS_COLLECTION: Final = "usage_daily_users"
 APPLIED_RECORDS_COLLECTION: Final = "usage_applied"
-REQUEST_HASHES_COLLECTION: Final = "usage_request_hashes"
+HASH_WINDOWS_COLLECTION: Final = "usage_hash_windows"
 COMPACTION_COLLECTION: Final = "usage_compaction"
 COMPACTION_LEASE: Final = "lease"
 # ``kind`` of a stored rollup document.
@@ -68,9 +70,11 @@ def rollup_doc_id(day: str, provider: str, model: str, feature: str | None) -> s
     return _bounded(day, "_".join(parts))
 
 
-def user_rollup_doc_id(day: str, user: str | None) -> str:
-    """``{day}_{user}``, the user percent-encoded; ``{day}_`` for calls with no end user."""
-    return _bounded(day, f"{day}_{_id_part(user)}")
+def user_rollup_doc_id(day: str, user: str | None, provider: str, model: str) -> str:
+    """``{day}_{user}_{provider}_{model}``, each part percent-encoded; the user part is empty
+    for calls with no end user."""
+    parts = (day, _id_part(user), _id_part(provider), _id_part(model))
+    return _bounded(day, "_".join(parts))
 
 
 def record_marker_id(record_id: str) -> str:
@@ -78,19 +82,43 @@ def record_marker_id(record_id: str) -> str:
     return _bounded("r", "r_" + _id_part(record_id))
 
 
-def request_hash_marker_id(record: UsageRecord) -> str | None:
-    """Document id of the "hash seen" marker for the record's repeat scope; None if unhashed."""
-    if record.request_hash is None:
-        return None
-    return hash_marker_id(rollup_key(record), record.request_hash)
+def window_marker_id(
+    window: Window, provider: str, model: str, feature: str | None, value: str
+) -> str:
+    """``{window}_{provider}_{model}_{feature}_{hash}``: where the times a hash was seen on
+    a (provider, model, feature) are kept (``shared.usage.repeats``)."""
+    parts = (window.name, _id_part(provider), _id_part(model), _id_part(feature), _id_part(value))
+    return _bounded(window.name, "_".join(parts))
 
 
-def hash_marker_id(rollup_id: str, request_hash: str) -> str:
-    return _bounded(rollup_id[:10], f"{rollup_id}_{_id_part(request_hash)}")
+def marker_ids(record: UsageRecord) -> list[tuple[Window, str]]:
+    """The window markers a record reads and notes: its request hash's and its prompt
+    prefix hash's (none when it carries neither)."""
+    provider = pricing.resolve_provider(record.provider, record.model)
+    out = []
+    if record.request_hash is not None:
+        out.append(
+            (
+                REQUEST,
+                window_marker_id(
+                    REQUEST, provider, record.model, record.feature, record.request_hash
+                ),
+            )
+        )
+    if record.prompt_prefix_hash is not None:
+        out.append(
+            (
+                PREFIX,
+                window_marker_id(
+                    PREFIX, provider, record.model, record.feature, record.prompt_prefix_hash
+                ),
+            )
+        )
+    return out
 
 
 def rollup_key(record: UsageRecord) -> str:
-    """The ``usage_daily`` document id the record is added to."""
+    """The name of the ``DailyRollup`` the record is added to."""
     provider = pricing.resolve_provider(record.provider, record.model)
     return rollup_doc_id(record.day, provider, record.model, record.feature)
 

@@ -6,12 +6,12 @@ A day's rollups are kept as one compressed JSON text (zlib) per document rather 
 document per rollup: a document then has a handful of fields (and index entries) whatever
 the number of models, features and users, and a day reads as one or a few documents.
 
-Blob: ``{"v": 1, "fields": [name, ...], "rows": [[value, ...], ...]}``: every rollup field
+Blob: ``{"v": 2, "fields": [name, ...], "rows": [[value, ...], ...]}``: every rollup field
 but ``day`` (the document's own field), in the model's order, checked once per blob on
-reading; a row is a list of values (histograms as maps). Lists parse faster than a map per
-row, and zlib takes the zeros out again. Rows are folded with the rollups' own ``merge``
-rule (``_add_into``), so a day document plus its parts reads exactly as one fold of all
-their records.
+reading; a row is a list of values (sketches and the hour histogram as maps). Lists parse
+faster than a map per row, and zlib takes the zeros out again. Rows are folded with the
+rollups' own ``merge`` rule (``_add_into``), so a day document plus its parts reads exactly
+as one fold of all their records.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.usage.rollups import DailyRollup, UserDailyRollup, _add_into, _Rollup
 
-CODEC_VERSION: Final = 1
+# 2: DDSketch bins, hour histogram, batch and prefix counters, user rows per model.
+CODEC_VERSION: Final = 2
 # zlib level 6: ~10x on rollup JSON; decompressing costs a few percent of parsing.
 _LEVEL: Final = 6
 _R = TypeVar("_R", DailyRollup, UserDailyRollup)
@@ -42,7 +43,10 @@ _FIELDS: Final = {
     for cls in (DailyRollup, UserDailyRollup)
 }
 # What identifies a row within its day.
-_KEYS: Final = {DailyRollup: ("provider", "model", "feature"), UserDailyRollup: ("user",)}
+_KEYS: Final = {
+    DailyRollup: ("provider", "model", "feature"),
+    UserDailyRollup: ("user", "provider", "model"),
+}
 
 
 def identity(cls: RollupClass, row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -66,7 +70,11 @@ def decode(cls: RollupClass, blob: bytes, day: str) -> list[dict[str, Any]]:
     except (zlib.error, ValueError) as e:
         raise BlobError(f"not a rollup blob: {e}") from e
     if not isinstance(data, dict) or data.get("v") != CODEC_VERSION:
-        raise BlobError(f"rollup blob version {data.get('v') if isinstance(data, dict) else '?'}")
+        version = data.get("v") if isinstance(data, dict) else "?"
+        raise BlobError(
+            f"rollup blob version {version}, expected {CODEC_VERSION} (rollups written before "
+            "the sketches: docs/usage.md, 'Rollups written before issue 14')"
+        )
     fields = _FIELDS[cls]
     if tuple(data["fields"]) != fields:
         raise BlobError(f"rollup blob fields {data['fields']}, expected {list(fields)}")

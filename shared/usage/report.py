@@ -37,9 +37,9 @@ from shared.models.findings import (
 )
 from shared.models.period import MAX_PERIOD_DAYS, PeriodRange, day_start
 from shared.usage.anomalies import ROLLING_WINDOW_DAYS, find_anomalies, window_days
-from shared.usage.histograms import latency_percentile
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 from shared.usage.savings import cents, nanousd_to_usd
+from shared.usage.sketches import latency_quantile
 
 AnyRollup = DailyRollup | UserDailyRollup
 _R = TypeVar("_R", DailyRollup, UserDailyRollup)
@@ -157,7 +157,7 @@ def _ms(value: float | None) -> float | None:
 def totals(rows: Iterable[AnyRollup]) -> UsageTotals:
     """Spend, requests, tokens, error rate and latency p50/p95 of the rows, summed.
 
-    Latency comes from the merged histograms of ``DailyRollup`` rows (user rollups have none).
+    Latency comes from the merged sketches of ``DailyRollup`` rows (user rollups have none).
     Calls of models the table cannot price are counted in ``unpriced_requests``: their cost
     is unknown, not zero.
     """
@@ -172,7 +172,7 @@ def totals(rows: Iterable[AnyRollup]) -> UsageTotals:
         cost += row.cost_nanousd
         unpriced += row.unpriced_requests
         if isinstance(row, DailyRollup):
-            for key, count in row.latency_hist.items():
+            for key, count in row.latency_sketch.items():
                 latency[key] = latency.get(key, 0) + count
     return UsageTotals(
         requests=requests,
@@ -183,8 +183,8 @@ def totals(rows: Iterable[AnyRollup]) -> UsageTotals:
         output_tokens=output,
         cost_usd=_usd(cost),
         unpriced_requests=unpriced,
-        latency_p50_ms=_ms(latency_percentile(latency, 0.5)),
-        latency_p95_ms=_ms(latency_percentile(latency, 0.95)),
+        latency_p50_ms=_ms(latency_quantile(latency, 0.5)),
+        latency_p95_ms=_ms(latency_quantile(latency, 0.95)),
     )
 
 

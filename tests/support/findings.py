@@ -33,8 +33,8 @@ from shared.models.findings import (
 from shared.models.period import PeriodRange, day_start
 from shared.models.triage import TriageResponse
 from shared.models.usage import UsageRecord, usage_record
-from shared.usage.histograms import latency_percentile
 from shared.usage.rollups import DailyRollup, UserDailyRollup, accumulate
+from shared.usage.sketches import latency_quantile
 
 END = date(2026, 11, 20)
 DAYS = 30
@@ -77,9 +77,9 @@ def _totals(rows: Sequence[DailyRollup] | Sequence[UserDailyRollup]) -> UsageTot
     errors = sum(r.errors for r in rows)
     latency: dict[str, int] = defaultdict(int)
     for row in rows:
-        for bucket, count in getattr(row, "latency_hist", {}).items():
+        for bucket, count in getattr(row, "latency_sketch", {}).items():
             latency[bucket] += count
-    p50, p95 = latency_percentile(latency, 0.5), latency_percentile(latency, 0.95)
+    p50, p95 = latency_quantile(latency, 0.5), latency_quantile(latency, 0.95)
     return UsageTotals(
         requests=requests,
         errors=errors,
@@ -220,7 +220,8 @@ def _recommendation(item: PlantedInefficiency) -> Recommendation:
         title=title,
         detail=f"Over {DAYS} days: {evidence}.",
         monthly_savings_usd=round(item.monthly_savings_usd, 2),
-        confidence=0.8,
+        confidence=0.8 if item.basis == "measured" else 0.4,
+        basis=item.basis,
         evidence=dict(item.evidence),
         steps=[f"Change {item.feature} and watch its cost for a week"],
         provider=item.provider,

@@ -20,7 +20,6 @@ from shared.models.findings import NONE_KEY, DataReport, UsageFilters
 from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.usage import UsageRecord, usage_record
 from shared.usage import report
-from shared.usage.histograms import LATENCY_BOUNDS_MS, bucket_index
 from shared.usage.rollups import (
     DailyRollup,
     RollupBatch,
@@ -135,18 +134,18 @@ def test_totals_equal_sums_from_the_records(
     assert totals.unpriced_requests == 0
 
 
-def test_latency_percentiles_fall_in_the_bucket_of_the_true_ones(
+def test_latency_percentiles_are_within_1_percent_of_the_true_ones(
     workspace: SyntheticWorkspace, full_report: DataReport
 ) -> None:
     latencies = sorted(r.latency_ms for r in workspace.records if r.latency_ms is not None)
     p50, p95 = full_report.totals.latency_p50_ms, full_report.totals.latency_p95_ms
     assert p50 is not None
     assert p95 is not None
-    true_p95 = latencies[int(0.95 * len(latencies))]
-    assert bucket_index(LATENCY_BOUNDS_MS, p50) == bucket_index(
-        LATENCY_BOUNDS_MS, statistics.median(latencies)
-    )
-    assert bucket_index(LATENCY_BOUNDS_MS, p95) == bucket_index(LATENCY_BOUNDS_MS, true_p95)
+    # The "lower" empirical quantiles, as the sketch computes them; the report rounds to 0.1.
+    true_p50 = latencies[int(0.5 * (len(latencies) - 1))]
+    true_p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    assert p50 == pytest.approx(true_p50, rel=0.01, abs=0.05)
+    assert p95 == pytest.approx(true_p95, rel=0.01, abs=0.05)
 
 
 @pytest.mark.parametrize("dimension", DIMENSIONS)
@@ -202,7 +201,9 @@ def test_ties_in_cost_are_ordered_by_key() -> None:
 
 
 def test_a_dimension_the_rollup_does_not_carry_is_refused() -> None:
-    user_row = UserDailyRollup(day="2026-11-01", user="u", requests=1)
+    user_row = UserDailyRollup(
+        day="2026-11-01", user="u", provider="openai", model="gpt-4o", requests=1
+    )
     with pytest.raises(ValueError, match="model"):
         report.breakdown_by([user_row], "model")
     with pytest.raises(ValueError, match="user"):
