@@ -41,6 +41,7 @@ from devstack.stack import RunningStack
 from shared.budgets.tick import messages_of
 from shared.bus import Bus
 from shared.models.budgets import NotificationDoc, Period
+from tests.data.score import score
 from tests.support.browser import ARTIFACTS, PHONE, ROOT, PageWatch, launch, offline_context
 from tests.support.browser import open_page as support_open_page
 from tests.support.event_sequence import check_sequence
@@ -547,6 +548,91 @@ def test_after_an_anomaly_the_page_offers_what_caused_it_and_answers_from_its_dr
     answer = page.locator(f'[data-run-id="{second}"]').get_by_test_id("answer")
     expect(answer).to_contain_text(costliest["driver"]["model"])
     watch.assert_clean()
+
+
+# The follow-ups the page offers (app.js ``followUps``), after the answer each follows, with
+# what triage must make of it read with that answer's thread context (tests/data/score.py's
+# checks; now = 2026-11-20 there). The browser tests above click three of them on the stack;
+# this checks every one against the rule engine, so a change of wording on either side fails.
+FOLLOW_UPS: tuple[tuple[str, str, str, str], ...] = (
+    # (earlier question and its checks, follow-up, its intent, its checks)
+    (
+        "optimization | What did we spend last month, and where can we save? | period=last_month",
+        "And the month before?",
+        "optimization",
+        "answer=findings; period=2026-09-01..2026-10-01; inherited=intent",
+    ),
+    (
+        "cost_analysis | Which feature cost the most last week? | period=last_week",
+        "And the week before?",
+        "cost_analysis",
+        "answer=findings; period=2026-11-02..2026-11-09; inherited=intent",
+    ),
+    (
+        "cost_analysis | What did we spend this month? | period=this_month",
+        "And last month?",
+        "cost_analysis",
+        "answer=findings; period=last_month; inherited=intent",
+    ),
+    (
+        "optimization | What did we spend last month, and where can we save? | period=last_month",
+        "By feature",
+        "optimization",
+        "answer=findings; period=last_month; inherited=intent,period",
+    ),
+    (
+        "cost_analysis | Show me spend by feature last month | period=last_month",
+        "By model",
+        "cost_analysis",
+        "answer=findings; period=last_month; inherited=intent,period",
+    ),
+    (
+        "optimization | Where can we save last month? | period=last_month",
+        "How?",
+        "optimization",
+        "answer=reference; ref=recommendation:1",
+    ),
+    (
+        "optimization | Where can we save last month? | period=last_month",
+        "#1 why?",
+        "optimization",
+        "answer=reference; ref=recommendation:1",
+    ),
+    (
+        "optimization | Where can we save last month? | period=last_month",
+        "Tell me more about #2",
+        "optimization",
+        "answer=reference; ref=recommendation:2",
+    ),
+    (
+        "anomaly | Were there any spend anomalies in the last 30 days? | period=last_30d",
+        "What caused it?",
+        "anomaly",
+        "answer=reference; ref=anomaly:1",
+    ),
+    (
+        "anomaly | Were there any spend anomalies in the last 30 days? | period=last_30d",
+        "And the month before?",
+        "anomaly",
+        "answer=findings; inherited=intent",
+    ),
+)
+
+
+def test_every_follow_up_the_page_offers_is_one_triage_resolves(tmp_path: Path) -> None:
+    script = (ROOT / "relay" / "static" / "app.js").read_text()
+    lines = []
+    for first, follow, intent, checks in FOLLOW_UPS:
+        # Written as the page writes it ("#1 why?" and "Tell me more about #2" from templates).
+        literal = follow.replace("#1 why?", "#${rank} why?").replace("#2", "#${rank + 1}")
+        assert f'"{follow}"' in script or f"`{literal}`" in script, f"app.js offers no {follow!r}"
+        lines += [f"== {follow}", first, f"> {intent} | {follow} | {checks}"]
+    labelled = tmp_path / "follow_ups.txt"
+    labelled.write_text("\n".join(lines) + "\n")
+    report = score(labelled)
+    wrong = [f"{s.turn.message!r}: {'; '.join(s.wrong)}" for s in report.scored if s.wrong]
+    assert wrong == []
+    assert len(report.follow_ups) == len(FOLLOW_UPS)
 
 
 def publish_alert(stack: RunningStack, workspace: str) -> None:
