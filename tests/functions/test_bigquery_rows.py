@@ -53,6 +53,7 @@ PLAIN = {
     "user": "u1",
     "request_hash": "h-1",
     "batch": True,
+    "prompt_prefix_hash": "sys-1",
 }
 FAILED_SPAN = {
     "trace_id": "ab" * 16,
@@ -213,6 +214,7 @@ def test_every_accepted_record_is_one_row_message_none_for_a_rejected_one(
         "latency_ms": 850.5,
         "request_hash": "h-1",
         "batch": True,
+        "prompt_prefix_hash": "sys-1",
         "record_id": "call-1",
         "workspace_id": user.workspace,
         "cost_usd": _usd(expected),
