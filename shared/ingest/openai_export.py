@@ -6,7 +6,7 @@ results grouped by the request's ``group_by`` (``model`` is required here: a res
 model cannot be priced). The results are aggregates, and are kept as such, not spread:
 one ``UsageRecord`` per result, with ``requests = num_model_requests`` and the result's exact
 token totals, stamped at the bucket's ``start_time``. So every total is exact; per-call
-figures (histograms, the input floor) use the per-call averages.
+figures (sketches, the input floor) use the per-call averages.
 
 Mapping: ``project_id`` → ``feature`` (the closest grouping the export has; else
 ``default_feature``), ``user_id`` → ``user``, ``batch`` → ``batch``, ``input_tokens``

@@ -108,7 +108,8 @@ def _all_fields(cls: type[_Rollup]) -> set[str]:
 def _field_groups(
     cls: type[_Rollup],
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """``cls``'s fields by how they merge: identity, minimums, histograms, counters.
+    """``cls``'s fields by how they merge: identity, minimums, maps (added key by key),
+    counters.
 
     Worked out once per class: merging runs once per record the aggregator folds."""
     rest = [n for n in cls.model_fields if n not in cls.IDENTITY and n not in cls.MINIMUMS]
