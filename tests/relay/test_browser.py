@@ -650,6 +650,11 @@ def publish_alert(stack: RunningStack, workspace: str) -> None:
     Bus(Bus.publisher(), stack.project).publish_all(messages_of(doc))
 
 
+# An element is itself at its centre: nothing covers it, so a tap or a click reaches it.
+UNCOVERED = """(b) => { const r = b.getBoundingClientRect();
+    return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }"""
+
+
 def test_on_a_phone_the_top_bar_fits_and_a_wide_table_scrolls_in_its_box(
     relay_stack: RunningStack, shopper: PlantedUser, browser: Browser
 ) -> None:
@@ -684,13 +689,17 @@ def test_on_a_phone_the_top_bar_fits_and_a_wide_table_scrolls_in_its_box(
             assert box["x"] + box["width"] <= width, (control, box)
         # "Sign out" is itself at its centre: nothing covers it, so a tap reaches it.
         sign_out = page.get_by_test_id("sign-out")
-        assert sign_out.evaluate(
-            """(b) => { const r = b.getBoundingClientRect();
-                return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }"""
-        )
+        assert sign_out.evaluate(UNCOVERED)
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chat-phone-top.png"))
+        # The widths between a phone and a desktop, where the bar does not wrap yet.
+        for wider in (640, 820, 1024):
+            page.set_viewport_size({"width": wider, "height": PHONE["height"]})
+            assert page.evaluate(outside, wider) == [], wider
+            assert page.evaluate("document.documentElement.scrollWidth") <= wider
+            assert sign_out.evaluate(UNCOVERED), wider
+        page.set_viewport_size(PHONE)
         page.get_by_test_id("new-chat").evaluate("b => b.click()")  # the sidebar is hidden here
         run_id = ask(page, QUESTION)
         wait_done(page, run_id)
