@@ -42,6 +42,7 @@ from shared.store.usage import FirestoreUsageStore
 from tests.relay.test_lifecycle import _IMPORT, _PageParts, _served_as_built
 from tests.support.browser import (
     ARTIFACTS,
+    DESKTOP,
     PHONE,
     ROOT,
     PageWatch,
@@ -777,10 +778,24 @@ def test_an_alert_shows_live_on_the_chat_page_and_unread_on_the_dashboard_until_
     expect(alerts.get_by_test_id("alert-text")).to_have_text(texts)
     expect(chat.get_by_test_id("alerts-unread")).to_have_text("2")
     full_screenshot(chat, "dashboard-alerts.png")
+    # On a phone, too, the list and its button fit the screen.
+    chat.set_viewport_size(PHONE)
+    # (The chart redraws for the new width on its resize observer, a moment later.)
+    deadline = time.monotonic() + 10
+    while (wide := chat.evaluate("document.documentElement.scrollWidth")) > PHONE["width"]:
+        assert time.monotonic() < deadline, f"the dashboard is {wide} px wide on a phone"
+        chat.wait_for_timeout(100)
+    for element in (alerts.first, chat.get_by_test_id("alerts-read")):
+        box = element.bounding_box()
+        assert box is not None
+        assert 0 <= box["x"] <= box["x"] + box["width"] <= PHONE["width"], box
+    chat.set_viewport_size(DESKTOP)
     read = chat.get_by_test_id("alerts-read")
     read.click()
     expect(chat.get_by_test_id("alerts-empty")).to_have_text("No unread alerts.")
     expect(read).to_be_hidden()
+    # The keyboard is not lost with the button: it goes to the section's heading.
+    expect(chat.get_by_role("heading", name="Unread alerts")).to_be_focused()
     assert api.call(user, "GET", f"/{user.workspace}/notifications")["unread"] == 0
     chat.reload()
     wait_drawn(chat, user.workspace, *preset_range(30))
