@@ -229,7 +229,7 @@ def test_anthropic_caching_with_prefix_hashes_is_measured() -> None:
     ordered = sorted(records, key=lambda r: r.ts)
     warm = sum(1 for a, b in pairwise(ordered) if (b.ts - a.ts).total_seconds() < 300)
     assert rec.evidence["warm_requests"] == pytest.approx(warm, rel=0.01)
-    assert rec.evidence["warm_requests"] + rec.evidence["cold_requests"] == len(records)
+    assert int(rec.evidence["warm_requests"]) + int(rec.evidence["cold_requests"]) == len(records)
     assert f"saves ${rec.monthly_savings_usd:,.2f}/month" in rec.detail
 
 
