@@ -69,6 +69,10 @@ with its confidence: "saves" only for a measured saving, "would save up to" for 
 bound.
 - List the recommendations in the order given, each with its monthly savings, then the \
 total (total_monthly_savings_usd).
+- Where the findings say prices "workspace", the figures are at the team's own negotiated \
+prices: say "at your prices".
+- For a what_if, give its figures as repriced estimates and state its caveat (token counts \
+differ between model families).
 - If unknown_models or unpriced_requests are present, say that those calls are counted but \
 not priced, so the spend leaves them out.
 - Be concise. Plain text with light Markdown (bold, lists). No preamble, no closing offer."""
