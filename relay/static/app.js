@@ -199,7 +199,9 @@ class RunView {
     this.tools = new Map(); // execution_id -> tool row
     this.startedAt = null;
     this.status = h("span", { class: "run-status", "data-testid": "run-status", text: "Queued" });
-    this.rows = h("ol", { class: "timeline", "data-testid": "timeline" });
+    // The conversation is a live log; the steps' rows are not read out one by one, the
+    // question, the answer and its follow-ups are.
+    this.rows = h("ol", { class: "timeline", "data-testid": "timeline", "aria-live": "off" });
     this.details = h("details", { class: "run-details", open: true },
       h("summary", {}, h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { text: "Agents working" }), this.status),
       this.rows);

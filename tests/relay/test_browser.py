@@ -470,6 +470,10 @@ def test_the_view_follows_the_newest_answer_and_its_follow_ups_continue_the_thre
 
         first = ask(page, QUESTION)
         check_newest_in_view(page, first)
+        # New messages are announced (a log), the steps' rows are not read out one by one.
+        expect(page.get_by_test_id("conversation")).to_have_attribute("role", "log")
+        timeline = page.locator(f'[data-run-id="{first}"]').get_by_test_id("timeline")
+        expect(timeline).to_have_attribute("aria-live", "off")
         # A spend-and-savings answer for last month invites the month before, a breakdown,
         # and the recommendations' steps and evidence.
         offered = page.locator(f'[data-run-id="{first}"] [data-testid="followup"]')
