@@ -208,6 +208,9 @@ class KnownWindows:
 
 # A few hundred bytes a marker's state.
 KNOWN_WINDOWS: Final = 100_000
+# A window marker's times moved beyond the slack are written at most this often (by the
+# marker's stored version, whoever wrote it).
+MARKER_MOVE_EVERY_S: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,11 +439,7 @@ class FirestoreUsageStore:
             )
             if not rollups.record_ids:
                 return 0
-            writes = {
-                m: slots
-                for m, slots in rollups.markers.items()
-                if repeats.needs_write(states[m].stored if m in states else None, slots, windows[m])
-            }
+            writes = self._window_writes(rollups, states, windows)
             versions = self._try_commit(ws, rollups, chunk, writes, states)
             if versions is not None:
                 self._known.add(workspace_id, [record_marker_id(r) for r in rollups.record_ids])
@@ -461,6 +460,34 @@ class FirestoreUsageStore:
             states = self._read_windows(ws, windows)
             self._windows.put(workspace_id, states)
         raise Unavailable("usage rollups: too many concurrent writers; the batch is retried")
+
+    def _window_writes(
+        self,
+        rollups: RollupBatch,
+        states: dict[str, WindowState],
+        windows: dict[str, repeats.Window],
+    ) -> dict[str, repeats.Slots]:
+        """The window markers the commit writes: every required change, and a time moved
+        beyond the slack only if the marker was not written in the last
+        ``MARKER_MOVE_EVERY_S`` (so calls stamped out of order, each moving a hot marker's
+        times, do not write it on every commit)."""
+        now = self._clock()
+        writes: dict[str, repeats.Slots] = {}
+        for marker, slots in rollups.markers.items():
+            known = states.get(marker)
+            need = repeats.needs_write(
+                None if known is None else known.stored, slots, windows[marker]
+            )
+            if need == "required" or (
+                need == "moved"
+                and (
+                    known is None
+                    or known.version is None
+                    or now - known.version.timestamp() >= MARKER_MOVE_EVERY_S
+                )
+            ):
+                writes[marker] = slots
+        return writes
 
     def _existing(self, collection: Any, ids: dict[str, str]) -> set[str]:
         """The values of ``ids`` (marker doc id → value) whose marker document exists."""

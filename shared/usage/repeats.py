@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 Slots = Mapping[int, tuple[int, int]]
 
@@ -117,22 +117,27 @@ def noted(slots: Slots, t_us: int, window: Window) -> dict[int, tuple[int, int]]
     return {s: span for s, span in out.items() if s >= oldest}
 
 
-def needs_write(stored: Slots | None, new: Slots, window: Window) -> bool:
+WriteNeed = Literal["required", "moved"]
+
+
+def needs_write(stored: Slots | None, new: Slots, window: Window) -> WriteNeed | None:
     """Whether ``new`` says more than the stored marker (``None``: no marker) by enough to
-    write it: a new slot, two slots newly joined, or a first or last time moved by more than
-    the slack."""
+    write it: ``"required"`` for a new marker, a new slot or two slots newly joined (what a
+    credit rests on: stored, so it is given once and a later call finds it), ``"moved"`` for
+    a first or last time moved by more than the slack (precision only: a writer may put it
+    off), else None."""
     if stored is None:
-        return True
-    # Slots newly joined are what a credit of 2 rests on: stored, so it is given once.
+        return "required"
     if _edges(new, window.length_us) - _edges(stored, window.length_us):
-        return True
+        return "required"
+    moved = False
     for k, (first, last) in new.items():
         known = stored.get(k)
         if known is None:
-            return True
+            return "required"
         if first < known[0] - window.slack_us or last > known[1] + window.slack_us:
-            return True
-    return False
+            moved = True
+    return "moved" if moved else None
 
 
 def encode(slots: Slots) -> dict[str, list[int]]:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from google.cloud import firestore
 
 from devstack.emulators import EmulatorHosts
@@ -28,10 +29,19 @@ BATCH = 40
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
-def record(n: int, rng: random.Random) -> UsageRecord:
+def record(n: int, rng: random.Random, live: float | None = None) -> UsageRecord:
+    """A span of the fleet: stamped anywhere in the day, or (``live``: seconds into the run)
+    as a live fleet stamps them, a second or two apart, every call with its feature's
+    system prompt hashed (one hot prefix marker per workload)."""
+    if live is None:
+        ts, prefix = DAY + timedelta(seconds=rng.randrange(86_000)), None
+    else:
+        ts = DAY + timedelta(hours=12, seconds=live + rng.uniform(-2, 0))
+        prefix = "system-prompt-v3"
     return usage_record(
         record_id=f"span-{n}",
-        ts=DAY + timedelta(seconds=rng.randrange(86_000)),
+        ts=ts,
+        prompt_prefix_hash=prefix,
         provider="openai",
         model=rng.choice(["gpt-4o", "gpt-4o-mini", "gpt-4.1"]),
         feature=f"feature-{rng.randrange(12)}",
@@ -52,6 +62,9 @@ ORDER_DEPENDENT = {
     "repeat_cached_input_tokens",
     "repeat_output_tokens",
     "repeat_cost_nanousd",
+    "prefix_repeat_input_tokens",
+    "prefix_repeat_cached_input_tokens",
+    "prefix_repeat_min_input_tokens",
 }
 
 
@@ -59,9 +72,11 @@ def comparable(row: DailyRollup) -> dict[str, Any]:
     return {k: v for k, v in row.model_dump().items() if k not in ORDER_DEPENDENT}
 
 
+@pytest.mark.parametrize("live", [False, True], ids=["stamped-any-time", "live-hot-prefix"])
 def test_fleet_ingest_counts_once_and_no_document_passes_one_write_a_second(
-    emulators: EmulatorHosts, project_id: str
+    emulators: EmulatorHosts, project_id: str, live: bool
 ) -> None:
+    workspace = "ws-live" if live else "ws"
     rng = random.Random(13)
     clients = [firestore.Client(project=project_id) for _ in range(PROCESSES)]
     stores = [FirestoreUsageStore(c) for c in clients]
@@ -73,7 +88,8 @@ def test_fleet_ingest_counts_once_and_no_document_passes_one_write_a_second(
     def next_batch() -> list[UsageRecord]:
         """A fresh export, or (1 in 6) one retried with a few new spans; duplicates inside."""
         with lock:
-            batch = [record(next(counter), rng) for _ in range(BATCH)]
+            now = time.monotonic() - started if live else None
+            batch = [record(next(counter), rng, now) for _ in range(BATCH)]
             if sent and rng.random() < 1 / 6:
                 batch[: BATCH // 2] = rng.sample(list(sent.values()), BATCH // 2)
             batch.append(batch[0])  # a span twice in one export
@@ -90,7 +106,7 @@ def test_fleet_ingest_counts_once_and_no_document_passes_one_write_a_second(
             while times:
                 deliveries += 1
                 try:
-                    records += stores[n].apply("ws", batch)
+                    records += stores[n].apply(workspace, batch)
                 except Unavailable:
                     continue
                 times -= 1
@@ -112,11 +128,15 @@ def test_fleet_ingest_counts_once_and_no_document_passes_one_write_a_second(
     assert hottest.writes / elapsed <= 1.0, stats.hottest
     reader = FirestoreUsageStore(clients[0])
     expected = accumulate(sent.values())
-    got = {r.doc_id: r for r in reader.daily("ws", "2026-11-20", "2026-11-20")}
+    got = {r.doc_id: r for r in reader.daily(workspace, "2026-11-20", "2026-11-20")}
     assert {k: comparable(r) for k, r in got.items()} == {
         k: comparable(r) for k, r in expected.daily.items()
     }
-    assert {r.doc_id: r for r in reader.users("ws", "2026-11-20", "2026-11-20")} == expected.users
-    assert reader.catalogue("ws").records == len(sent)
+    assert {r.doc_id: r for r in reader.users(workspace, "2026-11-20", "2026-11-20")} == (
+        expected.users
+    )
+    assert reader.catalogue(workspace).records == len(sent)
+    if live:
+        assert sum(r.prefix_repeat_requests for r in got.values()) > 0
     for c in clients:
         c.close()

@@ -84,21 +84,22 @@ def test_joining_slots_is_always_written() -> None:
     # process credit the same join again.
     base = noted(noted({}, T0, REQUEST), T0 + 40 * HOUR, REQUEST)
     joined = noted(base, T0 + 20 * HOUR, REQUEST)
-    assert needs_write(base, joined, REQUEST)
+    assert needs_write(base, joined, REQUEST) == "required"
     # A last time moved within the slack is written when it joins the next slot.
     day = T0 + HOUR  # 00:50, in the next day's slot
     one = noted(noted({}, day, REQUEST), day + 24 * HOUR + 10_000_000, REQUEST)
     moved = noted(one, day + 20_000_000, REQUEST)
-    assert needs_write(one, moved, REQUEST)
+    assert needs_write(one, moved, REQUEST) == "required"
 
 
 def test_writes_only_when_the_marker_moves_enough() -> None:
     first = noted({}, T0, PREFIX)
-    assert needs_write(None, first, PREFIX)
-    assert not needs_write(first, noted(first, T0 + PREFIX.slack_us, PREFIX), PREFIX)
-    assert needs_write(first, noted(first, T0 + PREFIX.slack_us + 1, PREFIX), PREFIX)
-    # A call in the next slot opens it: written.
-    assert needs_write(first, noted(first, T0 + PREFIX.length_us, PREFIX), PREFIX)
+    assert needs_write(None, first, PREFIX) == "required"
+    assert needs_write(first, noted(first, T0 + PREFIX.slack_us, PREFIX), PREFIX) is None
+    # Moved beyond the slack: worth writing, but only precision rests on it.
+    assert needs_write(first, noted(first, T0 + PREFIX.slack_us + 1, PREFIX), PREFIX) == "moved"
+    # A call in the next slot opens it: a later call's credit rests on it.
+    assert needs_write(first, noted(first, T0 + PREFIX.length_us, PREFIX), PREFIX) == "required"
 
 
 def test_old_slots_are_dropped_when_noting() -> None:
