@@ -208,9 +208,6 @@ class KnownWindows:
 
 # A few hundred bytes a marker's state.
 KNOWN_WINDOWS: Final = 100_000
-# A window marker's times moved beyond the slack are written at most this often (by the
-# marker's stored version, whoever wrote it).
-MARKER_MOVE_EVERY_S: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,25 +464,16 @@ class FirestoreUsageStore:
         states: dict[str, WindowState],
         windows: dict[str, repeats.Window],
     ) -> dict[str, repeats.Slots]:
-        """The window markers the commit writes: every required change, and a time moved
-        beyond the slack only if the marker was not written in the last
-        ``MARKER_MOVE_EVERY_S`` (so calls stamped out of order, each moving a hot marker's
-        times, do not write it on every commit)."""
-        now = self._clock()
+        """The window markers the commit writes: those that changed enough
+        (``repeats.needs_write``). A time moved beyond the slack is written too, though only
+        precision rests on it: put off, another aggregator would judge calls against a time
+        that lags by more than the slack (tested: repeats were then missed under
+        concurrent aggregators)."""
         writes: dict[str, repeats.Slots] = {}
         for marker, slots in rollups.markers.items():
             known = states.get(marker)
-            need = repeats.needs_write(
-                None if known is None else known.stored, slots, windows[marker]
-            )
-            if need == "required" or (
-                need == "moved"
-                and (
-                    known is None
-                    or known.version is None
-                    or now - known.version.timestamp() >= MARKER_MOVE_EVERY_S
-                )
-            ):
+            stored = None if known is None else known.stored
+            if repeats.needs_write(stored, slots, windows[marker]) is not None:
                 writes[marker] = slots
         return writes
 

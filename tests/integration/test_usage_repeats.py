@@ -130,3 +130,24 @@ def test_prefix_repeats_through_the_store(firestore_client: firestore.Client) ->
     assert (row.prefix_hashed_requests, row.prefix_repeat_requests) == (4, 2)
     assert row.prefix_repeat_input_tokens == 6002 + 6004
     assert row.prefix_repeat_min_input_tokens == 6002
+
+
+def test_a_process_updates_the_markers_it_wrote_without_reading_them(
+    firestore_client: firestore.Client, monkeypatch: Any
+) -> None:
+    # Each write's version comes back with its commit: the next write's precondition. A
+    # wrong one would cost every later commit a failed attempt and a read.
+    store = FirestoreUsageStore(firestore_client)
+    reads: list[int] = []
+    read_windows = store._read_windows
+
+    def counted(ws: Any, windows: Any) -> Any:
+        reads.append(1)
+        return read_windows(ws, windows)
+
+    monkeypatch.setattr(store, "_read_windows", counted)
+    for n in range(4):  # each call opens a slot: each commit updates both markers
+        at = EVENING + timedelta(hours=8 * n)
+        assert store.apply("rp5", [call(n, at, prompt_prefix_hash="sys")]) == 1
+    assert reads == []
+    assert sum(repeat_counts(store, "rp5").values()) == 3
