@@ -19,13 +19,13 @@ from shared.usage import report
 from shared.usage.recommend import recommend
 from shared.usage.repricing import prices_basis
 from shared.usage.rollups import DailyRollup
-from shared.usage.whatif import target_prices, what_if
+from shared.usage.whatif import check_target, what_if
 
 
 def check_what_if(spec: WhatIfSpec, book: PriceBook, period: PeriodRange) -> None:
     """422 naming the target when neither the table nor the workspace prices it."""
     try:
-        target_prices(spec, book, report.days_of(period)[-1])
+        check_target(spec, book, report.days_of(period))
     except pricing.UnknownModelError as e:
         raise ValidationFailed(f"what_if.model: {e}") from e
 

@@ -4,7 +4,9 @@ the whole workspace's or one feature's, would have cost on another model.
 - Tokens: the period's daily rollups as measured (input, cached input, output; the batch
   ones apart), per source (provider, model).
 - Target prices: the book's (the workspace's, else the list) for the target at 00:00 UTC of
-  the period's last day, as the savings are priced; batch tokens at its batch prices.
+  each day, so each day's tokens are priced as the target was priced that day (a list price
+  or a workspace entry that changes inside the period splits it); batch tokens at its batch
+  prices. The prices shown (``input_usd_per_mtok`` ...) are those of the period's last day.
 - Current cost: the rollups' cost at the workspace's prices (``shared.usage.repricing``),
   so the difference is what-if minus what was (or would have been) billed.
 - Caveat, always stated: the target's tokenizer would count the same text differently, so
@@ -35,14 +37,22 @@ _PCT_DIGITS: Final = 1
 
 
 def target_prices(
-    spec: WhatIfSpec, book: PriceBook, last_day: str
+    spec: WhatIfSpec, book: PriceBook, day: str
 ) -> tuple[pricing.ModelPrices, pricing.ModelPrices]:
-    """The target's standard and batch prices; ``pricing.UnknownModelError`` if unpriced."""
-    at = day_start(last_day)
+    """The target's standard and batch prices on ``day``; ``pricing.UnknownModelError`` if
+    unpriced."""
+    at = day_start(day)
     return (
         book.model_prices(spec.provider, spec.model, at),
         book.model_prices(spec.provider, spec.model, at, batch=True),
     )
+
+
+def check_target(spec: WhatIfSpec, book: PriceBook, days: Sequence[str]) -> None:
+    """``pricing.UnknownModelError`` naming the target if any of ``days`` has no price for it
+    (a private model priced only from a ``from`` inside the period, for one)."""
+    for day in days:
+        target_prices(spec, book, day)
 
 
 def what_if(
@@ -50,7 +60,8 @@ def what_if(
 ) -> WhatIf:
     """``rows``: the daily rollups at the workspace's prices (at least the period's days);
     only ``days`` (and ``spec.feature``'s rows, if given) count."""
-    standard, batch = target_prices(spec, book, days[-1])
+    prices = {day: target_prices(spec, book, day) for day in days}
+    standard = prices[days[-1]][0]
     wanted = set(days)
     by_source: dict[tuple[str, str], list[DailyRollup]] = {}
     for row in rows:
@@ -61,9 +72,7 @@ def what_if(
     what_if_total = Decimal(0)
     for (provider, model), own in sorted(by_source.items()):
         tokens = [sum(getattr(r, f) for r in own) for f in _TOKENS]
-        batched = [sum(getattr(r, f"batch_{f}") for r in own) for f in _TOKENS]
-        unbatched = [t - b for t, b in zip(tokens, batched, strict=True)]
-        cost = standard.cost(*unbatched) + batch.cost(*batched)
+        cost = sum((_day_cost(r, *prices[r.day]) for r in own), Decimal(0))
         current = nanousd_to_usd(sum(r.cost_nanousd for r in own))
         current_total += current
         what_if_total += cost
@@ -100,6 +109,16 @@ def what_if(
         prices=prices_basis(book),
         caveat=CAVEAT,
     )
+
+
+def _day_cost(
+    row: DailyRollup, standard: pricing.ModelPrices, batch: pricing.ModelPrices
+) -> Decimal:
+    """One row's tokens at the target's prices of the row's day (its batch tokens at the
+    batch prices)."""
+    batched = [getattr(row, f"batch_{f}") for f in _TOKENS]
+    unbatched = [getattr(row, f) - b for f, b in zip(_TOKENS, batched, strict=True)]
+    return standard.cost(*unbatched) + batch.cost(*batched)
 
 
 _TOKENS: Final = ("input_tokens", "cached_input_tokens", "output_tokens")
