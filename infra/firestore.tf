@@ -25,8 +25,9 @@ locals {
 
   # Collection groups whose documents Firestore deletes once `expires_at` has passed.
   ttl_fields = {
-    dedup      = "expires_at"
-    ratelimits = "expires_at"
+    dedup              = "expires_at"
+    ratelimits         = "expires_at"
+    usage_hash_windows = "expires_at"
   }
 }
 

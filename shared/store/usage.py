@@ -115,6 +115,7 @@ class StoredWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     slots: dict[str, list[int]]
+    expires_at: datetime
 
     def decoded(self) -> dict[int, tuple[int, int]]:
         return repeats.decode(self.slots)
@@ -208,6 +209,9 @@ class KnownWindows:
 
 # A few hundred bytes a marker's state.
 KNOWN_WINDOWS: Final = 100_000
+# How long a window marker outlives its last call: the three slots it keeps (three days of
+# request hashes) and a day to spare for calls that arrive late.
+WINDOW_MARKER_TTL: Final = timedelta(days=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,7 +518,7 @@ class FirestoreUsageStore:
         windows = ws.collection(HASH_WINDOWS_COLLECTION)
         # Before the records' markers and parts: their results come first, in this order.
         for marker, slots in writes.items():
-            fields = {"slots": repeats.encode(slots)}
+            fields = _window_fields(slots)
             known = states.get(marker)
             if known is None or known.version is None:
                 batch.create(windows.document(marker), fields)
@@ -541,7 +545,7 @@ class FirestoreUsageStore:
         batch = self._db.batch()
         windows = self._ws(workspace_id).collection(HASH_WINDOWS_COLLECTION)
         for marker, slots in rollups.markers.items():
-            batch.create(windows.document(marker), {"slots": repeats.encode(slots)})
+            batch.create(windows.document(marker), _window_fields(slots))
         self.add_to_batch(batch, workspace_id, rollups, records)
         return batch
 
@@ -702,6 +706,15 @@ def _fields(done: Compaction) -> dict[str, int]:
         "commits": done.commits,
         "conflicts": done.conflicts,
     }
+
+
+def _window_fields(slots: repeats.Slots) -> dict[str, Any]:
+    """A window marker as stored: its slots, and when Firestore's TTL may delete it (its
+    last call plus ``WINDOW_MARKER_TTL``: by then no call it could make a repeat can still
+    arrive in order, so the markers of hashes no longer seen do not pile up)."""
+    last_us = max(last for _, last in slots.values())
+    last = datetime.fromtimestamp(last_us / 1_000_000, UTC)
+    return {"slots": repeats.encode(slots), "expires_at": last + WINDOW_MARKER_TTL}
 
 
 def _doc_id(name: str) -> str:

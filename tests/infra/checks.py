@@ -76,7 +76,11 @@ COMPOSITE_QUERIES = (
     ("runs", ("thread_id", "status"), ("created_at", "ASCENDING")),
     ("threads", ("owner_uid", "workspace_id"), ("updated_at", "DESCENDING")),
 )
-TTL_FIELDS = (("dedup", "expires_at"), ("ratelimits", "expires_at"))
+TTL_FIELDS = (
+    ("dedup", "expires_at"),
+    ("ratelimits", "expires_at"),
+    ("usage_hash_windows", "expires_at"),
+)
 
 FORBIDDEN_ROLES = {"roles/owner", "roles/editor"}
 # Variables whose values are secrets: only ever a Secret Manager secret env ref, never plain

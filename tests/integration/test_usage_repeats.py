@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from shared.errors import Unavailable
 from shared.models.usage import UsageRecord, usage_record
-from shared.store.usage import FirestoreUsageStore
+from shared.store.usage import WINDOW_MARKER_TTL, FirestoreUsageStore
 from shared.usage import repeats
 from shared.usage.layout import HASH_WINDOWS_COLLECTION
 from shared.usage.rollups import accumulate
@@ -52,11 +52,14 @@ def test_23_50_then_00_10_is_a_repeat_across_batches_and_processes(
     assert repeat_counts(other, "rp1") == {"2026-11-02": 0, "2026-11-03": 1}
     # The marker keeps when the hash was seen.
     (marker,) = firestore_client.collection(f"workspaces/rp1/{HASH_WINDOWS_COLLECTION}").stream()
-    slots = repeats.decode((marker.to_dict() or {})["slots"])
+    stored = marker.to_dict() or {}
+    slots = repeats.decode(stored["slots"])
     assert sorted(slots.values()) == [
         (repeats.micros(EVENING), repeats.micros(EVENING)),
         (repeats.micros(EVENING) + 20 * 60 * 10**6,) * 2,
     ]
+    # Firestore's TTL deletes it once no call it could make a repeat can arrive in order.
+    assert stored["expires_at"] == EVENING + timedelta(minutes=20) + WINDOW_MARKER_TTL
     # More than 24 h after the last: not a repeat, whichever process applies it.
     late = call(3, EVENING + timedelta(days=1, minutes=21))
     assert FirestoreUsageStore(firestore_client).apply("rp1", [late]) == 1
