@@ -34,21 +34,17 @@ def _stores(ctx: Context) -> Stores:
 
 def _view(listed: Listed) -> BudgetView:
     budget = listed.budget
-    return BudgetView(
-        budget_id=budget.budget_id,
-        name=budget.name,
-        monthly_usd=budget.monthly_usd,
-        scope=budget.scope,
-        thresholds=budget.thresholds,
-        webhook_url=budget.webhook_url if listed.sees_url else None,
-        webhook_host=webhook_host(budget.webhook_url),
-        anomalies=budget.anomalies,
-        created_by=budget.created_by,
-        created_at=budget.created_at,
-        updated_at=budget.updated_at,
-        month=listed.month.label,
-        spend_usd=listed.standing.spend_usd,
-        forecast_usd=listed.standing.forecast_usd,
+    # The budget's fields by name, but the webhook's: its URL is an admin's only (a Slack
+    # URL is itself a credential), others see its host; and the month's standing.
+    return BudgetView.model_validate(
+        {
+            **budget.model_dump(),
+            "webhook_url": budget.webhook_url if listed.sees_url else None,
+            "webhook_host": webhook_host(budget.webhook_url),
+            "month": listed.month.label,
+            "spend_usd": listed.standing.spend_usd,
+            "forecast_usd": listed.standing.forecast_usd,
+        }
     )
 
 

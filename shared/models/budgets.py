@@ -82,7 +82,9 @@ class _Request(BaseModel):
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Built from the store's documents by name; a document's other fields are ignored, so a
+    # view shows only what it declares.
+    model_config = ConfigDict(frozen=True, from_attributes=True, extra="ignore")
 
     @field_serializer("*", when_used="json")
     def _times(self, value: object) -> object:
@@ -255,6 +257,14 @@ class WebhookSecretView(_Response):
     webhook_secret: str
 
 
+class DeliveryView(_Response):
+    status: DeliveryStatus
+    attempts: int
+    host: str | None
+    last_error: str | None
+    at: datetime | None
+
+
 class NotificationView(_Response):
     notification_id: str
     kind: NotificationKind
@@ -269,36 +279,21 @@ class NotificationView(_Response):
     forecast_usd: float | None
     monthly_usd: float | None
     detail: dict[str, Any]
-    deliveries: dict[str, dict[str, Any]]
+    deliveries: dict[str, DeliveryView]
     unread: bool
 
     @classmethod
     def of(cls, doc: NotificationDoc, read_up_to: datetime | None) -> NotificationView:
-        return cls(
-            notification_id=doc.notification_id,
-            kind=doc.kind,
-            text=doc.text,
-            ts=doc.created_at,
-            period={"start": doc.period.start, "end": doc.period.end},
-            spend_usd=doc.spend_usd,
-            budget_id=doc.budget_id,
-            budget_name=doc.budget_name,
-            threshold=doc.threshold,
-            crossed_by=doc.crossed_by,
-            forecast_usd=doc.forecast_usd,
-            monthly_usd=doc.monthly_usd,
-            detail=doc.detail,
-            deliveries={
-                budget_id: {
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "host": d.host,
-                    "last_error": d.last_error,
-                    "at": None if d.at is None else iso_utc(d.at),
-                }
-                for budget_id, d in sorted(doc.deliveries.items())
-            },
-            unread=read_up_to is None or doc.created_at > read_up_to,
+        # The document's fields by name, but three: ``ts`` is its ``created_at`` (the name
+        # every frame's time has), the deliveries in budget order, and ``unread`` is the
+        # reader's (against their read mark), not the document's.
+        return cls.model_validate(
+            {
+                **doc.model_dump(),
+                "ts": doc.created_at,
+                "deliveries": dict(sorted(doc.deliveries.items())),
+                "unread": read_up_to is None or doc.created_at > read_up_to,
+            }
         )
 
 

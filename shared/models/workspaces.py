@@ -25,15 +25,7 @@ from pydantic import (
 from shared.models.events import iso_utc
 from shared.models.usage import Name as ModelName
 from shared.models.usage import ProviderId
-from shared.store.documents import (
-    ApiKeyDoc,
-    AuditEntry,
-    InviteDoc,
-    MemberDoc,
-    ModelRefDoc,
-    PriceEntryDoc,
-    WorkspaceSettingsDoc,
-)
+from shared.store.documents import PriceEntryDoc
 from shared.workspaces.keys import KeyScope
 from shared.workspaces.roles import Role
 
@@ -73,7 +65,10 @@ class _Request(BaseModel):
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Built from the store's documents by name (``View.model_validate(doc)``); a document's
+    # other fields (an API key's ``secret_hash``) are ignored, so a view shows only what it
+    # declares.
+    model_config = ConfigDict(frozen=True, from_attributes=True, extra="ignore")
 
     @field_serializer("*", when_used="json")
     def _times(self, value: object) -> object:
@@ -154,15 +149,7 @@ class PriceEntryIn(_Request):
         return self
 
     def doc(self) -> PriceEntryDoc:
-        return PriceEntryDoc(
-            provider=self.provider,
-            model=self.model,
-            input_mtok=self.input_mtok,
-            cached_input_mtok=self.cached_input_mtok,
-            output_mtok=self.output_mtok,
-            discount_pct=self.discount_pct,
-            from_=self.from_,
-        )
+        return PriceEntryDoc.model_validate(self, from_attributes=True)
 
 
 class PricesRequest(RootModel[list[PriceEntryIn]]):
@@ -205,16 +192,6 @@ class MemberView(_Response):
     added_by: str
     added_at: datetime
 
-    @classmethod
-    def of(cls, member: MemberDoc) -> MemberView:
-        return cls(
-            uid=member.uid,
-            email=member.email,
-            role=member.role,
-            added_by=member.added_by,
-            added_at=member.added_at,
-        )
-
 
 class MemberList(_Response):
     members: list[MemberView]
@@ -230,17 +207,6 @@ class InviteCreated(_Response):
 class InviteView(InviteCreated):
     invited_by: str
     created_at: datetime
-
-    @classmethod
-    def of(cls, invite: InviteDoc) -> InviteView:
-        return cls(
-            invite_id=invite.invite_id,
-            email=invite.email,
-            role=invite.role,
-            expires_at=invite.expires_at,
-            invited_by=invite.invited_by,
-            created_at=invite.created_at,
-        )
 
 
 class InviteList(_Response):
@@ -272,20 +238,6 @@ class KeyView(_Response):
     revoked_at: datetime | None
     last_used_at: datetime | None
 
-    @classmethod
-    def of(cls, key: ApiKeyDoc) -> KeyView:
-        return cls(
-            key_id=key.key_id,
-            name=key.name,
-            scope=key.scope,
-            prefix=key.prefix,
-            created_by=key.created_by,
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-            revoked_at=key.revoked_at,
-            last_used_at=key.last_used_at,
-        )
-
 
 class KeyList(_Response):
     keys: list[KeyView]
@@ -299,17 +251,6 @@ class AuditView(_Response):
     detail: dict[str, Any]
     at: datetime
 
-    @classmethod
-    def of(cls, entry: AuditEntry) -> AuditView:
-        return cls(
-            seq=entry.seq,
-            actor=entry.actor,
-            action=entry.action,
-            target=entry.target,
-            detail=entry.detail,
-            at=entry.at,
-        )
-
 
 class AuditList(_Response):
     entries: list[AuditView]
@@ -318,7 +259,13 @@ class AuditList(_Response):
 class PriceEntryView(BaseModel):
     # Not a ``_Response``: its serializer of every field would keep the prices' Decimals
     # (JSON strings) from their own (JSON numbers).
-    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        frozen=True,
+        from_attributes=True,
+        extra="ignore",
+        populate_by_name=True,
+        serialize_by_alias=True,
+    )
 
     provider: str
     model: str
@@ -328,44 +275,17 @@ class PriceEntryView(BaseModel):
     discount_pct: DiscountPct | None
     from_: date | None = Field(alias="from")
 
-    @classmethod
-    def of(cls, doc: PriceEntryDoc) -> PriceEntryView:
-        return cls(
-            provider=doc.provider,
-            model=doc.model,
-            input_mtok=doc.input_mtok,
-            cached_input_mtok=doc.cached_input_mtok,
-            output_mtok=doc.output_mtok,
-            discount_pct=doc.discount_pct,
-            from_=doc.from_,
-        )
-
 
 class PriceList(_Response):
     """The workspace's prices; empty: list prices everywhere."""
 
     prices: list[PriceEntryView]
 
-    @classmethod
-    def of(cls, settings: WorkspaceSettingsDoc) -> PriceList:
-        return cls(prices=[PriceEntryView.of(p) for p in settings.prices])
-
 
 class ModelRefView(_Response):
     provider: str
     model: str
 
-    @classmethod
-    def of(cls, doc: ModelRefDoc) -> ModelRefView:
-        return cls(provider=doc.provider, model=doc.model)
-
 
 class SettingsView(_Response):
     allowed_models: list[ModelRefView] | None
-
-    @classmethod
-    def of(cls, settings: WorkspaceSettingsDoc) -> SettingsView:
-        allowed = settings.allowed_models
-        return cls(
-            allowed_models=None if allowed is None else [ModelRefView.of(m) for m in allowed]
-        )

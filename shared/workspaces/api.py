@@ -101,7 +101,7 @@ def accept_invite(ctx: Context, params: list[str]) -> HttpResponse:
 def list_members(ctx: Context, params: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     found = service.members(ctx.services.workspaces, params[0], ctx.principal.uid)
-    return ok(MemberList(members=[MemberView.of(m) for m in found]))
+    return ok(MemberList(members=[MemberView.model_validate(m) for m in found]))
 
 
 def change_role(ctx: Context, params: list[str]) -> HttpResponse:
@@ -111,7 +111,7 @@ def change_role(ctx: Context, params: list[str]) -> HttpResponse:
         ctx.services.workspaces, ws, ctx.principal.uid, uid, request.role, ctx.now
     )
     ctx.services.access.forget(ws, uid)
-    return ok(MemberView.of(changed))
+    return ok(MemberView.model_validate(changed))
 
 
 def remove_member(ctx: Context, params: list[str]) -> HttpResponse:
@@ -140,7 +140,7 @@ def create_invite(ctx: Context, params: list[str]) -> HttpResponse:
 def list_invites(ctx: Context, params: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     found = service.pending_invites(ctx.services.workspaces, params[0], ctx.principal.uid, ctx.now)
-    return ok(InviteList(invites=[InviteView.of(i) for i in found]))
+    return ok(InviteList(invites=[InviteView.model_validate(i) for i in found]))
 
 
 def delete_invite(ctx: Context, params: list[str]) -> HttpResponse:
@@ -183,7 +183,7 @@ def create_key(ctx: Context, params: list[str]) -> HttpResponse:
 def list_keys(ctx: Context, params: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     found = service.api_keys(ctx.services.workspaces, params[0], ctx.principal.uid)
-    return ok(KeyList(keys=[KeyView.of(k) for k in found]))
+    return ok(KeyList(keys=[KeyView.model_validate(k) for k in found]))
 
 
 def revoke_key(ctx: Context, params: list[str]) -> HttpResponse:
@@ -201,7 +201,7 @@ def audit(ctx: Context, params: list[str]) -> HttpResponse:
     entries = service.audit_log(
         ctx.services.workspaces, params[0], ctx.principal.uid, query.limit, query.before_seq
     )
-    return ok(AuditList(entries=[AuditView.of(e) for e in entries]))
+    return ok(AuditList(entries=[AuditView.model_validate(e) for e in entries]))
 
 
 # --- prices and settings --------------------------------------------------------------------
@@ -210,7 +210,7 @@ def audit(ctx: Context, params: list[str]) -> HttpResponse:
 def get_prices(ctx: Context, params: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     found = service.settings(ctx.services.workspaces, params[0], ctx.principal.uid)
-    return ok(PriceList.of(found))
+    return ok(PriceList.model_validate(found))
 
 
 def put_prices(ctx: Context, params: list[str]) -> HttpResponse:
@@ -222,13 +222,13 @@ def put_prices(ctx: Context, params: list[str]) -> HttpResponse:
         [entry.doc() for entry in request.root],
         ctx.now,
     )
-    return ok(PriceList.of(changed))
+    return ok(PriceList.model_validate(changed))
 
 
 def get_settings(ctx: Context, params: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     found = service.settings(ctx.services.workspaces, params[0], ctx.principal.uid)
-    return ok(SettingsView.of(found))
+    return ok(SettingsView.model_validate(found))
 
 
 def put_settings(ctx: Context, params: list[str]) -> HttpResponse:
@@ -243,7 +243,7 @@ def put_settings(ctx: Context, params: list[str]) -> HttpResponse:
         else [ModelRefDoc(provider=m.provider, model=m.model) for m in allowed],
         ctx.now,
     )
-    return ok(SettingsView.of(changed))
+    return ok(SettingsView.model_validate(changed))
 
 
 # --- routing ----------------------------------------------------------------------------------
