@@ -29,6 +29,16 @@ locals {
     ratelimits         = "expires_at"
     usage_hash_windows = "expires_at"
   }
+
+  # Fields no query filters or orders on, whose automatic single-field indexes would only
+  # cost writes: the usage rollups' blobs (a part or a day's rows, up to ~900 KB; only `day`
+  # and `kind` are queried) and a window marker's slots (rewritten as calls arrive).
+  unindexed_fields = {
+    usage_daily_rows         = { collection = "usage_daily", field = "rows" }
+    usage_daily_catalogue    = { collection = "usage_daily", field = "catalogue" }
+    usage_daily_users_rows   = { collection = "usage_daily_users", field = "rows" }
+    usage_hash_windows_slots = { collection = "usage_hash_windows", field = "slots" }
+  }
 }
 
 resource "google_firestore_database" "default" {
@@ -70,5 +80,16 @@ resource "google_firestore_field" "ttl" {
 
   # No single-field indexes on the expiry timestamp: nothing queries it, and indexes on a
   # steadily growing timestamp hot-spot writes.
+  index_config {}
+}
+
+resource "google_firestore_field" "unindexed" {
+  for_each = local.unindexed_fields
+
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  # An empty index_config: no single-field index at all on this field.
   index_config {}
 }

@@ -81,6 +81,14 @@ TTL_FIELDS = (
     ("ratelimits", "expires_at"),
     ("usage_hash_windows", "expires_at"),
 )
+# Large or churning fields no query reads by (the rollup blobs, a window marker's slots):
+# exempt from single-field indexing (shared/store/usage.py writes them).
+UNINDEXED_FIELDS = (
+    ("usage_daily", "rows"),
+    ("usage_daily", "catalogue"),
+    ("usage_daily_users", "rows"),
+    ("usage_hash_windows", "slots"),
+)
 
 FORBIDDEN_ROLES = {"roles/owner", "roles/editor"}
 # Variables whose values are secrets: only ever a Secret Manager secret env ref, never plain
@@ -895,6 +903,14 @@ def firestore_problems(co: Checkout) -> list[str]:
     for want in TTL_FIELDS:
         if want not in ttl:
             problems.append(f"no TTL policy on collection group {want[0]!r} field {want[1]!r}")
+    exempt = {
+        (f.get("collection"), f.get("field"))
+        for f in module.instances("google_firestore_field")
+        if f.get("index_config") == [{}] and f.get("ttl_config") is None
+    }
+    for want in UNINDEXED_FIELDS:
+        if want not in exempt:
+            problems.append(f"{want[0]!r} field {want[1]!r} keeps its single-field indexes")
     return problems
 
 

@@ -233,10 +233,16 @@ def test_a_for_each_key_known_only_after_apply_fails_the_plan(make_checkout: Mak
 def test_a_missing_index_or_ttl_fails(make_checkout: MakeCheckout) -> None:
     co = make_checkout()
     edit(co.infra / "firestore.tf", '        { path = "status", order = "ASCENDING" },\n', "")
-    edit(co.infra / "firestore.tf", '    ratelimits = "expires_at"\n', "")
+    edit(co.infra / "firestore.tf", '    ratelimits         = "expires_at"\n', "")
+    edit(
+        co.infra / "firestore.tf",
+        '    usage_daily_rows         = { collection = "usage_daily", field = "rows" }\n',
+        "",
+    )
     assert checks.firestore_problems(co) == [
         "no composite index on 'runs' for thread_id == , status == ordered by created_at ASCENDING",
         "no TTL policy on collection group 'ratelimits' field 'expires_at'",
+        "'usage_daily' field 'rows' keeps its single-field indexes",
     ]
 
 
