@@ -98,7 +98,15 @@ class WhatIfMention(WhatIfSpec):
 Metric = Literal["cost", "requests", "tokens", "latency", "errors", "cache"]
 # What an entity kind is called in ``Entities.inherited``.
 Inheritable = Literal[
-    "intent", "period", "models", "providers", "features", "savings_target", "group_by", "metrics"
+    "intent",
+    "period",
+    "models",
+    "providers",
+    "features",
+    "savings_target",
+    "group_by",
+    "metrics",
+    "what_if",
 ]
 
 

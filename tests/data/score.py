@@ -171,6 +171,14 @@ def failures(turn: Labelled, triaged: TriageResponse) -> list[str]:
                     kind,
                     expected_ranks,
                 )
+            case "what_if":
+                what_if = entities.what_if
+                got = (
+                    "none"
+                    if what_if is None
+                    else what_if.model + (f"@{what_if.feature}" if what_if.feature else "")
+                )
+                ok = got == want
             case "inherited":
                 got = ",".join(entities.inherited)
                 ok = set(want.split(",")) <= set(entities.inherited)

@@ -768,3 +768,42 @@ def test_a_what_if_question_names_its_target_and_goes_through_both_agents(
 )
 def test_questions_about_the_usage_as_it_ran_are_no_what_if(message: str) -> None:
     assert run(message).entities.what_if is None
+
+
+@pytest.mark.parametrize(
+    ("message", "model", "feature"),
+    [
+        ("what would happen if we moved summarize to gpt-4o-mini?", "gpt-4o-mini", "summarize"),
+        ("if we switched to claude-3-5-haiku how much would we save?", "claude-3-5-haiku", None),
+        ("What would happen if we used gemini-2.0-flash for the support bot?", "gemini-2.0-flash",
+         "support_bot"),
+        ("how much would we save if we switched summarize from gpt-4o to gpt-4o-mini",
+         "gpt-4o-mini", "summarize"),
+        ("if we had moved summarize to claude-3-5-haiku, what would it have cost?",
+         "claude-3-5-haiku", "summarize"),
+        ("reprice last month at gpt-4.1-mini prices", "gpt-4.1-mini", None),
+    ],
+)  # fmt: skip
+def test_a_what_if_without_cost_on_is_a_what_if_and_states_its_intent(
+    message: str, model: str, feature: str | None
+) -> None:
+    result = run(message)
+    what_if = result.entities.what_if
+    assert what_if is not None
+    assert (what_if.model, what_if.feature) == (model, feature)
+    # It states what it asks: a cost question, not an unclear one asked back.
+    assert result.intent is Intent.COST_ANALYSIS
+    assert not result.clarify
+    assert decide_route(result, has_usage_data=True).agents == ["data", "optimization"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "if we move to claude-3-5-haiku, will quality drop?",
+        "what would happen if latency doubled?",
+        "if we switch to gpt-4o-mini is the latency better?",
+    ],
+)
+def test_a_switch_without_money_or_consequence_is_no_what_if(message: str) -> None:
+    assert run(message).entities.what_if is None

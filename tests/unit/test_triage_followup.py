@@ -421,3 +421,81 @@ def test_any_follow_up_gives_a_valid_result(first: str, parts: list[str]) -> Non
         "group_by",
         "metrics",
     }
+
+
+# --- what-if in conversation (issue 14 item 7) ------------------------------------------------
+
+WHAT_IF = "what would summarize have cost on claude-3-5-haiku last month?"
+
+
+@pytest.mark.parametrize(
+    ("message", "target"),
+    [
+        ("and on gpt-4o-mini?", "gpt-4o-mini"),
+        ("what about haiku?", "claude-haiku-4-5"),
+        ("gpt-4.1?", "gpt-4.1"),
+    ],
+)
+def test_a_model_alone_after_a_what_if_replaces_its_target(message: str, target: str) -> None:
+    context = after(WHAT_IF)
+    result = run(message, context)
+    entities = result.entities
+    assert entities.what_if is not None
+    assert (entities.what_if.model, entities.what_if.feature) == (target, "summarize")
+    assert entities.period == context.entities.period
+    assert [f.name for f in entities.features] == ["summarize"]
+    # As the what-if asked in full names them: the target, no earlier target.
+    assert [m.name for m in entities.models] == [target]
+    assert {"intent", "period", "features", "what_if"} <= set(entities.inherited)
+    route = decide_route(result, has_usage_data=True)
+    assert route.agents == ["data", "optimization"]
+    assert target in route.reason
+    # The same scope asked in full reads the same what-if.
+    full = run(f"what would summarize have cost on {target} last month?").entities
+    assert full.what_if is not None
+    assert (full.what_if.model, full.what_if.feature) == (target, "summarize")
+    assert (full.period, full.features) == (entities.period, entities.features)
+
+
+def test_a_feature_or_period_after_a_what_if_keeps_the_target() -> None:
+    context = after(WHAT_IF, "and on gpt-4o-mini?")
+    result = run("and for code_review?", context)
+    what_if = result.entities.what_if
+    assert what_if is not None
+    assert (what_if.model, what_if.feature) == ("gpt-4o-mini", "code_review")
+    later = run("the month before?", after(WHAT_IF, "and on gpt-4o-mini?", "and for code_review?"))
+    assert later.entities.what_if == what_if
+    assert later.entities.period is not None
+    assert (later.entities.period.start, later.entities.period.end) == (
+        utc(2026, 9, 1),
+        utc(2026, 10, 1),
+    )
+    every = run("and for every feature?", context).entities
+    assert every.what_if is not None
+    assert every.what_if.feature is None
+    assert every.features == []
+
+
+def test_a_what_if_asked_again_keeps_the_scope_of_the_thread() -> None:
+    context = after("what did we spend on gpt-4o last month?")
+    result = run("if we switched it to gpt-4o-mini how much would we save?", context)
+    entities = result.entities
+    assert entities.what_if is not None
+    assert entities.what_if.model == "gpt-4o-mini"
+    assert entities.period == context.entities.period
+    # gpt-4o is the usage asked about, gpt-4o-mini the target (no filter).
+    assert [m.name for m in entities.models] == ["gpt-4o", "gpt-4o-mini"]
+    assert "what_if" not in entities.inherited
+    again = run("what if we had used haiku instead?", after(WHAT_IF))
+    assert again.entities.what_if is not None
+    assert (again.entities.what_if.model, again.entities.what_if.feature) == (
+        "claude-haiku-4-5",
+        "summarize",
+    )
+    assert "what_if" in again.entities.inherited
+
+
+def test_a_question_of_its_own_after_a_what_if_is_no_what_if() -> None:
+    context = after(WHAT_IF)
+    for message in ("how many tokens did summarize use yesterday?", "How many tokens?"):
+        assert run(message, context).entities.what_if is None, message

@@ -660,6 +660,10 @@ def _group_by(text: str) -> list[Dimension]:
 
 # A question about what the usage would have cost on another model: the target is the first
 # model named after the cue's preposition ("on", "with", "using", "switched to"...).
+_SWITCHED: Final = (
+    r"(?:switched|switch|switching|moved|move|moving|migrated|migrate|changed|change|went|go|"
+    r"ported|port)"
+)
 _WHAT_IF_CUES: Final = tuple(
     re.compile(pattern, _I)
     for pattern in (
@@ -671,9 +675,32 @@ _WHAT_IF_CUES: Final = tuple(
         r"\bwhat\s+if\b.{0,60}?\b(?:switched|switch|moved|move|ran|run|been|were|was)\b"
         r".{0,60}?(?P<to>\b(?:to|on|with)\b)",
         r"\bif\s+(?:we|i)\s+had\s+(?:used|run\b.{0,60}?\bon|switched\b.{0,60}?\bto)(?P<to>)",
-        r"\b(?:cost|reprice[ds]?|priced?)\b.{0,80}?(?P<to>\bat\b)[^.?!]{0,60}?'?s?\s+prices\b",
+        r"\b(?:cost|reprice[ds]?|priced?)\b.{0,80}?(?P<to>\bat\b)(?:[^.?!]|\.(?=\w)){0,60}?'?s?\s+prices\b",
+        # "what would happen if we moved summarize to gpt-4o-mini?", "... if we used haiku?"
+        r"\bwhat\s+(?:would|will|could|might)\s+happen\s+if\b.{0,60}?\b" + _SWITCHED + r"\b"
+        r".{0,60}?(?P<to>\b(?:to|onto|on|with)\b)",
+        r"\bwhat\s+(?:would|will|could|might)\s+happen\s+if\s+(?:we|i|it|they)\s+(?:had\s+)?"
+        r"(?:used|use)\b(?P<to>)",
     )
 )
+# A conditional switch asks a what-if when the message is about money ("if we switched to
+# haiku how much would we save?"); alone ("if we move to haiku, will quality drop?") not.
+_WHAT_IF_SWITCH: Final = re.compile(
+    r"\bif\s+(?:we|i|it|they)\s+(?:had\s+)?(?:" + _SWITCHED + r"\b.{0,60}?(?P<to>\b(?:to|onto)\b)"
+    r"|(?:used|use)\b(?P<use>))",
+    _I,
+)
+_MONEY_WORDS: Final = re.compile(
+    r"\b(?:cost|costs|costed|save|saved|saving|savings|spend|spent|bill|billed|pay|paid|"
+    r"cheaper|pricier|expensive|price|prices|difference)\b",
+    _I,
+)
+
+
+def _name_at(text: str, phrase: str, after: int) -> int:
+    """Where ``phrase`` is named as a whole name at or after ``after`` (-1: not)."""
+    found = re.compile(rf"(?<![\w.-]){re.escape(phrase)}(?![\w-])", _I).search(text, after)
+    return -1 if found is None else found.start()
 
 
 def _what_if(
@@ -682,14 +709,19 @@ def _what_if(
     features: list[FeatureMention],
     providers: list[ProviderMention],
 ) -> WhatIfMention | None:
-    for cue in _WHAT_IF_CUES:
-        match = cue.search(text)
+    matches = [cue.search(text) for cue in _WHAT_IF_CUES]
+    if _MONEY_WORDS.search(text):
+        matches.append(_WHAT_IF_SWITCH.search(text))
+    for match in matches:
         if match is None:
             continue
-        after = match.end("to")
+        after = match.end("to") if match.start("to") >= 0 else match.end("use")
         # The target: the model named first after the preposition.
-        placed = [(text.lower().find(m.phrase.lower(), after), m) for m in models]
-        found = sorted((at, m) for at, m in placed if at >= 0) if placed else []
+        placed = [(_name_at(text, m.phrase, after), m) for m in models]
+        # The earliest; of two names at one place ("gpt-4o" in "gpt-4o-mini"), the longer.
+        found = sorted(
+            ((at, m) for at, m in placed if at >= 0), key=lambda f: (f[0], -len(f[1].phrase))
+        )
         if not found:
             continue
         at, target = found[0]

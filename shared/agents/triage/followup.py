@@ -29,7 +29,9 @@ from shared.models.triage import (
     FindingRef,
     Inheritable,
     Intent,
+    ModelMention,
     PeriodEntity,
+    WhatIfMention,
 )
 
 _I: Final = re.IGNORECASE
@@ -426,7 +428,11 @@ class Reading:
 def is_follow_up(reading: Reading, context: ThreadContext) -> bool:
     """Whether the message continues the thread's last question (docs/triage.md)."""
     entities = reading.entities
-    named = bool(entities.period or entities.models or entities.features or entities.providers)
+    # A what-if's target is no scope: "if we switched it to gpt-4o-mini?" after a question
+    # about gpt-4o last month asks about that usage.
+    target = entities.what_if.model if entities.what_if is not None else None
+    models = [m for m in entities.models if m.name != target]
+    named = bool(entities.period or models or entities.features or entities.providers)
     relative = _RELATIVE.search(reading.text) is not None
     clears = _CLEAR_ALL.search(reading.text) is not None or any(
         p.search(reading.text) for p in _CLEAR.values()
@@ -440,6 +446,74 @@ def is_follow_up(reading: Reading, context: ThreadContext) -> bool:
     if not reading.stated:
         return named or relative or clears or bool(entities.metrics or entities.group_by)
     return not named
+
+
+# The order ``entities.inherited`` lists what was carried in (docs/triage.md).
+_INHERITED_ORDER: Final[tuple[Inheritable, ...]] = (
+    "intent",
+    "period",
+    "models",
+    "features",
+    "providers",
+    "savings_target",
+    "group_by",
+    "metrics",
+    "what_if",
+)
+
+
+def _carried_what_if(
+    own: Entities, before: Entities, text: str, *, carry_intent: bool
+) -> WhatIfMention | None:
+    """The earlier what-if, carried into a follow-up ("and on gpt-4o-mini?", "what about
+    haiku?", "and last quarter?"): a model named replaces the target, a feature named
+    replaces the feature, the rest is kept. A what-if asked again without a feature ("what
+    if we had used sonnet instead?") keeps the earlier feature. None: nothing carried."""
+    earlier = before.what_if
+    if earlier is None:
+        return None
+    clears_features = bool(_CLEAR_ALL.search(text) or _CLEAR["features"].search(text))
+    if len(own.features) == 1:
+        feature = own.features[0].name
+    elif own.features or clears_features:
+        feature = None
+    else:
+        feature = earlier.feature
+    mine = own.what_if
+    if mine is not None:
+        if mine.feature is not None or feature is None:
+            return None
+        return mine.model_copy(update={"feature": feature})
+    if not carry_intent:
+        return None
+    if not own.models:
+        return earlier.model_copy(update={"feature": feature})
+    target = own.models[0]
+    provider = own.providers[0].name if len(own.providers) == 1 else None
+    return WhatIfMention(
+        model=target.name, provider=provider, feature=feature, phrase=target.phrase
+    )
+
+
+def own_sources(own: Entities, what_if: WhatIfMention) -> list[ModelMention]:
+    """The models a follow-up names other than the what-if's target."""
+    return [m for m in own.models if m.name != what_if.model]
+
+
+def _what_if_models(
+    own: Entities, before: Entities, what_if: WhatIfMention, text: str
+) -> tuple[list[ModelMention], bool]:
+    """The models of a carried what-if, as a what-if asked in full names them: the models
+    the usage ran on (the follow-up's, else the earlier ones) and the target (which the
+    data step does not filter by), and whether the earlier ones were carried."""
+    earlier = before.what_if.model if before.what_if is not None else None
+    sources = own_sources(own, what_if)
+    carried = False
+    if not sources and not (_CLEAR_ALL.search(text) or _CLEAR["models"].search(text)):
+        sources = [m for m in before.models if m.name not in (earlier, what_if.model)]
+        carried = bool(sources)
+    target = next((m for m in [*own.models, *before.models] if m.name == what_if.model), None)
+    return [*sources, *([target] if target is not None else [])], carried
 
 
 def follow_up(reading: Reading, context: ThreadContext) -> tuple[Entities, list[Inheritable], bool]:
@@ -491,5 +565,18 @@ def follow_up(reading: Reading, context: ThreadContext) -> tuple[Entities, list[
         inherited.append("metrics")
     if carry_intent:
         update["intents"] = before.intents or [context.intent]
+    carried_what_if = _carried_what_if(own, before, text, carry_intent=carry_intent)
+    what_if = carried_what_if or own.what_if
+    if what_if is not None:
+        update["what_if"] = what_if
+        models, carried = _what_if_models(own, before, what_if, text)
+        update["models"] = models
+        if "models" in inherited:
+            inherited.remove("models")
+        if carried:
+            inherited.append("models")
+        if carried_what_if is not None:
+            inherited.append("what_if")
+        inherited.sort(key=_INHERITED_ORDER.index)
     update["inherited"] = inherited
     return own.model_copy(update=update), inherited, carry_intent

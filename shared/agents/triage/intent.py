@@ -225,9 +225,12 @@ _CUES: Final = tuple(
     for name, (weight, pattern) in cues.items()
 )
 
-# Entities are evidence too: a savings target means optimization. A period or a name says
-# nothing about the intent when words do; alone ("gpt-4o last week?") it asks what it cost.
+# Entities are evidence too: a savings target means optimization, a what-if ("what would
+# happen if we moved summarize to gpt-4o-mini?") asks what something would have cost. A
+# period or a name says nothing about the intent when words do; alone ("gpt-4o last week?")
+# it asks what it cost.
 _TARGET_WEIGHT: Final = 3.0
+_WHAT_IF_WEIGHT: Final = 3.0
 _PERIOD_WEIGHT: Final = 0.5
 _NAME_WEIGHT: Final = 0.5
 
@@ -297,6 +300,15 @@ def _entity_cues(entities: Entities, *, topical: bool) -> list[MatchedCue]:
                 cue="savings_target",
                 weight=_TARGET_WEIGHT,
                 phrase=entities.savings_target.phrase,
+            )
+        )
+    if entities.what_if is not None:
+        cues.append(
+            MatchedCue(
+                intent=Intent.COST_ANALYSIS,
+                cue="what_if",
+                weight=_WHAT_IF_WEIGHT,
+                phrase=entities.what_if.phrase,
             )
         )
     if topical:
@@ -409,6 +421,9 @@ def analyze(
     for hit in first.values():
         words[hit.cue.intent] += hit.cue.weight
     stated = max(w for intent, w in words.items() if intent is not Intent.OTHER)
+    if entities.what_if is not None:
+        # A what-if states what it asks (its cost on another model) however it is worded.
+        stated = max(stated, _WHAT_IF_WEIGHT)
     other_words = words[Intent.OTHER] > 0
     # A greeting or a thank-you in front of a question does not make it small talk.
     kept = [
