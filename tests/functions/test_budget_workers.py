@@ -107,6 +107,17 @@ def ids(messages: list[Any]) -> list[str]:
     return sorted(json.loads(m.data)["notification_id"] for m in messages)
 
 
+def tick(function: Fn, ws: str | None = None, at: datetime | None = None) -> None:
+    """A new tick message (for ``ws``, judging ``at``) pushed to ``budget_worker``: acked."""
+    assert push(function, "budget_worker", tick_message(ws, at)) == 204
+
+
+def stored(store: FirestoreBudgetStore, ws: str, notification_id: str) -> NotificationDoc:
+    doc = store.notification(ws, notification_id)
+    assert doc is not None
+    return doc
+
+
 # --- the tick ------------------------------------------------------------------------------------
 
 
@@ -121,7 +132,7 @@ def test_the_tick_fans_out_to_every_workspace_with_budgets(
         f"/{gone.workspace}/budgets/{made['budget_id']}", headers=gone.headers
     )
     assert deleted.status_code == 204
-    assert push(function, "budget_worker", tick_message()) == 204
+    tick(function)
     got = topics["apex-budget-tick"].pull(2)
     ticks = [BudgetTick.model_validate_json(m.data) for m in got]
     assert sorted(t.workspace_id or "" for t in ticks) == sorted([a.workspace, b.workspace])
@@ -216,7 +227,7 @@ def test_a_threshold_the_forecast_crosses_fires_by_forecast(
     # Spent 7 days' worth; forecast 7 + 10.5 more days = 17.5 days' worth (at noon on the 20th).
     monthly = round(20 * daily / 1e9, 2)
     made = make_budget(function, user, {"name": "Fc", "monthly_usd": monthly})
-    assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+    tick(function, ws, AT)
     frames = topics["apex-events"].pull(2)
     alerts = sorted(
         (NotificationFrame.model_validate_json(f.data).notification for f in frames),
@@ -252,14 +263,13 @@ def test_yesterdays_anomaly_fires_once_to_the_budgets_that_asked(
     )
     make_budget(function, user, {**big, "name": "c", "webhook_url": hook.url("/c")})
     for _ in range(2):
-        assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+        tick(function, ws, AT)
     (request,) = topics["apex-notify"].pull(1)
     assert topics["apex-notify"].empty()
     message = NotifyRequested.model_validate_json(request.data)
     assert message.notification_id == "a_20261119"
     assert message.budget_id in (asked["budget_id"], same_url["budget_id"])
-    doc = store.notification(ws, "a_20261119")
-    assert doc is not None
+    doc = stored(store, ws, "a_20261119")
     assert doc.kind == "anomaly"
     assert doc.detail["day"] == "2026-11-19"
     assert doc.detail["ratio"] == 10.0
@@ -306,14 +316,12 @@ def test_an_alert_a_dead_check_left_unpublished_is_published_by_a_later_tick(
     left = the_alert(store, firestore_client, ws, made["budget_id"], AT - timedelta(minutes=5))
     assert left.notification_id == nid
     assert store.create_notification(left)
-    assert push(function, "budget_worker", tick_message(ws, AT)) == 204
+    tick(function, ws, AT)
     (frame,) = topics["apex-events"].pull(1)
     assert NotificationFrame.model_validate_json(frame.data).notification.notification_id == nid
-    doc = store.notification(ws, nid)
-    assert doc is not None
-    assert doc.published
+    assert stored(store, ws, nid).published
     assert nid in store.fired(ws, "202611")
-    assert push(function, "budget_worker", tick_message(ws, AT + timedelta(minutes=1))) == 204
+    tick(function, ws, AT + timedelta(minutes=1))
     assert topics["apex-events"].empty()
 
 
@@ -333,7 +341,7 @@ def test_a_check_racing_the_one_that_created_the_alert_does_not_publish_it_again
     )
     # Created a moment ago by another check, which is about to publish it.
     assert store.create_notification(the_alert(store, firestore_client, ws, made["budget_id"], AT))
-    assert push(function, "budget_worker", tick_message(ws, AT + timedelta(seconds=30))) == 204
+    tick(function, ws, AT + timedelta(seconds=30))
     assert topics["apex-events"].empty()
     assert store.fired(ws, "202611") == set()
 
@@ -355,7 +363,7 @@ def _one_alert(
             "webhook_url": url,
         },
     )
-    assert push(function, "budget_worker", tick_message(user.workspace, AT)) == 204
+    tick(function, user.workspace, AT)
     (request,) = topics["apex-notify"].pull(1)
     return made, request
 
@@ -374,9 +382,7 @@ def test_a_failing_receiver_is_retried_then_recorded_undelivered(
     for attempt in range(1, 6):
         # An error status: Pub/Sub redelivers, and after 5 attempts dead-letters.
         assert push(function, "notify_worker", request, attempt) == 503
-        doc = store.notification(user.workspace, nid)
-        assert doc is not None
-        state = doc.deliveries[made["budget_id"]]
+        state = stored(store, user.workspace, nid).deliveries[made["budget_id"]]
         assert (state.status, state.attempts) == ("pending", attempt)
         assert state.last_error == "127.0.0.1 answered 500"
     received = hook.wait_for(5, 5)
@@ -385,9 +391,7 @@ def test_a_failing_receiver_is_retried_then_recorded_undelivered(
     assert all(r.signed_by(made["webhook_secret"]) for r in received)
     assert [r.headers["x-apex-delivery-attempt"] for r in received] == ["1", "2", "3", "4", "5"]
     assert push(function, "deadletter_worker", request) == 204
-    doc = store.notification(user.workspace, nid)
-    assert doc is not None
-    final = doc.deliveries[made["budget_id"]]
+    final = stored(store, user.workspace, nid).deliveries[made["budget_id"]]
     assert (final.status, final.attempts, final.last_error) == (
         "undelivered", 5, "127.0.0.1 answered 500"
     )  # fmt: skip
@@ -411,8 +415,7 @@ def test_a_redirect_is_refused_delivery(
         assert push(function, "notify_worker", request) == 503
         assert elsewhere.wait_for(1, 1.0) == []
     nid = NotifyRequested.model_validate_json(request.data).notification_id
-    doc = store.notification(user.workspace, nid)
-    assert doc is not None
+    doc = stored(store, user.workspace, nid)
     assert "redirects are not followed" in (doc.deliveries[made["budget_id"]].last_error or "")
 
 
@@ -434,8 +437,7 @@ def test_a_webhook_removed_before_delivery_is_skipped(
     assert push(function, "notify_worker", request) == 204
     assert hook.wait_for(1, 0.5) == []
     nid = NotifyRequested.model_validate_json(request.data).notification_id
-    doc = store.notification(user.workspace, nid)
-    assert doc is not None
+    doc = stored(store, user.workspace, nid)
     assert doc.deliveries[made["budget_id"]].status == "skipped"
 
 
