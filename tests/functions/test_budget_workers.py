@@ -284,6 +284,25 @@ def test_yesterdays_anomaly_fires_once_to_the_budgets_that_asked(
     assert body["period"] == {"start": "2026-11-19", "end": "2026-11-19"}
 
 
+def over_half(
+    function: Fn, user: User, db: firestore.Client, webhook_url: str | None = None
+) -> dict[str, Any]:
+    """One call an hour before ``AT`` and a budget it is 60% of, with one threshold (50%):
+    the tick at ``AT`` crosses it by actual spend. The budget as created."""
+    spent = apply(db, user.workspace, [usage(AT - timedelta(hours=1), 0, "one")])
+    body = {"name": "one", "monthly_usd": round(spent / 1e9 / 0.6, 2), "thresholds": [0.5]}
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
+    return make_budget(function, user, body)
+
+
+@pytest.fixture
+def budget_over_half(
+    function: Fn, user: User, firestore_client: firestore.Client
+) -> dict[str, Any]:
+    return over_half(function, user, firestore_client)
+
+
 def the_alert(
     store: FirestoreBudgetStore, db: firestore.Client, ws: str, budget_id: str, at: datetime
 ) -> NotificationDoc:
@@ -303,14 +322,9 @@ def test_an_alert_a_dead_check_left_unpublished_is_published_by_a_later_tick(
     user: User,
     store: FirestoreBudgetStore,
     firestore_client: firestore.Client,
+    budget_over_half: dict[str, Any],
 ) -> None:
-    ws = user.workspace
-    spent = apply(firestore_client, ws, [usage(AT - timedelta(hours=1), 0, "d")])
-    made = make_budget(
-        function,
-        user,
-        {"name": "d", "monthly_usd": round(spent / 1e9 / 0.6, 2), "thresholds": [0.5]},
-    )
+    ws, made = user.workspace, budget_over_half
     nid = f"b_{made['budget_id']}_202611_5000"
     # What a check that died after creating the alert leaves: stored, not published.
     left = the_alert(store, firestore_client, ws, made["budget_id"], AT - timedelta(minutes=5))
@@ -331,14 +345,9 @@ def test_a_check_racing_the_one_that_created_the_alert_does_not_publish_it_again
     user: User,
     store: FirestoreBudgetStore,
     firestore_client: firestore.Client,
+    budget_over_half: dict[str, Any],
 ) -> None:
-    ws = user.workspace
-    spent = apply(firestore_client, ws, [usage(AT - timedelta(hours=1), 0, "r")])
-    made = make_budget(
-        function,
-        user,
-        {"name": "r", "monthly_usd": round(spent / 1e9 / 0.6, 2), "thresholds": [0.5]},
-    )
+    ws, made = user.workspace, budget_over_half
     # Created a moment ago by another check, which is about to publish it.
     assert store.create_notification(the_alert(store, firestore_client, ws, made["budget_id"], AT))
     tick(function, ws, AT + timedelta(seconds=30))
@@ -352,17 +361,7 @@ def test_a_check_racing_the_one_that_created_the_alert_does_not_publish_it_again
 def _one_alert(
     function: Fn, topics: dict[str, Captured], user: User, db: firestore.Client, url: str
 ) -> tuple[dict[str, Any], Any]:
-    spent = apply(db, user.workspace, [usage(AT - timedelta(hours=1), 0, "x")])
-    made = make_budget(
-        function,
-        user,
-        {
-            "name": "one",
-            "monthly_usd": round(spent / 1e9 / 0.6, 2),
-            "thresholds": [0.5],
-            "webhook_url": url,
-        },
-    )
+    made = over_half(function, user, db, url)
     tick(function, user.workspace, AT)
     (request,) = topics["apex-notify"].pull(1)
     return made, request
