@@ -181,21 +181,36 @@ def _percent(fraction: float) -> str:
     return f"{fraction * 100:,.4g}%"
 
 
+def _at_prices(custom: bool) -> str:
+    """What a text adds when the spend is at the workspace's own prices (docs/prices.md:
+    every figure priced by the workspace's book says so)."""
+    return " (at your prices)" if custom else ""
+
+
 def budget_alert(
-    budget: BudgetDoc, month: Month, crossing: Crossing, now: Standing, at: datetime
+    budget: BudgetDoc,
+    month: Month,
+    crossing: Crossing,
+    now: Standing,
+    at: datetime,
+    *,
+    custom_prices: bool = False,
 ) -> NotificationDoc:
-    """The notification of one threshold crossed (its text a one-line Slack message)."""
+    """The notification of one threshold crossed (its text a one-line Slack message).
+    ``custom_prices``: the spend is at the workspace's own prices, and the text says so."""
     limit = usd(budget.monthly_usd)
     share = _percent(crossing.threshold)
     if crossing.crossed_by == "actual":
         text = (
             f"Budget “{budget.name}” crossed {share} of {limit} for {month.label}: "
-            f"{usd(now.spend_usd)} spent so far, forecast {usd(now.forecast_usd)}."
+            f"{usd(now.spend_usd)} spent so far, forecast {usd(now.forecast_usd)}"
+            f"{_at_prices(custom_prices)}."
         )
     else:
         text = (
             f"Budget “{budget.name}” is forecast to cross {share} of {limit} in {month.label}: "
-            f"forecast {usd(now.forecast_usd)}, {usd(now.spend_usd)} spent so far."
+            f"forecast {usd(now.forecast_usd)}, {usd(now.spend_usd)} spent so far"
+            f"{_at_prices(custom_prices)}."
         )
     return NotificationDoc(
         notification_id=budget_notification_id(budget.budget_id, month, crossing.threshold),
@@ -220,7 +235,9 @@ def yesterdays_anomaly(rows: Sequence[DailyRollup], month: Month) -> SpendAnomal
     return found[0] if found else None
 
 
-def anomaly_alert(workspace_id: str, anomaly: SpendAnomaly, at: datetime) -> NotificationDoc:
+def anomaly_alert(
+    workspace_id: str, anomaly: SpendAnomaly, at: datetime, *, custom_prices: bool = False
+) -> NotificationDoc:
     driver = anomaly.driver
     feature = f", feature {driver.feature}" if driver.feature else ""
     spend = anomaly.cost_nanousd / NANO
@@ -228,7 +245,7 @@ def anomaly_alert(workspace_id: str, anomaly: SpendAnomaly, at: datetime) -> Not
     text = (
         f"Spend anomaly on {anomaly.day}: {usd(spend)}, {anomaly.ratio:.1f}x the 7-day median "
         f"of {usd(median)}; driven by {driver.provider} {driver.model}{feature} "
-        f"({usd(driver.cost_nanousd / NANO)})."
+        f"({usd(driver.cost_nanousd / NANO)}){_at_prices(custom_prices)}."
     )
     return NotificationDoc(
         notification_id=anomaly_notification_id(date.fromisoformat(anomaly.day)),

@@ -92,7 +92,7 @@ def check_workspace(
         return Checked(0, 0, [])
     book = workspaces.settings(workspace_id).price_book()
     rows = reprice(usage.daily(workspace_id, *month.read_range()), book)
-    candidates, unknown = alerts_of(found, rows, month, at, fired)
+    candidates, unknown = alerts_of(found, rows, month, at, fired, custom_prices=book.custom)
     held = budgets.existing(workspace_id, [c.notification_id for c in unknown])
     to_publish: list[NotificationDoc] = []
     known: list[str] = []
@@ -118,9 +118,12 @@ def alerts_of(
     month: Month,
     at: datetime,
     fired: Collection[str] = (),
+    *,
+    custom_prices: bool = False,
 ) -> tuple[int, list[NotificationDoc]]:
     """How many alerts the budgets call for at ``at``, and those not in ``fired`` (the
-    fired ones are counted, not built: a steady tick builds nothing)."""
+    fired ones are counted, not built: a steady tick builds nothing). ``custom_prices``:
+    ``daily`` is at the workspace's own prices (the texts say "at your prices")."""
     count = 0
     out: list[NotificationDoc] = []
     totals = group_totals(daily, month)
@@ -130,12 +133,12 @@ def alerts_of(
             count += 1
             if budget_notification_id(budget.budget_id, month, crossing.threshold) in fired:
                 continue
-            doc = budget_alert(budget, month, crossing, now, at)
+            doc = budget_alert(budget, month, crossing, now, at, custom_prices=custom_prices)
             out.append(doc.model_copy(update={"deliveries": _deliveries([budget])}))
     anomaly = yesterdays_anomaly(daily, month)
     if anomaly is not None and found:
         count += 1
-        doc = anomaly_alert(found[0].workspace_id, anomaly, at)
+        doc = anomaly_alert(found[0].workspace_id, anomaly, at, custom_prices=custom_prices)
         if doc.notification_id not in fired:
             watching = [b for b in found if b.anomalies]
             out.append(doc.model_copy(update={"deliveries": _deliveries(watching)}))

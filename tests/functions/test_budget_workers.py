@@ -451,3 +451,63 @@ def test_without_the_local_setting_a_loopback_webhook_is_refused_at_creation(
     )
     assert response.status_code == 422
     assert response.get_json()["error"]["message"].startswith("webhook_url:")
+
+
+def test_alerts_at_the_workspaces_own_prices_say_so(
+    function: Fn,
+    topics: dict[str, Captured],
+    new_user: Callable[[], User],
+    hook: Receiver,
+    store: FirestoreBudgetStore,
+    firestore_client: firestore.Client,
+) -> None:
+    """docs/prices.md: a budget's spend and its alerts follow the workspace's prices, and the
+    alert's text (stored, sent, pushed to the pages) says "at your prices"; at list prices
+    it does not."""
+    texts: dict[str, list[str]] = {}
+    for name, discount in (("yours", 30), ("list", None)):
+        user = new_user()
+        ws = user.workspace
+        if discount is not None:
+            put = function("workspaces").put(
+                f"/{ws}/prices",
+                json=[{"provider": "openai", "model": "gpt-4o", "discount_pct": discount}],
+                headers=user.headers,
+            )
+            assert put.status_code == 200, put.get_json()
+        yesterday = AT - timedelta(days=1)
+        records = [usage(AT - timedelta(days=d), d, "base") for d in range(2, 9)]
+        records += [usage(yesterday, i, "spike") for i in range(10)]
+        listed = apply(firestore_client, ws, records)
+        spent = listed * (100 - (discount or 0)) / 100 / 1e9
+        monthly = round(spent / 0.6, 2)  # 60% spent: crosses 50%
+        made = make_budget(
+            function,
+            user,
+            {
+                "name": name,
+                "monthly_usd": monthly,
+                "thresholds": [0.5],
+                "anomalies": True,
+                "webhook_url": hook.url("/"),
+            },
+        )
+        tick(function, ws, AT)
+        requests = topics["apex-notify"].pull(2)
+        topics["apex-events"].pull(2)
+        budget_id = f"b_{made['budget_id']}_202611_5000"
+        assert ids(requests) == sorted(["a_20261119", budget_id])
+        alert, anomaly = stored(store, ws, budget_id), stored(store, ws, "a_20261119")
+        assert alert.spend_usd == round(spent, 2)
+        for message in requests:
+            assert push(function, "notify_worker", message) == 204
+        bodies = [json.loads(r.body) for r in hook.wait_for(2 * (1 + len(texts)), 5)]
+        sent = sorted(b["text"] for b in bodies if b["workspace_id"] == ws)
+        assert sent == sorted([alert.text, anomaly.text])
+        texts[name] = sent
+    for text in texts["yours"]:
+        assert text.endswith(" (at your prices)."), text
+        assert "\n" not in text
+    assert texts["yours"][0].startswith("Budget “yours” crossed 50% of $")
+    for text in texts["list"]:
+        assert "at your prices" not in text, text
