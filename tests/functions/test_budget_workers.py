@@ -27,7 +27,13 @@ from flask.testing import FlaskClient
 from google.cloud import firestore
 
 from shared.budgets.rules import Month, budget_alert, crossings, group_totals, standing
-from shared.models.budgets import BudgetTick, NotificationDoc, NotificationFrame, NotifyRequested
+from shared.models.budgets import (
+    BudgetTick,
+    Delivery,
+    NotificationDoc,
+    NotificationFrame,
+    NotifyRequested,
+)
 from shared.models.usage import UsageRecord, parse_usage_record
 from shared.store.budgets import FirestoreBudgetStore
 from shared.store.usage import FirestoreUsageStore
@@ -358,30 +364,46 @@ def test_a_check_racing_the_one_that_created_the_alert_does_not_publish_it_again
 # --- delivery failures ------------------------------------------------------------------------
 
 
-def _one_alert(
-    function: Fn, topics: dict[str, Captured], user: User, db: firestore.Client, url: str
-) -> tuple[dict[str, Any], Any]:
-    made = over_half(function, user, db, url)
-    tick(function, user.workspace, AT)
-    (request,) = topics["apex-notify"].pull(1)
-    return made, request
+@dataclass(frozen=True)
+class Alert:
+    """A budget's one alert after the tick: its apex-notify message, not yet delivered."""
+
+    workspace: str
+    budget: dict[str, Any]
+    request: Any
+    notification_id: str
+
+    def delivery(self, store: FirestoreBudgetStore) -> Delivery:
+        """Its delivery to the budget's webhook, as stored."""
+        doc = stored(store, self.workspace, self.notification_id)
+        return doc.deliveries[self.budget["budget_id"]]
 
 
-def test_a_failing_receiver_is_retried_then_recorded_undelivered(
+@pytest.fixture
+def alert_to_hook(
     function: Fn,
     topics: dict[str, Captured],
     user: User,
     hook: Receiver,
-    store: FirestoreBudgetStore,
     firestore_client: firestore.Client,
-) -> None:
-    made, request = _one_alert(function, topics, user, firestore_client, hook.url("/fail"))
-    hook.behaviour.status = 500
+) -> Alert:
+    """``budget_over_half`` with its webhook on ``hook``, ticked at ``AT``."""
+    made = over_half(function, user, firestore_client, hook.url("/hook"))
+    tick(function, user.workspace, AT)
+    (request,) = topics["apex-notify"].pull(1)
     nid = NotifyRequested.model_validate_json(request.data).notification_id
+    return Alert(user.workspace, made, request, nid)
+
+
+def test_a_failing_receiver_is_retried_then_recorded_undelivered(
+    function: Fn, hook: Receiver, store: FirestoreBudgetStore, alert_to_hook: Alert
+) -> None:
+    made, request = alert_to_hook.budget, alert_to_hook.request
+    hook.behaviour.status = 500
     for attempt in range(1, 6):
         # An error status: Pub/Sub redelivers, and after 5 attempts dead-letters.
         assert push(function, "notify_worker", request, attempt) == 503
-        state = stored(store, user.workspace, nid).deliveries[made["budget_id"]]
+        state = alert_to_hook.delivery(store)
         assert (state.status, state.attempts) == ("pending", attempt)
         assert state.last_error == "127.0.0.1 answered 500"
     received = hook.wait_for(5, 5)
@@ -390,7 +412,7 @@ def test_a_failing_receiver_is_retried_then_recorded_undelivered(
     assert all(r.signed_by(made["webhook_secret"]) for r in received)
     assert [r.headers["x-apex-delivery-attempt"] for r in received] == ["1", "2", "3", "4", "5"]
     assert push(function, "deadletter_worker", request) == 204
-    final = stored(store, user.workspace, nid).deliveries[made["budget_id"]]
+    final = alert_to_hook.delivery(store)
     assert (final.status, final.attempts, final.last_error) == (
         "undelivered", 5, "127.0.0.1 answered 500"
     )  # fmt: skip
@@ -400,44 +422,28 @@ def test_a_failing_receiver_is_retried_then_recorded_undelivered(
 
 
 def test_a_redirect_is_refused_delivery(
-    function: Fn,
-    topics: dict[str, Captured],
-    user: User,
-    hook: Receiver,
-    store: FirestoreBudgetStore,
-    firestore_client: firestore.Client,
+    function: Fn, hook: Receiver, store: FirestoreBudgetStore, alert_to_hook: Alert
 ) -> None:
     with receiver() as elsewhere:
         hook.behaviour.status = 307
         hook.behaviour.headers = {"Location": elsewhere.url("/stolen")}
-        made, request = _one_alert(function, topics, user, firestore_client, hook.url("/r"))
-        assert push(function, "notify_worker", request) == 503
+        assert push(function, "notify_worker", alert_to_hook.request) == 503
         assert elsewhere.wait_for(1, 1.0) == []
-    nid = NotifyRequested.model_validate_json(request.data).notification_id
-    doc = stored(store, user.workspace, nid)
-    assert "redirects are not followed" in (doc.deliveries[made["budget_id"]].last_error or "")
+    assert "redirects are not followed" in (alert_to_hook.delivery(store).last_error or "")
 
 
 def test_a_webhook_removed_before_delivery_is_skipped(
-    function: Fn,
-    topics: dict[str, Captured],
-    user: User,
-    hook: Receiver,
-    store: FirestoreBudgetStore,
-    firestore_client: firestore.Client,
+    function: Fn, user: User, hook: Receiver, store: FirestoreBudgetStore, alert_to_hook: Alert
 ) -> None:
-    made, request = _one_alert(function, topics, user, firestore_client, hook.url("/gone"))
     removed = function("workspaces").patch(
-        f"/{user.workspace}/budgets/{made['budget_id']}",
+        f"/{user.workspace}/budgets/{alert_to_hook.budget['budget_id']}",
         json={"webhook_url": None},
         headers=user.headers,
     )
     assert removed.status_code == 200
-    assert push(function, "notify_worker", request) == 204
+    assert push(function, "notify_worker", alert_to_hook.request) == 204
     assert hook.wait_for(1, 0.5) == []
-    nid = NotifyRequested.model_validate_json(request.data).notification_id
-    doc = stored(store, user.workspace, nid)
-    assert doc.deliveries[made["budget_id"]].status == "skipped"
+    assert alert_to_hook.delivery(store).status == "skipped"
 
 
 def test_without_the_local_setting_a_loopback_webhook_is_refused_at_creation(
