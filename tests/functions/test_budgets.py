@@ -105,6 +105,16 @@ def state(
     )
 
 
+@pytest.fixture
+def state_of(
+    firestore_client: firestore.Client,
+    budgets: FirestoreBudgetStore,
+    workspaces: FirestoreWorkspaceStore,
+) -> Callable[[str], State]:
+    """``state`` of a workspace, read from this test's Firestore."""
+    return lambda ws: state(firestore_client, budgets, workspaces, ws)
+
+
 def create(api: FlaskClient, team: Team, body: dict[str, Any], role: str = "admin") -> Any:
     response = api.post(f"/{team.workspace_id}/budgets", json=body, headers=as_(team, role))
     assert response.status_code == 201, response.get_json()
@@ -117,6 +127,7 @@ def create(api: FlaskClient, team: Team, body: dict[str, Any], role: str = "admi
 def test_an_admin_creates_budgets_and_the_secret_is_shown_once(
     api: FlaskClient,
     team: Team,
+    state_of: Callable[[str], State],
     budgets: FirestoreBudgetStore,
     workspaces: FirestoreWorkspaceStore,
     firestore_client: firestore.Client,
@@ -154,7 +165,7 @@ def test_an_admin_creates_budgets_and_the_secret_is_shown_once(
     assert again["webhook_secret"] is None
     assert budgets.webhook_secret(ws) == stored
 
-    held = state(firestore_client, budgets, workspaces, ws)
+    held = state_of(ws)
     assert [b["budget_id"] for b in held.budgets] == [b["budget_id"] for b in held.budget_docs]
     assert held.budgets == held.budget_docs
     # Every member reads them, with the month's spend; only admins see the whole URL.
@@ -187,20 +198,20 @@ def test_an_admin_creates_budgets_and_the_secret_is_shown_once(
 def test_the_secret_rotates_only_for_admins(
     api: FlaskClient,
     team: Team,
+    state_of: Callable[[str], State],
     budgets: FirestoreBudgetStore,
     workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
 ) -> None:
     ws = team.workspace_id
     first = create(api, team, {"name": "b", "monthly_usd": 5, "webhook_url": HOOK})[
         "webhook_secret"
     ]
-    before = state(firestore_client, budgets, workspaces, ws)
+    before = state_of(ws)
     for role in ("member", "viewer"):
         refused = api.post(f"/{ws}/webhook_secret", headers=as_(team, role))
         assert refused.status_code == 403
         assert error_of(refused)[0] == "forbidden"
-    assert state(firestore_client, budgets, workspaces, ws) == before
+    assert state_of(ws) == before
     rotated = api.post(f"/{ws}/webhook_secret", headers=as_(team, "owner"))
     assert rotated.status_code == 200
     new = rotated.get_json()["webhook_secret"]
@@ -218,6 +229,7 @@ def test_the_secret_rotates_only_for_admins(
 def test_an_admin_changes_and_deletes_a_budget(
     api: FlaskClient,
     team: Team,
+    state_of: Callable[[str], State],
     budgets: FirestoreBudgetStore,
     workspaces: FirestoreWorkspaceStore,
     firestore_client: firestore.Client,
@@ -238,10 +250,10 @@ def test_an_admin_changes_and_deletes_a_budget(
         ["monthly_usd", "thresholds"],
     )
     # The same values again change nothing (no audit entry).
-    seq = state(firestore_client, budgets, workspaces, ws).audit_seq
+    seq = state_of(ws).audit_seq
     same = api.patch(path, json={"monthly_usd": 250.5}, headers=as_(team, "admin"))
     assert same.status_code == 200
-    assert state(firestore_client, budgets, workspaces, ws).audit_seq == seq
+    assert state_of(ws).audit_seq == seq
     # Adding the workspace's first webhook by PATCH shows the new secret, once.
     hooked = api.patch(path, json={"webhook_url": HOOK}, headers=as_(team, "admin")).get_json()
     assert hooked["webhook_secret"].startswith("whsec_")
@@ -310,6 +322,12 @@ def record(
 OK = {"name": "b", "monthly_usd": 100}
 
 
+@pytest.fixture
+def budget(api: FlaskClient, team: Team) -> Any:
+    """A budget (``OK``) the team's admin made, as created."""
+    return create(api, team, OK)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -352,14 +370,12 @@ OK = {"name": "b", "monthly_usd": 100}
 def test_a_bad_budget_is_refused_naming_the_field_and_nothing_is_stored(
     api: FlaskClient,
     team: Team,
-    budgets: FirestoreBudgetStore,
-    workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
+    state_of: Callable[[str], State],
     body: dict[str, Any],
     field: str,
 ) -> None:
     ws = team.workspace_id
-    before = state(firestore_client, budgets, workspaces, ws)
+    before = state_of(ws)
     # json.dumps writes Infinity and NaN, which Python's JSON reader (the function's) takes.
     response = api.post(
         f"/{ws}/budgets",
@@ -370,7 +386,7 @@ def test_a_bad_budget_is_refused_naming_the_field_and_nothing_is_stored(
     code, message = error_of(response)
     assert code == "validation_failed"
     assert message.startswith(field) or f"; {field}" in message, message
-    assert state(firestore_client, budgets, workspaces, ws) == before
+    assert state_of(ws) == before
     assert before.budgets == []
     assert before.secret is None
     assert not before.indexed
@@ -393,21 +409,19 @@ def test_a_bad_budget_is_refused_naming_the_field_and_nothing_is_stored(
 def test_a_bad_change_is_refused_and_the_budget_stays(
     api: FlaskClient,
     team: Team,
-    budgets: FirestoreBudgetStore,
-    workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
+    state_of: Callable[[str], State],
+    budget: Any,
     body: dict[str, Any],
     field: str,
 ) -> None:
     ws = team.workspace_id
-    made = create(api, team, OK)
-    before = state(firestore_client, budgets, workspaces, ws)
+    before = state_of(ws)
     response = api.patch(
-        f"/{ws}/budgets/{made['budget_id']}", json=body, headers=as_(team, "admin")
+        f"/{ws}/budgets/{budget['budget_id']}", json=body, headers=as_(team, "admin")
     )
     assert response.status_code == 422, response.get_json()
     assert field in error_of(response)[1]
-    assert state(firestore_client, budgets, workspaces, ws) == before
+    assert state_of(ws) == before
 
 
 # --- who may --------------------------------------------------------------------------------------
@@ -416,14 +430,12 @@ def test_a_bad_change_is_refused_and_the_budget_stays(
 def test_members_and_viewers_cannot_change_budgets(
     api: FlaskClient,
     team: Team,
-    budgets: FirestoreBudgetStore,
-    workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
+    state_of: Callable[[str], State],
+    budget: Any,
 ) -> None:
     ws = team.workspace_id
-    made = create(api, team, OK)
-    path = f"/{ws}/budgets/{made['budget_id']}"
-    before = state(firestore_client, budgets, workspaces, ws)
+    path = f"/{ws}/budgets/{budget['budget_id']}"
+    before = state_of(ws)
     for role in ("member", "viewer"):
         headers = as_(team, role)
         for response in (
@@ -434,27 +446,23 @@ def test_members_and_viewers_cannot_change_budgets(
         ):
             assert response.status_code == 403, response.get_json()
             assert error_of(response)[0] == "forbidden"
-    assert state(firestore_client, budgets, workspaces, ws) == before
+    assert state_of(ws) == before
 
 
 def test_another_workspaces_budget_is_not_found(
     api: FlaskClient,
     team: Team,
+    state_of: Callable[[str], State],
     auth_emulator: AuthEmulator,
     sign_up: Callable[..., SignedIn],
-    budgets: FirestoreBudgetStore,
-    workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
+    budget: Any,
 ) -> None:
-    ours = create(api, team, OK)
+    ours = budget
     other = make_team(api, auth_emulator, {"owner": sign_up(), "admin": sign_up()})
     theirs = api.post(
         f"/{other.workspace_id}/budgets", json=OK, headers=bearer(other.users["admin"])
     ).get_json()
-    before = (
-        state(firestore_client, budgets, workspaces, team.workspace_id),
-        state(firestore_client, budgets, workspaces, other.workspace_id),
-    )
+    before = (state_of(team.workspace_id), state_of(other.workspace_id))
     admin = as_(team, "admin")
     for response in (
         # Their budget under our workspace's path: no such budget here.
@@ -478,10 +486,7 @@ def test_another_workspaces_budget_is_not_found(
     ):
         assert response.status_code == 404, response.get_json()
         assert error_of(response)[0] == "not_found"
-    assert (
-        state(firestore_client, budgets, workspaces, team.workspace_id),
-        state(firestore_client, budgets, workspaces, other.workspace_id),
-    ) == before
+    assert (state_of(team.workspace_id), state_of(other.workspace_id)) == before
 
 
 # --- notifications --------------------------------------------------------------------------------
@@ -553,16 +558,15 @@ def test_notifications_are_listed_newest_first_with_each_members_unread_state(
 def test_past_the_budget_limit_a_new_budget_is_a_conflict(
     api: FlaskClient,
     team: Team,
+    state_of: Callable[[str], State],
     budgets: FirestoreBudgetStore,
-    workspaces: FirestoreWorkspaceStore,
-    firestore_client: firestore.Client,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("shared.budgets.limits.MAX_BUDGETS", 2)
     create(api, team, OK)
     create(api, team, OK)
-    before = state(firestore_client, budgets, workspaces, team.workspace_id)
+    before = state_of(team.workspace_id)
     refused = api.post(f"/{team.workspace_id}/budgets", json=OK, headers=as_(team, "admin"))
     assert refused.status_code == 409
     assert error_of(refused) == ("conflict", f"workspace {team.workspace_id} has 2 budgets already")
-    assert state(firestore_client, budgets, workspaces, team.workspace_id) == before
+    assert state_of(team.workspace_id) == before
