@@ -313,9 +313,19 @@ def test_no_log_line_holds_a_key_the_pepper_or_a_token(world: TeamWorld) -> None
     assert _with_key(world.stack, "usage_ingest", forged, []).status_code == 401
     key_id = ingest_key.split("_")[1]
     _api(world.stack, "DELETE", f"/{world.workspace}/keys/{key_id}", world.owner)
+    processes = [p for p in world.stack.watched if isinstance(p, ManagedProcess)]
+    (relay_log,) = [p.log_path for p in processes if p.name.startswith("relay")]
+
+    def sockets_closed() -> int:
+        return relay_log.read_text(errors="replace").count('"message": "socket closed"')
+
+    closed_before = sockets_closed()
     with chat(ws_url(world.stack.relay)) as c:
         c.send({"type": "auth", "token": ingest_key})
         c.closed_with()
+    # The relay ends the socket's session (and logs its last line) after the client saw the
+    # close: scan once that is written, or a key logged on the way out would be missed.
+    _until(lambda: sockets_closed() > closed_before, within_s=10)
     secrets = {
         "ingest key": ingest_key,
         "its secret": ingest_key.split("_", 2)[2],
@@ -326,7 +336,7 @@ def test_no_log_line_holds_a_key_the_pepper_or_a_token(world: TeamWorld) -> None
             for who, p in (("owner", world.owner), ("member", world.member))
         },
     }
-    logs = [p.log_path for p in world.stack.watched if isinstance(p, ManagedProcess)]
+    logs = [p.log_path for p in processes]
     assert len(logs) >= 8  # every function and the relay
     scanned = 0
     for path in logs:
