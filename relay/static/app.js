@@ -8,6 +8,8 @@ import { onIdTokenChanged } from "./vendor/firebase/firebase-auth.js";
 import {
   $,
   KIND_LABELS,
+  PRICES_NOTE,
+  atYourPrices,
   basisLabel,
   bindSignIn,
   callFunction as call,
@@ -281,11 +283,13 @@ class RunView {
         // data step found.
         if (frame.agent === "triage") this.triage = d.result;
         if (frame.agent === "data") this.data = d.result;
+        if (frame.agent === "optimization") this.optimization = d.result;
         return this.row(frame, d.status === "completed" ? "✓" : "✕",
           [h("strong", { text: d.status === "completed" ? "Completed" : `Ended: ${d.status}` })], jsonBlock("result", d.result, "agent-result"));
       case "message":
         this.recommendations = d.recommendations || [];
-        this.answer.replaceChildren(renderText(d.text || ""), recommendationsTable(this.recommendations));
+        this.answer.replaceChildren(pricesNote(this.data, this.optimization), renderText(d.text || ""),
+          whatIfTable(this.optimization?.what_if), recommendationsTable(this.recommendations));
         return this.row(frame, "✎", [document.createTextNode(`Answer written${d.writer ? ` (${d.writer} writer)` : ""}`)]);
       case "run_completed": {
         const took = `${(d.duration_ms / 1000).toFixed(2)} s`;
@@ -379,6 +383,47 @@ function followUps(triage, data, recs) {
   // A spend answer also priced the savings (the optimization agent runs for it).
   if (!intents.includes("optimization")) savings();
   return [...new Set(out)].slice(0, 4);
+}
+
+// "At your prices" above an answer whose figures the workspace's own prices made (the data or
+// the optimization agent's report says `prices: "workspace"`; docs/prices.md).
+function pricesNote(data, optimization) {
+  if (!atYourPrices(data?.prices) && !atYourPrices(optimization?.prices)) return null;
+  return h("p", { class: "prices-note", "data-testid": "answer-prices" },
+    h("span", { class: "badge badge-prices", text: "At your prices" }),
+    document.createTextNode(" Costs use the prices your workspace set, not the list prices."));
+}
+
+// A what-if (docs/prices.md): per model the usage ran on, its cost as it ran and its measured
+// tokens at the target's prices, the difference (negative: cheaper), and the caveat.
+function whatIfTable(w) {
+  if (!w) return null;
+  const signed = (usd) => `${usd > 0 ? "+" : usd < 0 ? "−" : ""}${money.format(Math.abs(usd))}`;
+  const num = (testid, usd) => h("td", { class: "num", "data-testid": testid, "data-usd": String(usd), text: money.format(usd) });
+  const diff = (testid, usd) => h("td", { class: `num ${usd < 0 ? "cheaper" : usd > 0 ? "dearer" : ""}`, "data-testid": testid, "data-usd": String(usd), text: signed(usd) });
+  const scope = w.feature ? `feature ${w.feature}` : "the workspace";
+  const at = atYourPrices(w.prices) ? PRICES_NOTE : "at list prices";
+  const rows = w.sources.map((s) => h("tr", { "data-testid": "whatif-row", "data-model": s.model },
+    h("td", {}, h("code", { text: s.model }), h("span", { class: "muted", text: ` · ${s.provider}` })),
+    h("td", { class: "num", "data-testid": "whatif-requests", text: new Intl.NumberFormat("en-US").format(s.requests) }),
+    num("whatif-current", s.current_cost_usd), num("whatif-cost", s.what_if_cost_usd), diff("whatif-diff", s.difference_usd)));
+  const pct = w.difference_pct === null ? "" : ` (${w.difference_pct > 0 ? "+" : ""}${w.difference_pct}%)`;
+  return h("div", { class: "whatif", "data-testid": "whatif" },
+    h("div", { class: "table-wrap recs-wrap", "data-testid": "whatif-scroll", role: "region", tabindex: "0", "aria-label": "What-if table" },
+      h("table", { class: "recs whatif-table", "data-testid": "whatif-table" },
+        h("caption", { "data-testid": "whatif-caption", text: `What ${scope}'s measured tokens would have cost on ${w.model}, ${at}` }),
+        h("thead", {}, h("tr", {}, ...["Ran on", "Requests", "Cost as it ran", `On ${w.model}`, "Difference"]
+          .map((t, i) => h("th", { scope: "col", class: i ? "num" : null, text: t })))),
+        h("tbody", {}, ...rows),
+        h("tfoot", {}, h("tr", {}, h("th", { scope: "row", text: "Total" }),
+          h("td", { class: "num", text: new Intl.NumberFormat("en-US").format(w.requests) }),
+          num("whatif-total-current", w.current_cost_usd), num("whatif-total-cost", w.what_if_cost_usd),
+          h("td", { class: `num ${w.difference_usd < 0 ? "cheaper" : w.difference_usd > 0 ? "dearer" : ""}`, "data-testid": "whatif-total-diff",
+            "data-usd": String(w.difference_usd), text: `${signed(w.difference_usd)}${pct}` }))))),
+    h("p", { class: "muted whatif-prices", "data-testid": "whatif-prices",
+      text: `${w.model} (${w.provider}), ${at}: ${money.format(w.input_usd_per_mtok)} input, ${money.format(w.cached_input_usd_per_mtok)} cached input, ` +
+        `${money.format(w.output_usd_per_mtok)} output per million tokens.` }),
+    h("p", { class: "whatif-caveat", "data-testid": "whatif-caveat", text: w.caveat }));
 }
 
 function recommendationsTable(recs) {

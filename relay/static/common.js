@@ -33,6 +33,10 @@ export const KIND_LABELS = {
 // an upper bound the records cannot narrow. Findings stored before `basis` existed state none.
 export const BASIS_LABELS = { measured: "Measured", upper_bound: "Upper bound" };
 export const basisLabel = (basis) => (basis ? BASIS_LABELS[basis] ?? basis : "Not stated");
+// A report's `prices` (docs/prices.md): "workspace" when the workspace set prices of its own,
+// and every figure then says so.
+export const atYourPrices = (prices) => prices === "workspace";
+export const PRICES_NOTE = "at your prices";
 
 // DOM helper. Untrusted text only ever goes through textContent, never innerHTML.
 export function h(tag, attrs = {}, ...children) {

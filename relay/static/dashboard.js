@@ -7,6 +7,8 @@
 import {
   $,
   KIND_LABELS,
+  PRICES_NOTE,
+  atYourPrices,
   basisLabel,
   bindSignIn,
   callFunction,
@@ -281,12 +283,14 @@ async function load() {
   $("totals").replaceChildren();
   $("recs-total").textContent = "";
   $("daily-anomalies").textContent = "";
+  $("prices-text").hidden = true;
 
   const data = agentsData(ws, range, { group_by: ["model", "provider", "feature", "user", "day"] });
   const early = earlyModelCalls(ws, range);
   const sections = [
     data.then(async (report) => {
       if (!current()) return;
+      renderPrices(report);
       renderTotals(report);
       renderBreakdowns(report);
       firstMark("totals");
@@ -339,6 +343,18 @@ function firstMark(name) {
 
 function stat(testid, label, value, attrs = {}) {
   return h("div", { class: "stat", "data-testid": testid, ...attrs }, h("dt", { text: label }), h("dd", { text: value }));
+}
+
+// The workspace's own prices (docs/prices.md): every figure of agents_data and
+// agents_optimization is then at them, and the page says so once, under the period.
+function renderPrices(report) {
+  const yours = atYourPrices(report.prices);
+  $("prices-text").hidden = !yours;
+  $("prices-text").dataset.prices = report.prices;
+  $("prices-text").replaceChildren(...(yours
+    ? [h("span", { class: "badge badge-prices", text: "At your prices" }),
+      document.createTextNode(" Every cost and saving here uses the prices your workspace set, not the list prices.")]
+    : []));
 }
 
 function renderTotals(report) {
@@ -626,7 +642,8 @@ function askLink(rec, period, range) {
 
 function renderRecommendations(found, period, range) {
   const recs = found.recommendations;
-  $("recs-total").textContent = recs.length ? `${money.format(found.total_monthly_savings_usd)} a month in all` : "";
+  $("recs-total").textContent = recs.length
+    ? `${money.format(found.total_monthly_savings_usd)} a month in all${atYourPrices(found.prices) ? `, ${PRICES_NOTE}` : ""}` : "";
   $("recs-total").dataset.usd = String(found.total_monthly_savings_usd);
   if (!recs.length) {
     $("recs").replaceChildren(h("p", { class: "muted empty-note", "data-testid": "recs-empty", text: "No recommendations for this period." }));

@@ -409,7 +409,9 @@ def _filtered_scope(findings: Findings) -> str | None:
     """The workspace's own models, features and providers the question named: the data
     agent measured only them (``UsageFilters``), so the totals are theirs."""
     entities = findings.triage.entities
-    models = [_code(m.name) for m in entities.models if m.known]
+    # A what-if's target is priced, not measured (the data agent does not filter by it).
+    target = entities.what_if.model if entities.what_if else None
+    models = [_code(m.name) for m in entities.models if m.known and m.name != target]
     features = [_code(f.name) for f in entities.features if f.known]
     providers = [_code(p.name) for p in entities.providers if p.known]
     parts = []
