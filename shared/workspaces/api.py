@@ -60,13 +60,7 @@ Route = Callable[[Context, list[str]], HttpResponse]
 def list_workspaces(ctx: Context, _: list[str]) -> HttpResponse:
     ctx.query(NoQuery)
     mine = service.workspaces_of(ctx.services.workspaces, ctx.principal.uid)
-    return ok(
-        WorkspaceList(
-            workspaces=[
-                WorkspaceView(workspace_id=w.workspace_id, name=w.name, role=w.role) for w in mine
-            ]
-        )
-    )
+    return ok(WorkspaceList(workspaces=[WorkspaceView.model_validate(w) for w in mine]))
 
 
 def create_workspace(ctx: Context, _: list[str]) -> HttpResponse:
@@ -129,12 +123,7 @@ def create_invite(ctx: Context, params: list[str]) -> HttpResponse:
     made = service.invite(
         ctx.services.workspaces, params[0], ctx.principal.uid, request.email, request.role, ctx.now
     )
-    return ok(
-        InviteCreated(
-            invite_id=made.invite_id, email=made.email, role=made.role, expires_at=made.expires_at
-        ),
-        201,
-    )
+    return ok(InviteCreated.model_validate(made), 201)
 
 
 def list_invites(ctx: Context, params: list[str]) -> HttpResponse:
@@ -166,18 +155,10 @@ def create_key(ctx: Context, params: list[str]) -> HttpResponse:
         request.expires_at,
         ctx.now,
     )
-    return ok(
-        KeyCreated(
-            key_id=key.key_id,
-            name=key.name,
-            scope=key.scope,
-            prefix=key.prefix,
-            secret=credential,
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-        ),
-        201,
-    )
+    # The whole credential, shown this once, is not the document's: it keeps only the hash
+    # (left out here, though KeyCreated would ignore it too).
+    shown = {**key.model_dump(exclude={"secret_hash"}), "secret": credential}
+    return ok(KeyCreated.model_validate(shown), 201)
 
 
 def list_keys(ctx: Context, params: list[str]) -> HttpResponse:
