@@ -36,6 +36,7 @@ from playwright.sync_api import (
 
 from devstack.auth_emulator import AuthEmulator
 from devstack.stack import RunningStack
+from shared.workspaces.roles import Role
 from tests.support.browser import (
     PHONE,
     PageWatch,
@@ -174,6 +175,44 @@ def in_workspace(page: Page, workspace: str, label: str) -> None:
     expect(switcher(page).locator("option:checked")).to_have_text(label)
 
 
+def switch_to(page: Page, workspace: str, label: str) -> None:
+    """Chosen in the switcher; the socket is then in ``workspace`` (``in_workspace``)."""
+    switcher(page).select_option(workspace)
+    in_workspace(page, workspace, label)
+
+
+def signed_in(context: BrowserContext, watch: PageWatch, url: str, person: ChatUser) -> Page:
+    """The page at ``url``, signed in as ``person``."""
+    page = open_page(context, watch, url)
+    sign_in(page, person.email, person.password)
+    return page
+
+
+@dataclass(frozen=True)
+class TeamOf:
+    """A team workspace its owner made, with one more person in it."""
+
+    owner: ChatUser
+    other: ChatUser
+    workspace: str
+    name: str
+
+
+@pytest.fixture
+def team_of(people: Callable[[], ChatUser], api: Workspaces) -> Callable[[str, Role], TeamOf]:
+    """``make(prefix, role)``: a new owner's team named ``prefix`` and a few random
+    characters, which a second new person joined as ``role`` (through the functions)."""
+
+    def make(prefix: str, role: Role) -> TeamOf:
+        owner, other = people(), people()
+        name = f"{prefix} {uuid.uuid4().hex[:6]}"
+        team = api.create(owner, name)
+        api.join(owner, team, other, role)
+        return TeamOf(owner, other, team, name)
+
+    return make
+
+
 def ask(page: Page, question: str) -> None:
     """Send ``question`` from the composer and wait for its run to complete."""
     runs_before = page.get_by_test_id("run").count()
@@ -233,8 +272,7 @@ def test_an_owner_builds_a_team_and_a_demoted_colleague_sees_no_controls(
 ) -> None:
     owner, colleague = people(), people()
     owner_context, owner_watch = contexts()
-    page = open_page(owner_context, owner_watch, f"{relay_stack.relay}/")
-    sign_in(page, owner.email, owner.password)
+    page = signed_in(owner_context, owner_watch, f"{relay_stack.relay}/", owner)
     in_workspace(page, owner.uid, "Personal · owner")
     expect(switcher(page).locator("option")).to_have_text(["Personal · owner"])
 
@@ -332,19 +370,18 @@ def test_an_owner_builds_a_team_and_a_demoted_colleague_sees_no_controls(
 
 
 def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
-    relay_stack: RunningStack, people: Callable[[], ChatUser], api: Workspaces, contexts: Contexts
+    relay_stack: RunningStack,
+    api: Workspaces,
+    contexts: Contexts,
+    team_of: Callable[[str, Role], TeamOf],
 ) -> None:
-    owner, admin = people(), people()
-    name = f"Keys {uuid.uuid4().hex[:6]}"
-    team = api.create(owner, name)
-    api.join(owner, team, admin, "admin")
+    made = team_of("Keys", "admin")
+    admin, team, name = made.other, made.workspace, made.name
     context, watch = contexts()
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=relay_stack.relay)
-    page = open_page(context, watch, f"{relay_stack.relay}/")
-    sign_in(page, admin.email, admin.password)
+    page = signed_in(context, watch, f"{relay_stack.relay}/", admin)
     in_workspace(page, admin.uid, "Personal · owner")
-    switcher(page).select_option(team)
-    in_workspace(page, team, f"{name} · admin")
+    switch_to(page, team, f"{name} · admin")
 
     # To the keys tab from the keyboard (the tabs follow the arrow keys).
     dialog = open_team(page, name)
@@ -427,12 +464,13 @@ def test_an_admin_creates_a_key_sees_it_once_copies_it_and_revokes_it(
 
 
 def test_switching_workspaces_changes_the_threads_and_the_sockets_workspace(
-    relay_stack: RunningStack, people: Callable[[], ChatUser], api: Workspaces, contexts: Contexts
+    relay_stack: RunningStack,
+    api: Workspaces,
+    contexts: Contexts,
+    team_of: Callable[[str, Role], TeamOf],
 ) -> None:
-    owner, user = people(), people()
-    name = f"Switch {uuid.uuid4().hex[:6]}"
-    team = api.create(owner, name)
-    api.join(owner, team, user, "member")
+    made = team_of("Switch", "member")
+    owner, user, team, name = made.owner, made.other, made.workspace, made.name
     context, watch = contexts()
     page = watched_page(context, watch)
     sockets = Sockets()
@@ -456,8 +494,7 @@ def test_switching_workspaces_changes_the_threads_and_the_sockets_workspace(
     expect(threads.first).to_have_attribute("data-thread-id", personal_thread)
 
     # Into the team: the same socket re-authenticates, and the list is the team's (empty).
-    switcher(page).select_option(team)
-    in_workspace(page, team, f"{name} · member")
+    switch_to(page, team, f"{name} · member")
     until(lambda: len(sockets.auth_oks(0)) == 2, "the switch's auth.ok", page)
     ask(page, "How do I send usage from our CI?")
     team_thread = accepted_threads(sockets)[-1]
@@ -466,8 +503,7 @@ def test_switching_workspaces_changes_the_threads_and_the_sockets_workspace(
     expect(threads.first).to_have_attribute("data-thread-id", team_thread)
 
     # And back: the personal thread alone again.
-    switcher(page).select_option(user.uid)
-    in_workspace(page, user.uid, "Personal · owner")
+    switch_to(page, user.uid, "Personal · owner")
     expect(threads).to_have_count(1)
     expect(threads.first).to_have_attribute("data-thread-id", personal_thread)
     until(lambda: len(sockets.auth_oks(0)) == 3, "the second switch's auth.ok", page)
@@ -478,8 +514,7 @@ def test_switching_workspaces_changes_the_threads_and_the_sockets_workspace(
     assert asked_in[-1] == user.uid
 
     # The page remembers the workspace across a reload...
-    switcher(page).select_option(team)
-    in_workspace(page, team, f"{name} · member")
+    switch_to(page, team, f"{name} · member")
     page.reload()
     in_workspace(page, team, f"{name} · member")
     assert sockets.auths(len(sockets.sent) - 1)[0] == team
@@ -498,23 +533,23 @@ def test_switching_workspaces_changes_the_threads_and_the_sockets_workspace(
 
 
 def test_a_member_removed_while_signed_in_is_moved_to_their_personal_workspace(
-    relay_stack: RunningStack, people: Callable[[], ChatUser], api: Workspaces, contexts: Contexts
+    relay_stack: RunningStack,
+    api: Workspaces,
+    contexts: Contexts,
+    team_of: Callable[[str, Role], TeamOf],
 ) -> None:
     """The relay re-checks membership on chat.send and closes a removed member's socket
     with 1008; the page then finds it is no longer a member, says so, and goes on in the
     personal workspace on a new socket."""
-    owner, user = people(), people()
-    name = f"Gone {uuid.uuid4().hex[:6]}"
-    team = api.create(owner, name)
-    api.join(owner, team, user, "member")
+    made = team_of("Gone", "member")
+    owner, user, team, name = made.owner, made.other, made.workspace, made.name
     context, watch = contexts()
     page = watched_page(context, watch)
     sockets = Sockets()
     sockets.watch(page)
     page.goto(f"{relay_stack.relay}/")
     sign_in(page, user.email, user.password)
-    switcher(page).select_option(team)
-    in_workspace(page, team, f"{name} · member")
+    switch_to(page, team, f"{name} · member")
 
     api.remove(owner, team, user.uid)
     time.sleep(ACCESS_CACHE_S + 0.5)  # past the bound within which a cached "member" may stand
@@ -529,19 +564,18 @@ def test_a_member_removed_while_signed_in_is_moved_to_their_personal_workspace(
 
 
 def test_the_team_views_fit_a_phone_and_work_from_the_keyboard(
-    relay_stack: RunningStack, people: Callable[[], ChatUser], api: Workspaces, contexts: Contexts
+    relay_stack: RunningStack,
+    api: Workspaces,
+    contexts: Contexts,
+    team_of: Callable[[str, Role], TeamOf],
 ) -> None:
-    owner, member = people(), people()
-    name = f"Phone team with a long name {uuid.uuid4().hex[:6]}"
-    team = api.create(owner, name)
-    api.join(owner, team, member, "member")
+    made = team_of("Phone team with a long name", "member")
+    owner, team, name = made.owner, made.workspace, made.name
     api.invite(owner, team, f"someone-{uuid.uuid4().hex[:8]}@apex.test", "viewer")
     context, watch = contexts(viewport=PHONE)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=relay_stack.relay)
-    page = open_page(context, watch, f"{relay_stack.relay}/")
-    sign_in(page, owner.email, owner.password)
-    switcher(page).select_option(team)
-    in_workspace(page, team, f"{name} · owner")
+    page = signed_in(context, watch, f"{relay_stack.relay}/", owner)
+    switch_to(page, team, f"{name} · owner")
 
     def fits(what: str) -> None:
         overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -611,8 +645,7 @@ def test_an_invite_for_another_address_is_refused_in_the_dialog_and_changes_noth
     team = api.create(owner, name)
     invite_id = api.invite(owner, team, invited.email, "member")
     context, watch = contexts()
-    page = open_page(context, watch, f"{relay_stack.relay}/?invite={invite_id}")
-    sign_in(page, outsider.email, outsider.password)
+    page = signed_in(context, watch, f"{relay_stack.relay}/?invite={invite_id}", outsider)
     offer = page.get_by_role("dialog", name="Join a workspace")
     offer.get_by_role("button", name="Accept invitation").click()
     expect(offer.get_by_test_id("invite-error")).to_contain_text("another email address")
