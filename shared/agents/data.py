@@ -8,6 +8,7 @@ tool call with its real arguments, result and timing. ``agents_data`` runs the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 from shared.agents.trace import AgentTrace
 from shared.errors import ValidationFailed
@@ -22,6 +23,8 @@ from shared.usage.repricing import prices_basis, reprice
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
 Rollups = tuple[list[DailyRollup], list[UserDailyRollup]]
+ANOMALY_RULE = "day cost >= 3x the median of the 7 days before it"
+_day_of = attrgetter("day")
 
 
 def load_rollups(
@@ -42,7 +45,7 @@ def load_rollups(
             "prices": prices_basis(book),
         },
         lambda: reprice(usage.daily(workspace_id, days[0], days[-1]), book),
-        lambda rows: {"rows": len(rows), "days_with_usage": len({r.day for r in rows})},
+        lambda rows: {"rows": len(rows), "days_with_usage": len(set(map(_day_of, rows)))},
     )
 
 
@@ -102,23 +105,53 @@ def measure(
     loaded = load_rollups(trace, usage, workspace_id, days, book)
     if on_rollups is not None:
         on_rollups(loaded)
-    rows = report.filter_rows(loaded, filters)
+    unfiltered = filters == UsageFilters()
     user_rows: list[UserDailyRollup] = []
-    if "user" in dimensions and filters == UsageFilters():
+    if "user" in dimensions and unfiltered:
         # Only the period's own days: the user breakdown needs no trend or lookback.
         own = report.days_of(period)
         user_rows = load_user_rollups(trace, usage, workspace_id, own, book)
-    current = report.on_days(rows, report.days_of(period))
-    current_users = report.on_days(user_rows, report.days_of(period))
+    shown_dimensions = [d for d in dimensions if d != "user" or unfiltered]
+    current_days = report.days_of(period)
+    if unfiltered:
+        # Every row: the figures from per-day summaries (``report.Summaries``), the same as
+        # the folds below give.
+        summed = report.Summaries(loaded, user_rows)
+        result = DataReport(
+            period=period,
+            totals=trace.tool(
+                "usage_totals", {"period": period}, lambda: summed.totals(current_days)
+            ),
+            breakdown=trace.tool(
+                "usage_breakdown",
+                {"period": period, "group_by": shown_dimensions},
+                lambda: summed.breakdown(current_days, shown_dimensions),
+            ),
+            trend=trace.tool(
+                "usage_trend",
+                {"period": period, "previous_period": report.previous_period(period)},
+                lambda: summed.trend(current_days, period),
+            ),
+            anomalies=trace.tool(
+                "spend_anomalies",
+                {"period": period, "rule": ANOMALY_RULE},
+                lambda: summed.anomalies(period),
+            ),
+            unknown_models=summed.unknown_models(current_days),
+            prices=prices_basis(book),
+        )
+        trace.completed(result)
+        return result
+    rows = report.filter_rows(loaded, filters)
+    current = report.on_days(rows, current_days)
     previous = report.on_days(rows, report.previous_days(period))
-    shown_dimensions = [d for d in dimensions if d != "user" or filters == UsageFilters()]
     result = DataReport(
         period=period,
         totals=trace.tool("usage_totals", {"period": period}, lambda: report.totals(current)),
         breakdown=trace.tool(
             "usage_breakdown",
             {"period": period, "group_by": shown_dimensions},
-            lambda: report.breakdown(current, current_users, shown_dimensions),
+            lambda: report.breakdown(current, [], shown_dimensions),
         ),
         trend=trace.tool(
             "usage_trend",
@@ -127,7 +160,7 @@ def measure(
         ),
         anomalies=trace.tool(
             "spend_anomalies",
-            {"period": period, "rule": "day cost >= 3x the median of the 7 days before it"},
+            {"period": period, "rule": ANOMALY_RULE},
             lambda: report.anomalies(rows, period),
         ),
         unknown_models=report.unknown_models(current),

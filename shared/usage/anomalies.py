@@ -17,9 +17,11 @@ Pure: computed in exact integers (1e-9 USD) over ``usage_daily`` rollups; caller
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import Final
 
 from shared.usage.rollups import DailyRollup
@@ -27,6 +29,8 @@ from shared.usage.savings import GroupKey, group_order
 
 ANOMALY_RATIO: Final = 3.0
 ROLLING_WINDOW_DAYS: Final = 7
+_day_of: Final = attrgetter("day")
+_cost_of: Final = attrgetter("cost_nanousd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,29 +71,35 @@ def window_days(day: str, length: int = ROLLING_WINDOW_DAYS) -> list[str]:
 def daily_costs(rollups: Iterable[DailyRollup]) -> dict[str, int]:
     """Total cost (1e-9 USD) per day."""
     totals: dict[str, int] = {}
-    for row in rollups:
-        totals[row.day] = totals.get(row.day, 0) + row.cost_nanousd
+    # Rows come by day from the store: runs of one day summed at C speed.
+    for day, run in groupby(rollups, _day_of):
+        totals[day] = totals.get(day, 0) + sum(map(_cost_of, run))
     return totals
 
 
-def _median(costs: dict[str, int], window: Sequence[str]) -> int:
+def _median(costs: Mapping[str, int], window: Sequence[str]) -> int:
     # The window has an odd number of days, so the median is one of the values: an integer.
     return int(statistics.median(costs.get(day, 0) for day in window))
 
 
 def find_anomalies(
-    rollups: Iterable[DailyRollup], days: Iterable[str] | None = None
+    rollups: Iterable[DailyRollup],
+    days: Iterable[str] | None = None,
+    *,
+    day_costs: Mapping[str, int] | None = None,
 ) -> list[SpendAnomaly]:
     """The anomalous days among ``days`` (default: every day with rows), oldest first.
 
     The rows must cover the 7 days before each day to judge (the rolling window).
+    ``day_costs``: the rows' ``daily_costs`` if the caller has them (the rows are then read
+    only for the driver of a day found anomalous).
     """
-    rows = list(rollups)
-    totals = daily_costs(rows)
-    by_group: dict[GroupKey, dict[str, int]] = {}
-    for row in rows:
-        costs = by_group.setdefault((row.provider, row.model, row.feature), {})
-        costs[row.day] = costs.get(row.day, 0) + row.cost_nanousd
+    rows: list[DailyRollup] | None = None
+    if day_costs is None:
+        rows = list(rollups)
+        day_costs = daily_costs(rows)
+    totals = day_costs
+    by_group: dict[GroupKey, dict[str, int]] | None = None  # for drivers: only if one is found
     found = []
     for day in sorted(set(totals if days is None else days)):
         window = window_days(day)
@@ -97,6 +107,8 @@ def find_anomalies(
         cost = totals.get(day, 0)
         if median == 0 or cost < ANOMALY_RATIO * median:
             continue
+        if by_group is None:
+            by_group = _costs_by_group(rollups if rows is None else rows)
         found.append(
             SpendAnomaly(
                 day=day,
@@ -106,6 +118,15 @@ def find_anomalies(
             )
         )
     return found
+
+
+def _costs_by_group(rows: Iterable[DailyRollup]) -> dict[GroupKey, dict[str, int]]:
+    """Cost (1e-9 USD) per (provider, model, feature) and day."""
+    by_group: dict[GroupKey, dict[str, int]] = {}
+    for row in rows:
+        costs = by_group.setdefault((row.provider, row.model, row.feature), {})
+        costs[row.day] = costs.get(row.day, 0) + row.cost_nanousd
+    return by_group
 
 
 def _driver(

@@ -19,9 +19,14 @@ answer quotes are the numbers here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Final, TypeVar
+from itertools import groupby
+from operator import attrgetter, is_
+from typing import Any, Final, TypeVar, cast
 
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.findings import (
@@ -36,10 +41,15 @@ from shared.models.findings import (
     UsageTotals,
 )
 from shared.models.period import MAX_PERIOD_DAYS, PeriodRange, day_start
-from shared.usage.anomalies import ROLLING_WINDOW_DAYS, find_anomalies, window_days
+from shared.usage.anomalies import (
+    ROLLING_WINDOW_DAYS,
+    SpendAnomaly,
+    find_anomalies,
+    window_days,
+)
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 from shared.usage.savings import cents, nanousd_to_usd
-from shared.usage.sketches import latency_quantile
+from shared.usage.sketches import latency_quantiles
 
 AnyRollup = DailyRollup | UserDailyRollup
 _R = TypeVar("_R", DailyRollup, UserDailyRollup)
@@ -119,6 +129,8 @@ def filter_rows(rows: Iterable[_R], filters: UsageFilters) -> list[_R]:
     ``DailyRollup`` rows are filtered by model, provider and feature, ``UserDailyRollup``
     rows by user: each kind of rollup only by what it carries.
     """
+    if all(f is None for f in (filters.models, filters.providers, filters.features, filters.users)):
+        return list(rows)
     kept: list[_R] = []
     for row in rows:
         if isinstance(row, UserDailyRollup):
@@ -135,6 +147,68 @@ def filter_rows(rows: Iterable[_R], filters: UsageFilters) -> list[_R]:
 
 
 # --- totals and breakdowns ----------------------------------------------------------------
+#
+# A 30-day read of a large team holds tens of thousands of rollups, so the folds below sum
+# field by field with C-level ``sum(map(getter, rows))`` and merge latency sketches once per
+# group, not a model per row; ``breakdown`` sums each (day, provider, model) cell once and
+# builds the model, provider and day breakdowns from the cells. Every figure is the one a
+# straightforward row-by-row fold gives (tests/unit/test_usage_report_fold.py).
+
+# The counters a total sums, in ``_Sum.counts`` order.
+_COUNTERS: Final = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost_nanousd",
+    "unpriced_requests",
+)
+_GETTERS: Final = tuple(attrgetter(name) for name in _COUNTERS)
+_COST: Final = _COUNTERS.index("cost_nanousd")
+_cost_of: Final = attrgetter("cost_nanousd")
+_requests_of: Final = attrgetter("requests")
+_cell_of: Final = attrgetter("day", "provider", "model")
+_pair_of: Final = attrgetter("provider", "model")
+_day_of: Final = attrgetter("day")
+_REQUESTS: Final = _COUNTERS.index("requests")
+_UNPRICED: Final = _COUNTERS.index("unpriced_requests")
+# The dimensions of a (day, provider, model) cell, by index in its key.
+_CELL_DIMENSIONS: Final[dict[Dimension, int]] = {"day": 0, "provider": 1, "model": 2}
+
+
+@dataclass(slots=True)
+class _Sum:
+    """The summed counters (``_COUNTERS``) and merged latency sketch of some rows."""
+
+    counts: list[int]
+    latency: dict[str, int]
+
+
+def _sum_rows(rows: Sequence[AnyRollup]) -> _Sum:
+    latency: dict[str, int] = {}
+    get = latency.get
+    for row in rows:
+        if isinstance(row, DailyRollup):
+            for key, count in row.latency_sketch.items():
+                latency[key] = get(key, 0) + count
+    return _Sum([sum(map(getter, rows)) for getter in _GETTERS], latency)
+
+
+def _merged(sums: Iterable[_Sum]) -> _Sum:
+    """The sum of ``sums`` (one alone is itself: a ``_Sum`` is never changed once made)."""
+    parts = list(sums)
+    if len(parts) == 1:
+        return parts[0]
+    counts = [0] * len(_COUNTERS)
+    if parts:
+        counts = [sum(column) for column in zip(*(part.counts for part in parts), strict=True)]
+    latency: dict[str, int] = {}
+    get = latency.get
+    for part in parts:
+        for key, count in part.latency.items():
+            latency[key] = get(key, 0) + count
+    return _Sum(counts, latency)
 
 
 def _usd(nanousd: int) -> float:
@@ -154,6 +228,23 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, _MS_DIGITS)
 
 
+def _totals_fields(summed: _Sum) -> dict[str, Any]:
+    requests, errors, input_tokens, cached, output, cost, unpriced = summed.counts
+    p50, p95 = latency_quantiles(summed.latency, (0.5, 0.95))
+    return {
+        "requests": requests,
+        "errors": errors,
+        "error_rate": _rate(errors, requests),
+        "input_tokens": input_tokens,
+        "cached_input_tokens": cached,
+        "output_tokens": output,
+        "cost_usd": _usd(cost),
+        "unpriced_requests": unpriced,
+        "latency_p50_ms": _ms(p50),
+        "latency_p95_ms": _ms(p95),
+    }
+
+
 def totals(rows: Iterable[AnyRollup]) -> UsageTotals:
     """Spend, requests, tokens, error rate and latency p50/p95 of the rows, summed.
 
@@ -161,50 +252,50 @@ def totals(rows: Iterable[AnyRollup]) -> UsageTotals:
     Calls of models the table cannot price are counted in ``unpriced_requests``: their cost
     is unknown, not zero.
     """
-    requests = errors = input_tokens = cached = output = cost = unpriced = 0
-    latency: dict[str, int] = {}
+    return UsageTotals(**_totals_fields(_sum_rows(list(rows))))
+
+
+def _check_kind(rows: Sequence[AnyRollup], dimension: Dimension) -> None:
+    if dimension == "day":
+        return
+    kinds = {type(row) for row in rows}
+    if dimension == "user" and DailyRollup in kinds:
+        raise ValueError("usage_daily rollups cannot be broken down by user")
+    if dimension != "user" and UserDailyRollup in kinds:
+        raise ValueError(f"per-user rollups cannot be broken down by {dimension}")
+
+
+def _groups(rows: Sequence[AnyRollup], dimension: Dimension) -> dict[str, list[AnyRollup]]:
+    """The rows by their value of ``dimension`` (no feature, no user: ``(none)``)."""
+    _check_kind(rows, dimension)
+    value_of = attrgetter(dimension)
+    none = NONE_KEY if dimension in ("feature", "user") else None
+    groups: dict[str, list[AnyRollup]] = {}
     for row in rows:
-        requests += row.requests
-        errors += row.errors
-        input_tokens += row.input_tokens
-        cached += row.cached_input_tokens
-        output += row.output_tokens
-        cost += row.cost_nanousd
-        unpriced += row.unpriced_requests
-        if isinstance(row, DailyRollup):
-            for key, count in row.latency_sketch.items():
-                latency[key] = latency.get(key, 0) + count
-    return UsageTotals(
-        requests=requests,
-        errors=errors,
-        error_rate=_rate(errors, requests),
-        input_tokens=input_tokens,
-        cached_input_tokens=cached,
-        output_tokens=output,
-        cost_usd=_usd(cost),
-        unpriced_requests=unpriced,
-        latency_p50_ms=_ms(latency_quantile(latency, 0.5)),
-        latency_p95_ms=_ms(latency_quantile(latency, 0.95)),
-    )
+        value = value_of(row)
+        if value is None:
+            value = none
+        group = groups.get(value)
+        if group is None:
+            groups[value] = [row]
+        else:
+            group.append(row)
+    return groups
 
 
-def _key_of(dimension: Dimension) -> Callable[[AnyRollup], str]:
-    def key(row: AnyRollup) -> str:
-        if dimension == "day":
-            return row.day
-        if isinstance(row, UserDailyRollup):
-            if dimension != "user":
-                raise ValueError(f"per-user rollups cannot be broken down by {dimension}")
-            return row.user or NONE_KEY
-        if dimension == "user":
-            raise ValueError("usage_daily rollups cannot be broken down by user")
-        if dimension == "model":
-            return row.model
-        if dimension == "provider":
-            return row.provider
-        return row.feature or NONE_KEY
-
-    return key
+def _breakdown_rows(sums: Mapping[str, _Sum], dimension: Dimension) -> list[BreakdownRow]:
+    """One row per value; ``day`` by day, others by cost desc then key."""
+    costs = {value: summed.counts[_COST] for value, summed in sums.items()}
+    total_cost = sum(costs.values())
+    order = sorted(sums) if dimension == "day" else sorted(sums, key=lambda v: (-costs[v], v))
+    return [
+        BreakdownRow(
+            **_totals_fields(sums[value]),
+            key=value,
+            share_of_cost=_rate(costs[value], total_cost),
+        )
+        for value in order
+    ]
 
 
 def breakdown_by(rows: Iterable[AnyRollup], dimension: Dimension) -> list[BreakdownRow]:
@@ -213,21 +304,24 @@ def breakdown_by(rows: Iterable[AnyRollup], dimension: Dimension) -> list[Breakd
     ``user`` needs ``UserDailyRollup`` rows; ``model``, ``provider`` and ``feature`` need
     ``DailyRollup`` rows; ``day`` takes either.
     """
-    key = _key_of(dimension)
-    groups: dict[str, list[AnyRollup]] = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append(row)
-    costs = {value: sum(row.cost_nanousd for row in group) for value, group in groups.items()}
-    total_cost = sum(costs.values())
-    order = sorted(groups) if dimension == "day" else sorted(groups, key=lambda v: (-costs[v], v))
-    return [
-        BreakdownRow(
-            **totals(groups[value]).model_dump(),
-            key=value,
-            share_of_cost=_rate(costs[value], total_cost),
-        )
-        for value in order
-    ]
+    groups = _groups(list(rows), dimension)
+    return _breakdown_rows({value: _sum_rows(group) for value, group in groups.items()}, dimension)
+
+
+def _cells(rows: Sequence[DailyRollup]) -> dict[tuple[str, str, str], _Sum]:
+    """The rows summed per (day, provider, model).
+
+    A day's rows come from the store in (provider, model, feature) order, so a cell's rows
+    are consecutive: ``groupby`` finds the runs at C speed; runs of one cell that are not
+    consecutive (rows in another order) are joined."""
+    cells: dict[tuple[str, str, str], list[DailyRollup]] = {}
+    for key, run in groupby(rows, _cell_of):
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = list(run)
+        else:
+            cell.extend(run)
+    return {key: _sum_rows(cell) for key, cell in cells.items()}
 
 
 def breakdown(
@@ -237,10 +331,23 @@ def breakdown(
 ) -> dict[Dimension, list[BreakdownRow]]:
     """Totals per model, provider, feature, user and/or day (``user`` from ``user_rows``)."""
     daily, users = list(rows), list(user_rows)
-    return {
-        dimension: breakdown_by(users if dimension == "user" else daily, dimension)
-        for dimension in dimensions
-    }
+    by_cell = [d for d in dimensions if d in _CELL_DIMENSIONS]
+    cells: dict[tuple[str, str, str], _Sum] = {}
+    # Rows of the wrong kind are refused by ``breakdown_by``, one dimension at a time.
+    if len(by_cell) > 1 and all(type(row) is DailyRollup for row in daily):
+        cells = _cells(daily)
+    found: dict[Dimension, list[BreakdownRow]] = {}
+    for dimension in dimensions:
+        if dimension in by_cell and cells:
+            index = _CELL_DIMENSIONS[dimension]
+            grouped: dict[str, list[_Sum]] = {}
+            for key, summed in cells.items():
+                grouped.setdefault(key[index], []).append(summed)
+            sums = {value: _merged(parts) for value, parts in grouped.items()}
+            found[dimension] = _breakdown_rows(sums, dimension)
+        else:
+            found[dimension] = breakdown_by(users if dimension == "user" else daily, dimension)
+    return found
 
 
 # --- trend, anomalies, unknown models -----------------------------------------------------
@@ -254,10 +361,18 @@ def trend(
     ``rows`` are the period's rollups, ``previous_rows`` those of the previous period.
     """
     current, previous = list(rows), list(previous_rows)
-    cost = sum(row.cost_nanousd for row in current)
-    previous_cost = sum(row.cost_nanousd for row in previous)
-    requests = sum(row.requests for row in current)
-    previous_requests = sum(row.requests for row in previous)
+    return _trend(
+        sum(map(_cost_of, current)),
+        sum(map(_cost_of, previous)),
+        sum(map(_requests_of, current)),
+        sum(map(_requests_of, previous)),
+        period,
+    )
+
+
+def _trend(
+    cost: int, previous_cost: int, requests: int, previous_requests: int, period: PeriodRange
+) -> Trend:
     return Trend(
         previous_period=previous_period(period),
         previous_cost_usd=_usd(previous_cost),
@@ -274,7 +389,10 @@ def anomalies(rows_with_lookback: Iterable[DailyRollup], period: PeriodRange) ->
     ``rows_with_lookback`` holds the period's rollups and those of ``lookback_days(period)``;
     the rule and the driver are those of ``shared.usage.anomalies``.
     """
-    found = find_anomalies(rows_with_lookback, days_of(period))
+    return _anomalies(find_anomalies(rows_with_lookback, days_of(period)))
+
+
+def _anomalies(found: Iterable[SpendAnomaly]) -> list[Anomaly]:
     return [
         Anomaly(
             day=item.day,
@@ -301,12 +419,177 @@ def unknown_models(rows: Iterable[DailyRollup]) -> list[UnknownModel]:
         if row.unpriced_requests > 0:
             key = (row.provider, row.model)
             unpriced[key] = unpriced.get(key, 0) + row.unpriced_requests
+    return _unknown_models(unpriced)
+
+
+def _unknown_models(unpriced: Mapping[tuple[str, str], int]) -> list[UnknownModel]:
     return [
         UnknownModel(provider=provider, model=model, requests=requests)
         for (provider, model), requests in sorted(
             unpriced.items(), key=lambda item: (-item[1], item[0])
         )
     ]
+
+
+# --- day summaries: the same figures from per-day totals ----------------------------------
+#
+# A day's rows summed per model, provider and feature (and per user), so that a report over
+# the period folds days x (models + providers + features + users) sums rather than every
+# (day, provider, model, feature) row. A day's summary is kept while the very same row
+# objects come again (the store hands out a past day's decoded rows unchanged until its
+# document is rewritten: ``shared.store.usage.DecodedDays``): checked object by object,
+# so a summary is never used for rows it was not made of.
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One day's ``DailyRollup`` rows summed: in all, and per value of each dimension."""
+
+    total: _Sum
+    by: dict[Dimension, dict[str, _Sum]]
+    unpriced: dict[tuple[str, str], int]
+
+
+def _summarize_day(rows: Sequence[DailyRollup]) -> DaySummary:
+    cells: dict[tuple[str, str], list[DailyRollup]] = {}
+    for key, run in groupby(rows, _pair_of):
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = list(run)
+        else:
+            cell.extend(run)
+    summed = {key: _sum_rows(cell) for key, cell in cells.items()}
+    by: dict[Dimension, dict[str, _Sum]] = {}
+    pair_dimensions: tuple[tuple[Dimension, int], ...] = (("provider", 0), ("model", 1))
+    for dimension, index in pair_dimensions:
+        grouped: dict[str, list[_Sum]] = {}
+        for key, part in summed.items():
+            grouped.setdefault(key[index], []).append(part)
+        by[dimension] = {value: _merged(parts) for value, parts in grouped.items()}
+    by["feature"] = {value: _sum_rows(group) for value, group in _groups(rows, "feature").items()}
+    return DaySummary(
+        total=_merged(summed.values()),
+        by=by,
+        unpriced={key: part.counts[_UNPRICED] for key, part in summed.items()},
+    )
+
+
+def _summarize_user_day(rows: Sequence[UserDailyRollup]) -> dict[str, _Sum]:
+    return {value: _sum_rows(group) for value, group in _groups(rows, "user").items()}
+
+
+_S = TypeVar("_S")
+
+
+class _DayMemo:
+    """Summaries by the day rows they were made of, least recently used out first, bounded
+    by the rows they hold (the rows are held too, so their identity stays theirs)."""
+
+    def __init__(self, capacity_rows: int) -> None:
+        self._capacity = capacity_rows
+        self._rows = 0
+        self._entries: OrderedDict[tuple[int, int], tuple[list[Any], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def summary(self, rows: list[Any], make: Callable[[list[Any]], _S]) -> _S:
+        key = (id(rows[0]), len(rows))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and all(map(is_, entry[0], rows)):
+                self._entries.move_to_end(key)
+                return cast(_S, entry[1])
+        made = make(rows)
+        if len(rows) <= self._capacity:
+            with self._lock:
+                old = self._entries.pop(key, None)
+                self._rows += len(rows) - (0 if old is None else len(old[0]))
+                self._entries[key] = (rows, made)
+                while self._rows > self._capacity:
+                    _, (evicted, _) = self._entries.popitem(last=False)
+                    self._rows -= len(evicted)
+        return made
+
+
+# As many rows as the store keeps decoded (``DECODED_ROWS``): references to the same rows.
+_MEMO: Final = _DayMemo(100_000)
+
+
+def _by_day(rows: Iterable[_R]) -> dict[str, list[_R]]:
+    days: dict[str, list[_R]] = {}
+    for day, run in groupby(rows, _day_of):
+        found = days.get(day)
+        if found is None:
+            days[day] = list(run)
+        else:
+            found.extend(run)
+    return days
+
+
+class Summaries:
+    """The report's figures for unfiltered rows from per-day summaries (the same figures
+    as ``totals``, ``breakdown``, ``trend``, ``anomalies`` and ``unknown_models`` of the
+    rows: tests/unit/test_usage_report_fold.py)."""
+
+    def __init__(self, rows: Sequence[DailyRollup], user_rows: Sequence[UserDailyRollup]) -> None:
+        self._rows = rows
+        self._days: dict[str, DaySummary] = {
+            day: _MEMO.summary(run, _summarize_day) for day, run in _by_day(rows).items()
+        }
+        self._users: dict[str, dict[str, _Sum]] = {
+            day: _MEMO.summary(run, _summarize_user_day) for day, run in _by_day(user_rows).items()
+        }
+
+    def _of(self, days: Iterable[str]) -> list[DaySummary]:
+        return [self._days[day] for day in days if day in self._days]
+
+    def totals(self, days: Sequence[str]) -> UsageTotals:
+        return UsageTotals(**_totals_fields(_merged(s.total for s in self._of(days))))
+
+    def breakdown(
+        self, days: Sequence[str], dimensions: Sequence[Dimension]
+    ) -> dict[Dimension, list[BreakdownRow]]:
+        found: dict[Dimension, list[BreakdownRow]] = {}
+        for dimension in dimensions:
+            grouped: dict[str, list[_Sum]] = {}
+            if dimension == "day":
+                grouped = {day: [self._days[day].total] for day in days if day in self._days}
+            elif dimension == "user":
+                for day in days:
+                    for value, part in self._users.get(day, {}).items():
+                        grouped.setdefault(value, []).append(part)
+            else:
+                for summary in self._of(days):
+                    for value, part in summary.by[dimension].items():
+                        grouped.setdefault(value, []).append(part)
+            sums = {value: _merged(parts) for value, parts in grouped.items()}
+            found[dimension] = _breakdown_rows(sums, dimension)
+        return found
+
+    def trend(self, days: Sequence[str], period: PeriodRange) -> Trend:
+        current, previous = self._of(days), self._of(previous_days(period))
+        return _trend(
+            sum(s.total.counts[_COST] for s in current),
+            sum(s.total.counts[_COST] for s in previous),
+            sum(s.total.counts[_REQUESTS] for s in current),
+            sum(s.total.counts[_REQUESTS] for s in previous),
+            period,
+        )
+
+    def anomalies(self, period: PeriodRange) -> list[Anomaly]:
+        days = [*lookback_days(period), *days_of(period)]
+        costs = {day: s.total.counts[_COST] for day in days if (s := self._days.get(day))}
+        return _anomalies(
+            # The rows of days outside the window are never read for a driver: all may go.
+            find_anomalies(self._rows, days_of(period), day_costs=costs)
+        )
+
+    def unknown_models(self, days: Sequence[str]) -> list[UnknownModel]:
+        unpriced: dict[tuple[str, str], int] = {}
+        for summary in self._of(days):
+            for key, count in summary.unpriced.items():
+                if count > 0:
+                    unpriced[key] = unpriced.get(key, 0) + count
+        return _unknown_models(unpriced)
 
 
 # --- the report ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ of the first bin whose cumulative count passes it (the "lower" empirical quantil
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Final
 
@@ -79,30 +79,47 @@ def merge_all(sketches: Iterable[Mapping[str, int]]) -> Sketch:
     return total
 
 
+@lru_cache(maxsize=8192)
 def _order(key: str) -> float:
     return -math.inf if key == ZERO_KEY else int(key)
 
 
+def quantiles(sketch: Mapping[str, int], qs: Sequence[float]) -> list[float | None]:
+    """The ``qs`` quantiles (each 0..1) of the sketched values, from one sort of the bins;
+    None each for an empty sketch."""
+    if not all(0 <= q <= 1 for q in qs):
+        raise ValueError("q must be within 0..1")
+    keys = sorted((k for k, c in sketch.items() if c > 0), key=_order)
+    total = sum(sketch[k] for k in keys)
+    if total == 0:
+        return [None for _ in qs]
+    found: list[float | None] = []
+    for q in qs:
+        rank = q * (total - 1)
+        seen = 0
+        for key in keys:
+            seen += sketch[key]
+            if seen > rank:
+                found.append(bin_value(key))
+                break
+        else:
+            found.append(bin_value(keys[-1]))
+    return found
+
+
 def quantile(sketch: Mapping[str, int], q: float) -> float | None:
     """The ``q`` quantile (0..1) of the sketched values; None for an empty sketch."""
-    if not 0 <= q <= 1:
-        raise ValueError("q must be within 0..1")
-    bins = sorted(((k, c) for k, c in sketch.items() if c > 0), key=lambda kc: _order(kc[0]))
-    total = sum(count for _, count in bins)
-    if total == 0:
-        return None
-    rank = q * (total - 1)
-    seen = 0
-    for key, count in bins:
-        seen += count
-        if seen > rank:
-            return bin_value(key)
-    return bin_value(bins[-1][0])
+    return quantiles(sketch, (q,))[0]
 
 
 def latency_quantile(sketch: Mapping[str, int], q: float) -> float | None:
     """Latency quantile in ms from a ``latency_sketch``."""
     return quantile(sketch, q)
+
+
+def latency_quantiles(sketch: Mapping[str, int], qs: Sequence[float]) -> list[float | None]:
+    """Latency quantiles in ms from a ``latency_sketch``, one sort for all."""
+    return quantiles(sketch, qs)
 
 
 def output_quantile(sketch: Mapping[str, int], q: float) -> float | None:
