@@ -19,14 +19,12 @@ answer quotes are the numbers here.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import groupby
-from operator import attrgetter, is_
-from typing import Any, Final, TypeVar, cast
+from operator import attrgetter
+from typing import Any, Final, TypeVar
 
 from shared.models.dimensions import DIMENSIONS, Dimension
 from shared.models.findings import (
@@ -47,6 +45,7 @@ from shared.usage.anomalies import (
     find_anomalies,
     window_days,
 )
+from shared.usage.memo import RowsMemo
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 from shared.usage.savings import cents, nanousd_to_usd
 from shared.usage.sketches import latency_quantiles
@@ -436,9 +435,7 @@ def _unknown_models(unpriced: Mapping[tuple[str, str], int]) -> list[UnknownMode
 # A day's rows summed per model, provider and feature (and per user), so that a report over
 # the period folds days x (models + providers + features + users) sums rather than every
 # (day, provider, model, feature) row. A day's summary is kept while the very same row
-# objects come again (the store hands out a past day's decoded rows unchanged until its
-# document is rewritten: ``shared.store.usage.DecodedDays``): checked object by object,
-# so a summary is never used for rows it was not made of.
+# objects come again (``shared.usage.memo``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,40 +475,8 @@ def _summarize_user_day(rows: Sequence[UserDailyRollup]) -> dict[str, _Sum]:
     return {value: _sum_rows(group) for value, group in _groups(rows, "user").items()}
 
 
-_S = TypeVar("_S")
-
-
-class _DayMemo:
-    """Summaries by the day rows they were made of, least recently used out first, bounded
-    by the rows they hold (the rows are held too, so their identity stays theirs)."""
-
-    def __init__(self, capacity_rows: int) -> None:
-        self._capacity = capacity_rows
-        self._rows = 0
-        self._entries: OrderedDict[tuple[int, int], tuple[list[Any], Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def summary(self, rows: list[Any], make: Callable[[list[Any]], _S]) -> _S:
-        key = (id(rows[0]), len(rows))
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and all(map(is_, entry[0], rows)):
-                self._entries.move_to_end(key)
-                return cast(_S, entry[1])
-        made = make(rows)
-        if len(rows) <= self._capacity:
-            with self._lock:
-                old = self._entries.pop(key, None)
-                self._rows += len(rows) - (0 if old is None else len(old[0]))
-                self._entries[key] = (rows, made)
-                while self._rows > self._capacity:
-                    _, (evicted, _) = self._entries.popitem(last=False)
-                    self._rows -= len(evicted)
-        return made
-
-
-# As many rows as the store keeps decoded (``DECODED_ROWS``): references to the same rows.
-_MEMO: Final = _DayMemo(100_000)
+# As many rows as the store keeps decoded (``DECODED_ROWS``), and as many of the per-user.
+_SUMMARIES: Final[RowsMemo[Any]] = RowsMemo(100_000)
 
 
 def _by_day(rows: Iterable[_R]) -> dict[str, list[_R]]:
@@ -533,10 +498,10 @@ class Summaries:
     def __init__(self, rows: Sequence[DailyRollup], user_rows: Sequence[UserDailyRollup]) -> None:
         self._rows = rows
         self._days: dict[str, DaySummary] = {
-            day: _MEMO.summary(run, _summarize_day) for day, run in _by_day(rows).items()
+            day: _SUMMARIES.of(run, _summarize_day) for day, run in _by_day(rows).items()
         }
         self._users: dict[str, dict[str, _Sum]] = {
-            day: _MEMO.summary(run, _summarize_user_day) for day, run in _by_day(user_rows).items()
+            day: _SUMMARIES.of(run, _summarize_user_day) for day, run in _by_day(user_rows).items()
         }
 
     def _of(self, days: Iterable[str]) -> list[DaySummary]:

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, Final, TypeVar
 
 from shared import pricing
 from shared.models.findings import PricesBasis
 from shared.price_book import PriceBook, PriceEntry
+from shared.usage.memo import RowsMemo
 from shared.usage.rollups import DailyRollup, UserDailyRollup
 
 _R = TypeVar("_R", DailyRollup, UserDailyRollup)
@@ -161,9 +164,20 @@ def prices_basis(book: PriceBook) -> PricesBasis:
 
 
 def reprice(rows: Sequence[_R], book: PriceBook) -> list[_R]:
-    """``rows`` at ``book``'s prices (the same rows, in order; unchanged ones as they are)."""
+    """``rows`` at ``book``'s prices (the same rows, in order; unchanged ones as they are).
+
+    A day's rows at a book are kept while the very same rows come again with an equal book
+    (``shared.usage.memo``): a past day's rows are read again by every question, and
+    repricing them costs more than the rest of the read."""
     if not book.custom:
         return list(rows)
+    found: list[_R] = []
+    for _, run in groupby(rows, _day_of):
+        found.extend(_REPRICED.of(list(run), lambda day: _reprice(day, book), tag=book))
+    return found
+
+
+def _reprice(rows: Sequence[_R], book: PriceBook) -> list[_R]:
     # One decision per (provider, model, day, unpriced), not per row (a read holds many
     # features and users of one model and day).
     decided: dict[tuple[str, str, str, bool], _How] = {}
@@ -175,3 +189,8 @@ def reprice(rows: Sequence[_R], book: PriceBook) -> list[_R]:
         how = decided[key]
         found.append(row if how is None else _apply(row, how))
     return found
+
+
+# As many rows as the store keeps decoded (``DECODED_ROWS``), and as many of the per-user.
+_REPRICED: Final[RowsMemo[Any]] = RowsMemo(100_000)
+_day_of: Final = attrgetter("day")

@@ -30,7 +30,7 @@ from shared.models.findings import (
 from shared.models.period import AbsolutePeriod, PeriodRange
 from shared.models.usage import UsageRecord, usage_record
 from shared.price_book import PriceBook, PriceEntry
-from shared.usage import report, sketches
+from shared.usage import report, repricing, sketches
 from shared.usage.repricing import reprice
 from shared.usage.rollups import DailyRollup, UserDailyRollup, accumulate
 from shared.usage.savings import cents, nanousd_to_usd
@@ -400,3 +400,20 @@ def test_period_is_fixed() -> None:
     # The reference above reads PERIOD's days; a change of the period changes what is tested.
     assert isinstance(PERIOD, PeriodRange)
     assert report.days_of(PERIOD)[-1] == END.isoformat()
+
+
+def test_rows_at_a_book_are_kept_for_the_same_rows_and_an_equal_book() -> None:
+    batch = accumulate(random_records(11))
+    daily = store_order(batch.daily.values(), DailyRollup)
+    first = reprice(daily, BOOK)
+    # Each row priced by hand, row by row, as the rows are the first time.
+    assert first == [repricing._reprice([row], BOOK)[0] for row in daily]
+    # An equal book (a new object, as each request builds its own): the same objects.
+    again = reprice(list(daily), PriceBook.of(BOOK.entries))
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    # Another book, or other rows: priced again.
+    other = PriceBook.of([PriceEntry("openai", "gpt-4o", discount_pct=Decimal(50))])
+    assert reprice(daily, other) == [repricing._reprice([row], other)[0] for row in daily]
+    changed = [*daily[:-1], daily[-1].model_copy(update={"input_tokens": 10**6})]
+    assert reprice(changed, BOOK)[-1] == repricing._reprice([changed[-1]], BOOK)[0]
+    assert reprice(changed, BOOK)[-1] != first[-1]
