@@ -440,11 +440,11 @@ def _unknown_models(unpriced: Mapping[tuple[str, str], int]) -> list[UnknownMode
 
 @dataclass(frozen=True, slots=True)
 class DaySummary:
-    """One day's ``DailyRollup`` rows summed: in all, and per value of each dimension."""
+    """One day's ``DailyRollup`` rows summed: in all, per (provider, model), per feature."""
 
     total: _Sum
-    by: dict[Dimension, dict[str, _Sum]]
-    unpriced: dict[tuple[str, str], int]
+    pairs: dict[tuple[str, str], _Sum]
+    features: dict[str, _Sum]
 
 
 def _summarize_day(rows: Sequence[DailyRollup]) -> DaySummary:
@@ -455,19 +455,11 @@ def _summarize_day(rows: Sequence[DailyRollup]) -> DaySummary:
             cells[key] = list(run)
         else:
             cell.extend(run)
-    summed = {key: _sum_rows(cell) for key, cell in cells.items()}
-    by: dict[Dimension, dict[str, _Sum]] = {}
-    pair_dimensions: tuple[tuple[Dimension, int], ...] = (("provider", 0), ("model", 1))
-    for dimension, index in pair_dimensions:
-        grouped: dict[str, list[_Sum]] = {}
-        for key, part in summed.items():
-            grouped.setdefault(key[index], []).append(part)
-        by[dimension] = {value: _merged(parts) for value, parts in grouped.items()}
-    by["feature"] = {value: _sum_rows(group) for value, group in _groups(rows, "feature").items()}
+    pairs = {key: _sum_rows(cell) for key, cell in cells.items()}
     return DaySummary(
-        total=_merged(summed.values()),
-        by=by,
-        unpriced={key: part.counts[_UNPRICED] for key, part in summed.items()},
+        total=_merged(pairs.values()),
+        pairs=pairs,
+        features={value: _sum_rows(group) for value, group in _groups(rows, "feature").items()},
     )
 
 
@@ -503,12 +495,26 @@ class Summaries:
         self._users: dict[str, dict[str, _Sum]] = {
             day: _SUMMARIES.of(run, _summarize_user_day) for day, run in _by_day(user_rows).items()
         }
+        self._pair_sums: dict[tuple[str, ...], dict[tuple[str, str], _Sum]] = {}
 
     def _of(self, days: Iterable[str]) -> list[DaySummary]:
         return [self._days[day] for day in days if day in self._days]
 
+    def _pairs(self, days: Sequence[str]) -> dict[tuple[str, str], _Sum]:
+        """The days summed per (provider, model): the model and provider breakdowns and the
+        totals merge these (a few per model) rather than every day's."""
+        found = self._pair_sums.get(tuple(days))
+        if found is None:
+            grouped: dict[tuple[str, str], list[_Sum]] = {}
+            for summary in self._of(days):
+                for key, part in summary.pairs.items():
+                    grouped.setdefault(key, []).append(part)
+            found = {key: _merged(parts) for key, parts in grouped.items()}
+            self._pair_sums[tuple(days)] = found
+        return found
+
     def totals(self, days: Sequence[str]) -> UsageTotals:
-        return UsageTotals(**_totals_fields(_merged(s.total for s in self._of(days))))
+        return UsageTotals(**_totals_fields(_merged(self._pairs(days).values())))
 
     def breakdown(
         self, days: Sequence[str], dimensions: Sequence[Dimension]
@@ -522,10 +528,14 @@ class Summaries:
                 for day in days:
                     for value, part in self._users.get(day, {}).items():
                         grouped.setdefault(value, []).append(part)
-            else:
+            elif dimension == "feature":
                 for summary in self._of(days):
-                    for value, part in summary.by[dimension].items():
+                    for value, part in summary.features.items():
                         grouped.setdefault(value, []).append(part)
+            else:
+                index = 0 if dimension == "provider" else 1
+                for key, part in self._pairs(days).items():
+                    grouped.setdefault(key[index], []).append(part)
             sums = {value: _merged(parts) for value, parts in grouped.items()}
             found[dimension] = _breakdown_rows(sums, dimension)
         return found
@@ -549,12 +559,10 @@ class Summaries:
         )
 
     def unknown_models(self, days: Sequence[str]) -> list[UnknownModel]:
-        unpriced: dict[tuple[str, str], int] = {}
-        for summary in self._of(days):
-            for key, count in summary.unpriced.items():
-                if count > 0:
-                    unpriced[key] = unpriced.get(key, 0) + count
-        return _unknown_models(unpriced)
+        pairs = self._pairs(days).items()
+        return _unknown_models(
+            {key: part.counts[_UNPRICED] for key, part in pairs if part.counts[_UNPRICED]}
+        )
 
 
 # --- the report ---------------------------------------------------------------------------
