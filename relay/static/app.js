@@ -76,7 +76,8 @@ function inline(text) {
   return out;
 }
 
-// Markdown-ish text to DOM: ``` fences, "- " and "1. " lists, paragraphs, inline marks.
+// Markdown-ish text to DOM: ``` fences, "- " and "1. " lists, paragraphs, a line in _italics_,
+// inline marks.
 function renderText(text) {
   const root = h("div", { class: "prose" });
   const chunks = text.split(/^```[^\n]*\n([\s\S]*?)^```\s*$/m);
@@ -98,7 +99,10 @@ function renderText(text) {
           list = null;
           if (para) para.append(h("br"));
           else root.append((para = h("p")));
-          para.append(...inline(line));
+          // A line wholly in _underscores_ is an aside (a what-if's caveat); underscores inside
+          // a line stay as they are (feature names).
+          const aside = line.match(/^_(\S(?:.*\S)?)_$/);
+          para.append(...(aside ? [h("em", {}, ...inline(aside[1]))] : inline(line)));
         }
       }
     }

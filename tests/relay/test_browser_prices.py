@@ -173,6 +173,9 @@ def test_a_what_if_answer_shows_its_table_and_says_at_your_prices(
         f"{money(what_if['output_usd_per_mtok'])} output per million tokens"
     )
     expect(run.get_by_test_id("whatif-caveat")).to_have_text(what_if["caveat"])
+    # The answer's own statement of the caveat is an aside, not underscores shown as text.
+    expect(answer.locator(".prose em").filter(has_text=what_if["caveat"])).to_have_count(1)
+    assert "_Token counts" not in (answer.locator(".prose").text_content() or "")
     # The table's box scrolls, not the page.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "chat-what-if.png")
