@@ -467,8 +467,9 @@ def _summarize_user_day(rows: Sequence[UserDailyRollup]) -> dict[str, _Sum]:
     return {value: _sum_rows(group) for value, group in _groups(rows, "user").items()}
 
 
-# As many rows as the store keeps decoded (``DECODED_ROWS``), and as many of the per-user.
-_SUMMARIES: Final[RowsMemo[Any]] = RowsMemo(100_000)
+# As many rows as the store keeps decoded (``DECODED_ROWS``): mostly the same objects, so
+# the memo adds the summaries (small) rather than rows (~2 KB each).
+_SUMMARIES: Final[RowsMemo[Any]] = RowsMemo(50_000)
 
 
 def _by_day(rows: Iterable[_R]) -> dict[str, list[_R]]:

@@ -191,6 +191,7 @@ def _reprice(rows: Sequence[_R], book: PriceBook) -> list[_R]:
     return found
 
 
-# As many rows as the store keeps decoded (``DECODED_ROWS``), and as many of the per-user.
-_REPRICED: Final[RowsMemo[Any]] = RowsMemo(100_000)
+# As many rows as the store keeps decoded (``DECODED_ROWS``); the repriced copies are new
+# rows (~2 KB each): ~100 MB more at most, for a workspace with a book of its own.
+_REPRICED: Final[RowsMemo[Any]] = RowsMemo(50_000)
 _day_of: Final = attrgetter("day")
