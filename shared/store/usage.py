@@ -209,8 +209,8 @@ class KnownWindows:
 
 # A few hundred bytes a marker's state.
 KNOWN_WINDOWS: Final = 100_000
-# How long a window marker outlives its last call: the three slots it keeps (three days of
-# request hashes) and a day to spare for calls that arrive late.
+# How long a window marker outlives its last write or call: a day's window and three to
+# spare for calls that arrive late.
 WINDOW_MARKER_TTL: Final = timedelta(days=4)
 
 
@@ -709,12 +709,16 @@ def _fields(done: Compaction) -> dict[str, int]:
 
 
 def _window_fields(slots: repeats.Slots) -> dict[str, Any]:
-    """A window marker as stored: its slots, and when Firestore's TTL may delete it (its
-    last call plus ``WINDOW_MARKER_TTL``: by then no call it could make a repeat can still
-    arrive in order, so the markers of hashes no longer seen do not pile up)."""
+    """A window marker as stored: its slots, and when Firestore's TTL may delete it:
+    ``WINDOW_MARKER_TTL`` after it is written or after its last call, whichever is later
+    (a hash seen again is written again at least once a slot), so the markers of hashes no
+    longer seen do not pile up, and a backfill of old calls keeps its markers while it runs."""
     last_us = max(last for _, last in slots.values())
     last = datetime.fromtimestamp(last_us / 1_000_000, UTC)
-    return {"slots": repeats.encode(slots), "expires_at": last + WINDOW_MARKER_TTL}
+    return {
+        "slots": repeats.encode(slots),
+        "expires_at": max(last, datetime.now(UTC)) + WINDOW_MARKER_TTL,
+    }
 
 
 def _doc_id(name: str) -> str:

@@ -30,10 +30,11 @@ Writes stay bounded (DESIGN §10): a marker is written when a call opens a slot,
 slots, or moves its slot's first or last time by more than ``slack_us``, not on every call;
 so a stored time may lag by up to ``slack_us``, and another process may miss a repeat whose
 gap is within ``slack_us`` of ``L`` (never count one twice: what a credit rests on, a new
-slot or a join, is always written, under the version read). Slots more than ``KEPT_SLOTS``
-before the newest are dropped: a call processed more than three windows (3 days; 15
-minutes for prefixes) after later calls of its hash is judged without the slots before
-them.
+slot or a join, is always written, under the version read). Slots more than
+``Window.kept_slots`` before the newest are dropped, so a marker stays small: a call
+processed after calls of its hash more than that later (62 days of request hashes, a day of
+prefix hashes: the reach of a backfill applied by several aggregators at once, in any
+order) is judged without them, and counts no repeat.
 """
 
 from __future__ import annotations
@@ -55,18 +56,18 @@ class Window:
     name: str  # the marker ids' prefix
     seconds: int  # L
     slack_us: int  # how far a slot's first or last time may move before it is written
+    kept_slots: int  # slots kept before the newest (how far out of order calls may arrive)
 
     @property
     def length_us(self) -> int:
         return self.seconds * _SECOND_US
 
 
-# Slots kept before the newest: a call processed up to this many windows after later ones
-# is still judged against everything before it.
-KEPT_SLOTS: Final = 3
-
-REQUEST: Final = Window("q", 86_400, 900 * _SECOND_US)
-PREFIX: Final = Window("p", 300, 10 * _SECOND_US)
+# Slots kept: aggregators apply batches of any days at once (a backfill, redeliveries), so a
+# call may be processed after calls of its hash days later; it is judged against the slots
+# kept. At most a few hundred small pairs a marker.
+REQUEST: Final = Window("q", 86_400, 900 * _SECOND_US, kept_slots=62)
+PREFIX: Final = Window("p", 300, 10 * _SECOND_US, kept_slots=288)
 
 
 def micros(ts: datetime) -> int:
@@ -113,7 +114,7 @@ def noted(slots: Slots, t_us: int, window: Window) -> dict[int, tuple[int, int]]
     first, last = slots.get(k, (t_us, t_us))
     out = dict(slots)
     out[k] = (min(first, t_us), max(last, t_us))
-    oldest = max(out) - KEPT_SLOTS
+    oldest = max(out) - window.kept_slots
     return {s: span for s, span in out.items() if s >= oldest}
 
 

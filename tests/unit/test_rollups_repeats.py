@@ -104,9 +104,11 @@ def test_writes_only_when_the_marker_moves_enough() -> None:
 
 def test_old_slots_are_dropped_when_noting() -> None:
     slots: dict[int, tuple[int, int]] = {}
-    for day in range(10):
+    for day in range(REQUEST.kept_slots + 10):
         slots = noted(slots, T0 + day * 24 * HOUR, REQUEST)
-    assert len(slots) == 4
+    assert len(slots) == REQUEST.kept_slots + 1
+    # A day's calls processed after calls 40 days later still find their own slot.
+    assert T0 // (24 * HOUR) + 40 in slots
 
 
 def test_the_stored_form_round_trips_and_refuses_anything_else() -> None:
