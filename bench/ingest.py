@@ -43,6 +43,7 @@ from shared.agents.pipeline import CHAT_DIMENSIONS
 from shared.agents.trace import EventLog
 from shared.models.period import resolve_token
 from shared.models.usage import UsageRecord
+from shared.price_book import PriceBook
 from shared.store import raw_writes
 from shared.store.usage import COMMITTERS, WORKSPACES, FirestoreUsageStore, commit_chunks
 from shared.usage import report as usage_report
@@ -247,6 +248,7 @@ def main() -> None:
                 "ninety",
                 period,
                 dimensions=CHAT_DIMENSIONS,
+                book=PriceBook.LIST,
             ),
         )
         raw_all, raw_all_s = median_ms(
@@ -257,7 +259,10 @@ def main() -> None:
             ),
         )
         full, full_s = median_ms(
-            5, lambda: measure(EventLog().agent("data", "bench"), store, "ninety", period)
+            5,
+            lambda: measure(
+                EventLog().agent("data", "bench"), store, "ninety", period, book=PriceBook.LIST
+            ),
         )
     rows = [
         ["emulator batched writes, plain docs via batch.set, docs/s", round(client_docs), ""],

@@ -162,7 +162,7 @@ def main() -> None:
     with bench_stack(APEX_FUNCTION_CALLS_PER_MINUTE=CALLS_PER_MINUTE) as running:
         os.environ.update(running.env)
         store = FirestoreUsageStore(firestore.Client(project=running.project))
-        url = f"{running.functions['otlp_ingest']}/v1/traces"
+        url = running.functions["otlp_ingest"].rstrip("/") + "/v1/traces"
         for n in range(args.rounds):
             run = uuid.uuid4().hex[:8]
             spans = make_spans(args.spans, run, seed=n)

@@ -411,7 +411,7 @@ def print_table(running: RunningStack, out: TextIO = sys.stdout) -> None:
     rows.append(("budget tick", f"every {running.budget_tick_s:g} s (APEX_BUDGET_TICK_S)"))
     rows.append(("demo user", f"{DEMO_EMAIL} / {running.demo_password} (workspace demo)"))
     rows.append(("demo ingest key", f"{running.demo_ingest_key} (also in {running.demo_key_file})"))
-    traces = f"{running.functions['otlp_ingest']}/v1/traces"
+    traces = running.functions["otlp_ingest"].rstrip("/") + "/v1/traces"
     rows.append(("OTLP traces endpoint", traces))
     width = max(len(r[0]) for r in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]

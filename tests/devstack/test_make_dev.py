@@ -94,18 +94,25 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     try:
         yield Dev(proc, state_dir)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=30)
         assert proc.stdout is not None
-        proc.stdout.close()
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=30)
+        finally:
+            # A stack that did not stop in time is killed, and its pipe closed either way
+            # (left open, it surfaces as a ResourceWarning in a later test).
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+            proc.stdout.close()
 
 
 def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
     dev: Dev, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ready = dev.wait_for(r"ready in ([\d.]+) s", READY_TIMEOUT_S)
-    assert float(ready.group(1)) < 60
+    # Ready within READY_TIMEOUT_S (how long it takes is a figure for bench/, not a test).
+    dev.wait_for(r"ready in ([\d.]+) s", READY_TIMEOUT_S)
     password = re.search(r"demo@apex\.test / (\S+) \(workspace demo\)", "".join(dev.lines))
     assert password, "the demo user's password is printed"
 
@@ -178,7 +185,9 @@ def test_make_dev_starts_the_stack_writes_endpoints_and_stops_cleanly(
         assert sent.json() == {"accepted": 1, "rejected": []}
     # The printed OpenTelemetry settings, as an exporter reads them, reach workspace demo too.
     otel = dict(re.findall(r"export (OTEL_EXPORTER_OTLP_\w+)=(\S+)", "".join(dev.lines)))
-    assert otel["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == functions["otlp_ingest"] + "/v1/traces"
+    assert otel["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == (
+        functions["otlp_ingest"].rstrip("/") + "/v1/traces"
+    )
     name, _, value = otel["OTEL_EXPORTER_OTLP_HEADERS"].partition("=")
     assert (name, unquote(value)) == ("Authorization", f"Bearer {key}")
     exported = httpx.post(
