@@ -54,8 +54,16 @@ def _port_problem(host: str, port: int) -> str | None:
         return f"cannot bind {host}:{port}: {exc.strerror or exc}"
 
 
+KEEPALIVE_EXPIRY_S = 1.0
+
+
 async def serve(host: str, port: int) -> int:
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=256)) as http:
+    # Idle connections are dropped before an endpoint's own keep-alive timeout (gunicorn's,
+    # under functions-framework, is 2 s; httpx keeps them 5 s): a push sent on a connection
+    # the server has just closed fails before it arrives, and counted as a delivery attempt
+    # that the endpoint never saw (a retried webhook test caught attempt 3 of 5 missing).
+    limits = httpx.Limits(max_connections=256, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    async with httpx.AsyncClient(limits=limits) as http:
 
         def start_push(sub: SubscriptionState) -> PushDeliverer:
             return PushWorker(sub, http)
