@@ -24,12 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 from google.cloud import firestore
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.emulators import EmulatorHosts
 from devstack.procs import free_port, wait_ready
 from devstack.stack import DevConfig, RunningStack, relay_process, relay_ready
 from devstack.synthetic import generate
+from tests.support.browser import PageWatch, launch, offline_context
 from tests.support.relay import (
     ChatUser,
     OwnRelay,
@@ -108,3 +110,23 @@ def start_relay(relay_stack: RunningStack, tmp_path: Path) -> Iterator[Callable[
     yield start
     for own in started:
         own.process.stop()
+
+
+# --- headless Chromium (the page tests) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for a module's page tests (tests/support/browser.py: /usr/bin/chromium)."""
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[tuple[BrowserContext, PageWatch]]:
+    """A fresh browser context per test, offline but for the stack, its faults watched."""
+    context, watch = offline_context(browser)
+    yield context, watch
+    context.close()

@@ -20,7 +20,6 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,8 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     Page,
-    Playwright,
     WebSocketRoute,
     expect,
-    sync_playwright,
 )
 
 from devstack.stack import RunningStack
@@ -42,7 +39,7 @@ from shared.budgets.tick import messages_of
 from shared.bus import Bus
 from shared.models.budgets import NotificationDoc, Period
 from tests.data.score import score
-from tests.support.browser import ARTIFACTS, PHONE, ROOT, PageWatch, launch, offline_context
+from tests.support.browser import ARTIFACTS, PHONE, ROOT, PageWatch, offline_context
 from tests.support.browser import open_page as support_open_page
 from tests.support.event_sequence import check_sequence
 from tests.support.relay import PlantedUser, auth_default_project
@@ -61,26 +58,6 @@ def shopper(relay_stack: RunningStack, planted_chat_user: PlantedUser) -> Plante
         f"the browser SDK's sign-in for {served!r} only: the page could not sign in"
     )
     return planted_chat_user
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[tuple[BrowserContext, PageWatch]]:
-    context, watch = offline_context(browser)
-    yield context, watch
-    context.close()
 
 
 def open_page(context: BrowserContext, watch: PageWatch, relay: str) -> Page:

@@ -11,19 +11,18 @@ the target's prices and the caveat, each figure the optimization agent's. The da
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from google.cloud import firestore
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.stack import RunningStack
 from devstack.synthetic import generate
-from tests.support.browser import PageWatch, launch, offline_context, open_page, screenshot
+from tests.support.browser import PageWatch, open_page, screenshot
 from tests.support.browser import sign_in as chat_sign_in
 from tests.support.relay import ChatUser, auth_default_project
 from tests.support.stack import Caller, ingest
@@ -63,21 +62,6 @@ def priced(relay_stack: RunningStack) -> ChatUser:
     )
     assert put.status_code == 200, put.text
     return user
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[tuple[BrowserContext, PageWatch]]:
-    context, watch = offline_context(browser)
-    yield context, watch
-    context.close()
 
 
 def run_events(stack: RunningStack, user: ChatUser, run_id: str) -> list[dict[str, Any]]:

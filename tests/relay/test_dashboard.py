@@ -30,7 +30,7 @@ import httpx
 import pytest
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.stack import RunningStack
@@ -46,7 +46,6 @@ from tests.support.browser import (
     PHONE,
     ROOT,
     PageWatch,
-    launch,
     offline_context,
     watched_page,
 )
@@ -115,14 +114,6 @@ def reader(relay_stack: RunningStack, team: Team) -> ChatUser:
         user = verified_chat_user(auth)
     team.workspaces.join(team.owner, team.workspace, user, "member")
     return user
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

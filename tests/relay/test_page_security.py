@@ -5,15 +5,14 @@ not run while the app itself still signs in and connects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from devstack.stack import RunningStack
 from relay.headers import FIREBASE_AUTH_ORIGINS, content_security_policy
-from tests.support.browser import launch, offline_context, open_page, sign_in
+from tests.support.browser import offline_context, open_page, sign_in
 from tests.support.relay import ChatUser
 
 
@@ -81,14 +80,6 @@ def test_the_policy_names_googles_auth_endpoints_without_an_emulator() -> None:
     sneaky = _directives(content_security_policy("x; script-src *", False, [], None))
     assert sneaky["script-src"] == ["'self'"]
     assert sneaky["connect-src"] == ["'self'", *FIREBASE_AUTH_ORIGINS]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 # What an attacker who gets markup into the page would try: an inline script, and an inline
