@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.pubsub_v1 import PublisherClient
 
 from devstack.auth_emulator import AuthEmulator, SignedIn
 from devstack.emulators import EmulatorHosts, EmulatorPorts, Emulators
 from devstack.teams import join
 from shared.store.workspaces import FirestoreWorkspaceStore
+from shared.topology import load_topology
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -101,3 +103,10 @@ def join_workspace(project: str, workspace: str, uid: str, email: str) -> None:
         join(FirestoreWorkspaceStore(db), workspace, uid, email, "member")
     finally:
         db.close()
+
+
+def create_topics(project: str) -> None:
+    """Every topic of the topology on the Pub/Sub emulator (what a function publishes to)."""
+    publisher = PublisherClient()
+    for topic in load_topology().topics:
+        publisher.create_topic(name=publisher.topic_path(project, topic.name))

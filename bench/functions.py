@@ -20,13 +20,11 @@ from typing import Any
 
 import httpx
 from google.cloud import firestore
-from google.cloud.pubsub_v1 import PublisherClient
 
-from bench.common import emulators, new_user, report, summary_ms
+from bench.common import create_topics, emulators, new_user, report, summary_ms
 from devstack.procs import free_port
 from devstack.synthetic import generate
 from shared.store.usage import FirestoreUsageStore
-from shared.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-bench"
@@ -104,9 +102,7 @@ def main() -> None:
     with emulators(PROJECT) as hosts:
         os.environ["APEX_FUNCTION_CALLS_PER_MINUTE"] = "1000000"
         os.environ["APEX_CHAT_MESSAGES_PER_MINUTE"] = "1000000"
-        publisher = PublisherClient()
-        for topic in load_topology().topics:
-            publisher.create_topic(name=publisher.topic_path(PROJECT, topic.name))
+        create_topics(PROJECT)
         db = firestore.Client(project=PROJECT)
         yesterday = datetime.now(UTC).date() - timedelta(days=1)
         FirestoreUsageStore(db).apply(WORKSPACE, generate(end=yesterday).records)

@@ -26,14 +26,12 @@ from typing import Any
 import httpx
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
-from google.cloud.pubsub_v1 import PublisherClient
 
-from bench.common import emulators, new_user, report, summary_ms
+from bench.common import create_topics, emulators, new_user, report, summary_ms
 from bench.functions import start
 from shared.models.period import resolve_token
 from shared.models.usage import UsageRecord, usage_record
 from shared.store.usage import WORKSPACES, FirestoreUsageStore
-from shared.topology import load_topology
 from shared.usage import report as usage_report
 from shared.usage.layout import USAGE_DAILY_COLLECTION, USAGE_DAILY_USERS_COLLECTION
 
@@ -149,9 +147,7 @@ def main() -> None:
     with emulators(PROJECT) as hosts:
         os.environ["APEX_FUNCTION_CALLS_PER_MINUTE"] = "1000000"
         os.environ["APEX_WORKSPACE_CALLS_PER_MINUTE"] = "1000000"
-        publisher = PublisherClient()
-        for topic in load_topology().topics:
-            publisher.create_topic(name=publisher.topic_path(PROJECT, topic.name))
+        create_topics(PROJECT)
         db = firestore.Client(project=PROJECT)
         started = time.perf_counter()
         records = load(db, args.models_per_feature, args.calls)
